@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine or a developer's: installs what it needs
+# (npm packages, zstd/bzip2, Ceph RGW), builds, starts the servers, runs vitest, stops them.
+#   npm test                 everything
+#   npm test -- test/stream  only some files (arguments go to vitest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "test.sh: $*" >&2; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq -o DPkg::Lock::Timeout=300
+  apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null
+}
+
+# Command-line tools the tests use to check archives the way users would (zstd -d, sha256sum -c).
+apt_install zstd bzip2 coreutils
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+
+log "building"
+npm run --silent build
+
+STARTED_RGW=0
+cleanup() {
+  if [ "$STARTED_RGW" = 1 ]; then scripts/rgw.sh stop || true; fi
+}
+trap cleanup EXIT
+
+if ! scripts/rgw.sh status >/dev/null 2>&1; then
+  scripts/rgw.sh start
+  STARTED_RGW=1
+fi
+# shellcheck disable=SC1091
+source "${RGW_DIR:-/tmp/zfs-offsite-rgw}/env"
+
+log "running vitest"
+npx vitest run "$@"

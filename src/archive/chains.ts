@@ -1,0 +1,50 @@
+import type { Manifest } from './manifest.js';
+
+export interface Chain {
+  /** The full stream the chain starts from; undefined for streams whose base is missing. */
+  root?: Manifest;
+  /** Streams in order from the root; several branches are flattened in time order. */
+  streams: Manifest[];
+  /** Snapshot names reachable through the chain, in order. */
+  snapshots: string[];
+}
+
+/**
+ * Groups a dataset's streams into chains by following fromguid → toguid links. A stream
+ * whose base GUID is in no other stream goes to `broken`. Pure.
+ */
+export function buildChains(streams: readonly Manifest[]): { chains: Chain[]; broken: Manifest[] } {
+  const byToGuid = new Map<string, Manifest>();
+  for (const m of streams) for (const s of m.substreams) byToGuid.set(s.toguid, m);
+  const rootOf = new Map<Manifest, Manifest | null>();
+  const findRoot = (m: Manifest, seen = new Set<Manifest>()): Manifest | null => {
+    const known = rootOf.get(m);
+    if (known !== undefined) return known;
+    if (seen.has(m)) return null; // a cycle can only come from edited manifests
+    seen.add(m);
+    const base = m.substreams[0]?.fromguid ?? '0';
+    let root: Manifest | null;
+    if (base === '0') root = m;
+    else {
+      const parent = byToGuid.get(base);
+      root = parent && parent !== m ? findRoot(parent, seen) : null;
+    }
+    rootOf.set(m, root);
+    return root;
+  };
+  const chains = new Map<Manifest, Chain>();
+  const broken: Manifest[] = [];
+  const ordered = [...streams].sort((a, b) => a.streamId.localeCompare(b.streamId));
+  for (const m of ordered) {
+    const root = findRoot(m);
+    if (!root) {
+      broken.push(m);
+      continue;
+    }
+    let chain = chains.get(root);
+    if (!chain) chains.set(root, (chain = { root, streams: [], snapshots: [] }));
+    chain.streams.push(m);
+    for (const s of m.substreams) chain.snapshots.push(s.toname.slice(s.toname.indexOf('@') + 1));
+  }
+  return { chains: [...chains.values()], broken };
+}

@@ -1,0 +1,78 @@
+import { hostname } from 'node:os';
+import type { StreamSummary, SubstreamInfo } from '../stream/validator.js';
+import { splitSnapshotName } from './keys.js';
+import { type Manifest, type ManifestChunk, type ManifestSubstream, MANIFEST_FORMAT, MANIFEST_VERSION } from './manifest.js';
+import type { StreamIdentity } from './writer.js';
+
+const OBJSET_TYPES: Record<number, ManifestSubstream['objsetType']> = { 2: 'filesystem', 3: 'volume' };
+
+function isoSeconds(unixSeconds: number): string {
+  return new Date(unixSeconds * 1000).toISOString();
+}
+
+function word(w: bigint): string {
+  return w.toString(16).padStart(16, '0');
+}
+
+export function describeSubstream(s: SubstreamInfo): ManifestSubstream {
+  return {
+    toname: s.toname,
+    toguid: s.toguid.toString(),
+    fromguid: s.fromguid.toString(),
+    creation: isoSeconds(s.creationTime),
+    objsetType: OBJSET_TYPES[s.objsetType] ?? 'other',
+    features: s.features,
+    featureFlags: s.featureFlags,
+    beginFlags: s.beginFlags,
+    raw: s.raw,
+    clone: s.clone,
+    bytes: s.bytes,
+    records: s.records,
+    endChecksum: s.endChecksum.map(word),
+  };
+}
+
+export interface ManifestInputs {
+  identity: StreamIdentity;
+  summary: StreamSummary;
+  sha256: string;
+  chunks: ManifestChunk[];
+  chunkSize: number;
+  level: number;
+  sendArgs: string[] | null;
+  zfsVersion: string | null;
+  fromName: string;
+  startedAt: Date;
+  toolVersion: string;
+}
+
+/** Turns what the validator proved about the stream into the manifest (design.md, "Manifest"). */
+export function buildManifest(i: ManifestInputs): Manifest {
+  const subs = i.summary.substreams;
+  const first = subs[0]!;
+  const last = subs[subs.length - 1]!;
+  return {
+    format: MANIFEST_FORMAT,
+    formatVersion: MANIFEST_VERSION,
+    toolVersion: i.toolVersion,
+    streamId: i.identity.streamId,
+    dataset: i.identity.dataset,
+    kind: first.fromguid === 0n ? 'full' : 'incr',
+    to: { name: splitSnapshotName(last.toname).snapshot, guid: last.toguid.toString(), creation: isoSeconds(last.creationTime) },
+    from: first.fromguid === 0n ? null : { name: i.fromName, guid: first.fromguid.toString() },
+    raw: subs.every((s) => s.raw),
+    compound: i.summary.compound,
+    substreams: subs.map(describeSubstream),
+    sendArgs: i.sendArgs,
+    zfsVersion: i.zfsVersion,
+    host: hostname(),
+    startedAt: i.startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    rawBytes: i.chunks.reduce((n, c) => n + c.rawSize, 0),
+    storedBytes: i.chunks.reduce((n, c) => n + c.storedSize, 0),
+    sha256: i.sha256,
+    compression: { algorithm: 'zstd', level: i.level, checksum: true },
+    chunkSize: i.chunkSize,
+    chunks: i.chunks,
+  };
+}

@@ -1,0 +1,14 @@
+import { StorageError } from '../storage/backend.js';
+import { errorMessage, UsageError } from '../util/errors.js';
+
+/** Exit codes (design.md): 2 bad input, nothing changed; 1 operational failure. */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof UsageError) return 2;
+  if (err instanceof StorageError && err.kind === 'not-found-container') return 2;
+  return 1;
+}
+
+/** The message on one line: users and monitors read the first line only. */
+export function oneLineError(err: unknown): string {
+  return errorMessage(err).replace(/\s*\n\s*/g, ' | ').trim();
+}

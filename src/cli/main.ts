@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+import { createReadStream, existsSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { ChunkPool } from '../archive/chunk-pool.js';
+import { MIN_CHUNK_SIZE } from '../archive/writer.js';
+import { type ArchiveSettings, archiveStream, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, DEFAULT_PARALLEL } from '../jobs/archive-stream.js';
+import { formatListing, listArchive } from '../jobs/list.js';
+import { sendSnapshot } from '../jobs/send.js';
+import type { Backend } from '../storage/backend.js';
+import { openBackend } from '../storage/open.js';
+import { parseSize } from '../util/bytes.js';
+import { UsageError } from '../util/errors.js';
+import { createLogger, type Logger } from '../util/logger.js';
+import { TOOL_VERSION } from '../util/version.js';
+import { Zfs } from '../zfs/zfs.js';
+import { exitCodeFor, oneLineError } from './exit.js';
+import { archiveSummaryLine, printJson } from './output.js';
+
+interface GlobalOptions {
+  logLevel?: string;
+  logJson?: boolean;
+  logFile?: string;
+  zfsCmd?: string;
+}
+
+interface TargetOptions {
+  s3Endpoint?: string;
+  s3PathStyle?: boolean;
+  s3PartSize?: string;
+  s3Queue?: string;
+  storageClass?: string;
+}
+
+interface ArchiveCliOptions extends TargetOptions {
+  chunkSize: string;
+  compressionLevel: string;
+  parallel: string;
+  progress: boolean;
+  json?: boolean;
+}
+
+function positiveInt(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`invalid ${what}: ${JSON.stringify(text)} (expected a whole number ≥ 1)`);
+  return n;
+}
+
+function addTargetOptions(cmd: Command): Command {
+  return cmd
+    .option('--s3-endpoint <url>', 'S3 endpoint URL (default: AWS_ENDPOINT_URL or AWS)')
+    .option('--s3-path-style', 'path-style S3 addressing (default on when an endpoint is set)')
+    .option('--s3-part-size <size>', 'S3 multipart part size', '16M')
+    .option('--s3-queue <n>', 'S3 parts uploaded in parallel per object', '4')
+    .option('--storage-class <class>', 'S3 storage class for chunk objects');
+}
+
+function addArchiveOptions(cmd: Command): Command {
+  return addTargetOptions(cmd)
+    .option('--chunk-size <size>', 'raw bytes per chunk object', String(DEFAULT_CHUNK_SIZE / 1024 / 1024) + 'M')
+    .option('--compression-level <n>', 'zstd level (1-19; incompressible chunks use a faster one)', String(DEFAULT_LEVEL))
+    .option('--parallel <n>', 'chunk uploads in flight', String(DEFAULT_PARALLEL))
+    .option('--no-progress', 'no progress line on a terminal')
+    .option('--json', 'print a machine-readable summary');
+}
+
+function open(target: string, o: TargetOptions): Promise<Backend> {
+  return openBackend(target, {
+    s3Endpoint: o.s3Endpoint,
+    s3PathStyle: o.s3PathStyle,
+    s3PartSize: o.s3PartSize ? parseSize(o.s3PartSize, '--s3-part-size') : undefined,
+    s3Queue: o.s3Queue ? positiveInt(o.s3Queue, '--s3-queue') : undefined,
+    storageClass: o.storageClass,
+  });
+}
+
+function archiveSettings(o: ArchiveCliOptions): ArchiveSettings {
+  const chunkSize = parseSize(o.chunkSize, '--chunk-size');
+  if (chunkSize < MIN_CHUNK_SIZE || chunkSize > 1024 ** 3) throw new UsageError(`--chunk-size must be between 1M and 1G, got ${o.chunkSize}`);
+  const level = Number(o.compressionLevel);
+  if (!Number.isInteger(level) || level < -7 || level > 19) throw new UsageError(`--compression-level must be a whole number from -7 to 19, got ${o.compressionLevel}`);
+  return { chunkSize, level, parallel: positiveInt(o.parallel, '--parallel'), progress: o.progress };
+}
+
+async function withResources<T>(target: string, o: TargetOptions, fn: (backend: Backend, pool: ChunkPool) => Promise<T>): Promise<T> {
+  const backend = await open(target, o);
+  const pool = new ChunkPool();
+  try {
+    return await fn(backend, pool);
+  } finally {
+    await pool.close();
+    await backend.close();
+  }
+}
+
+export function buildProgram(getLog: () => Logger): Command {
+  const program = new Command('zfs-offsite')
+    .description('Archive ZFS send streams to S3, SFTP or a local directory, and restore them')
+    .version(TOOL_VERSION)
+    .option('--log-level <level>', 'trace, debug, info, warn, error', undefined)
+    .option('--log-json', 'log JSON lines on stderr instead of text')
+    .option('--log-file <file>', 'also append JSON logs to this file')
+    .option('--zfs-cmd <command>', 'how to run zfs, e.g. "ssh root@host zfs" (env ZFS_OFFSITE_ZFS_CMD)')
+    .showHelpAfterError('(run with --help for usage)');
+
+  addArchiveOptions(
+    program
+      .command('put')
+      .description('archive a ZFS send stream read from stdin or a file')
+      .requiredOption('--to <target>', 'file:///path, /path, or s3://bucket/prefix')
+      .option('--dataset <name>', 'archive under this dataset name (default: from the stream)')
+      .option('--input <file>', 'read the stream from this file instead of stdin'),
+  ).action(async (o: ArchiveCliOptions & { to: string; dataset?: string; input?: string }) => {
+    const settings = archiveSettings(o);
+    if (o.input && !existsSync(o.input)) throw new UsageError(`input file not found: ${o.input}`);
+    if (!o.input && process.stdin.isTTY) throw new UsageError('no input: pipe a zfs send stream into put, or use --input FILE');
+    const input = o.input ? createReadStream(o.input) : process.stdin;
+    await withResources(o.to, o, async (backend, pool) => {
+      const result = await archiveStream({ backend, input, pool, settings, log: getLog(), dataset: o.dataset, sendArgs: null, zfsVersion: null });
+      if (o.json) printJson(result);
+      else process.stdout.write(`${archiveSummaryLine(result, backend.location)}\n`);
+    });
+  });
+
+  addArchiveOptions(
+    program
+      .command('send')
+      .description('run zfs send for a snapshot and archive the stream (incremental from the newest archived base)')
+      .argument('<snapshot>', 'pool/dataset@snapshot')
+      .requiredOption('--to <target>', 'file:///path, /path, or s3://bucket/prefix')
+      .option('--from <base>', 'base snapshot (snap, @snap, pool/ds@snap) or bookmark (#bm)')
+      .option('-I, --intermediates', 'include every snapshot between base and target (zfs send -I)')
+      .option('--full', 'send a full stream even when the archive has a base')
+      .addOption(new Option('--raw', 'raw send (zfs send -w); default for encrypted datasets'))
+      .addOption(new Option('--no-raw', 'never raw, even for encrypted datasets (the archive then holds plaintext)')),
+  ).action(async (snapshot: string, o: ArchiveCliOptions & { to: string; from?: string; intermediates?: boolean; full?: boolean; raw?: boolean }) => {
+    const settings = archiveSettings(o);
+    const zfs = Zfs.fromCommand(program.opts<GlobalOptions>().zfsCmd);
+    await withResources(o.to, o, async (backend, pool) => {
+      const result = await sendSnapshot({ snapshot, backend, zfs, pool, settings, log: getLog(), from: o.from, intermediates: o.intermediates, full: o.full, raw: o.raw });
+      if (o.json) printJson(result);
+      else process.stdout.write(`${archiveSummaryLine(result, backend.location)}\n`);
+    });
+  });
+
+  addTargetOptions(
+    program
+      .command('list')
+      .description('list archived datasets, streams and chains')
+      .argument('<target>', 'file:///path, /path, or s3://bucket/prefix')
+      .argument('[dataset]', 'only this dataset')
+      .option('--json', 'machine-readable output'),
+  ).action(async (target: string, dataset: string | undefined, o: TargetOptions & { json?: boolean }) => {
+    const backend = await open(target, o);
+    try {
+      const listing = await listArchive(backend, dataset);
+      if (o.json) printJson(listing);
+      else process.stdout.write(formatListing(listing));
+    } finally {
+      await backend.close();
+    }
+  });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let log: Logger | undefined;
+  const program = buildProgram(() => {
+    const g = program.opts<GlobalOptions>();
+    log ??= createLogger({ level: g.logLevel, json: g.logJson, file: g.logFile });
+    return log;
+  });
+  program.exitOverride();
+  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    process.stderr.write(`zfs-offsite: error: ${oneLineError(err)}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`zfs-offsite: internal error: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,122 @@
+import { archivedSnapshots, loadCatalog } from '../archive/catalog.js';
+import { selectBase } from '../archive/base-selection.js';
+import type { ChunkPool } from '../archive/chunk-pool.js';
+import { splitSnapshotName } from '../archive/keys.js';
+import type { Backend } from '../storage/backend.js';
+import type { StreamSummary } from '../stream/validator.js';
+import { OperationalError, UsageError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { checkZfsName } from '../zfs/command.js';
+import type { SnapshotInfo, Zfs } from '../zfs/zfs.js';
+import { type ArchiveSettings, type ArchiveStreamResult, archiveStream } from './archive-stream.js';
+
+export interface SendOptions {
+  /** pool/ds@snap */
+  snapshot: string;
+  backend: Backend;
+  zfs: Zfs;
+  pool: ChunkPool;
+  settings: ArchiveSettings;
+  log: Logger;
+  /** Base: `snap`, `pool/ds@snap`, `#bookmark` or `pool/ds#bookmark`. */
+  from?: string;
+  /** -I: include every intermediate snapshot. */
+  intermediates?: boolean;
+  full?: boolean;
+  /** undefined = raw when the dataset is encrypted. */
+  raw?: boolean;
+}
+
+export interface SendResult extends ArchiveStreamResult {
+  base?: string;
+  sendArgs: string[];
+}
+
+/** Plans the `zfs send` (raw?, which base?) and archives its stream. */
+export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
+  const { dataset, snapshot } = splitSnapshotName(o.snapshot);
+  if (!snapshot) throw new UsageError(`expected a snapshot (pool/dataset@snapshot), got ${JSON.stringify(o.snapshot)}`);
+  checkZfsName(o.snapshot, 'snapshot');
+  if (o.full && o.from) throw new UsageError('--full and --from exclude each other');
+  if (o.intermediates && o.full) throw new UsageError('-I needs a base; it cannot be used with --full');
+
+  const encryption = await o.zfs.getProperty(dataset, 'encryption');
+  const target = await o.zfs.findSnapshot(o.snapshot);
+  if (!target) throw new UsageError(`snapshot not found: ${o.snapshot}`);
+  const raw = o.raw ?? (encryption !== 'off' && encryption !== '-');
+
+  await o.backend.check();
+  const base = await chooseBase(o, dataset, target, raw);
+  const sendArgs = [...(raw ? ['-w'] : []), ...(base ? [o.intermediates ? '-I' : '-i', base.name] : []), o.snapshot];
+  o.log.info({ args: sendArgs.join(' ') }, base ? `incremental from ${base.name}` : 'full stream');
+
+  const child = o.zfs.spawnSend(sendArgs);
+  const stderr: Buffer[] = [];
+  child.stderr.on('data', (b: Buffer) => stderr.push(b));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', (err) => reject(new OperationalError(`cannot run zfs send: ${err.message}`)));
+    child.on('close', (code) => resolve(code));
+  });
+  exited.catch(() => undefined);
+
+  const beforeCommit = async (summary: StreamSummary): Promise<void> => {
+    const code = await exited;
+    if (code !== 0) {
+      throw new OperationalError(`zfs send ${sendArgs.join(' ')} failed (exit ${code}): ${Buffer.concat(stderr).toString().trim() || 'no error output'}; nothing was committed`);
+    }
+    const last = summary.substreams[summary.substreams.length - 1];
+    if (!last || last.toguid !== target.guid) {
+      throw new OperationalError(`stream ends at GUID ${last?.toguid}, but ${o.snapshot} has GUID ${target.guid}; nothing was committed`);
+    }
+    if (base && summary.substreams[0]?.fromguid !== base.guid) {
+      throw new OperationalError(`stream starts from GUID ${summary.substreams[0]?.fromguid}, expected ${base.name} (${base.guid})`);
+    }
+  };
+
+  try {
+    const result = await archiveStream({
+      backend: o.backend,
+      input: child.stdout,
+      pool: o.pool,
+      settings: o.settings,
+      log: o.log,
+      dataset,
+      sendArgs: ['zfs', 'send', ...sendArgs],
+      zfsVersion: await o.zfs.version(),
+      fromName: async () => (base ? base.name.slice(base.name.search(/[@#]/) + (base.kind === 'snapshot' ? 1 : 0)) : ''),
+      beforeCommit,
+    });
+    return { ...result, base: base?.name, sendArgs };
+  } catch (err) {
+    child.kill('SIGTERM');
+    // A zfs send failure explains a broken stream better than the stream itself does.
+    const code = await Promise.race([exited.catch(() => null), new Promise((r) => setTimeout(() => r(undefined), 2000))]);
+    const text = Buffer.concat(stderr).toString().trim();
+    if (typeof code === 'number' && code !== 0 && text && !(err instanceof UsageError)) {
+      throw new OperationalError(`zfs send ${sendArgs.join(' ')} failed (exit ${code}): ${text}; nothing was committed`);
+    }
+    throw err;
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+async function chooseBase(o: SendOptions, dataset: string, target: SnapshotInfo, raw: boolean): Promise<SnapshotInfo | undefined> {
+  if (o.full) return undefined;
+  if (o.from) {
+    const name = o.from.startsWith('@') || o.from.startsWith('#') ? `${dataset}${o.from}` : o.from.includes('@') || o.from.includes('#') ? o.from : `${dataset}@${o.from}`;
+    const base = await o.zfs.findSnapshot(name);
+    if (!base) throw new UsageError(`base not found: ${name}`);
+    if (base.createtxg >= target.createtxg) throw new UsageError(`base ${name} is not older than ${o.snapshot}`);
+    return base;
+  }
+  const { streams } = await loadCatalog(o.backend, dataset);
+  const archived = archivedSnapshots(streams);
+  const already = archived.get(target.guid.toString());
+  if (already) o.log.info({ stream: already.streamId }, `${o.snapshot} is already in the archive`);
+  const base = selectBase({ target, source: await o.zfs.listSnapshots(dataset), archived, raw });
+  if (!base && streams.length > 0) {
+    o.log.warn({ dataset }, 'no snapshot the archive holds still exists on the source (as snapshot or bookmark): sending a new full stream');
+  }
+  return base;
+}

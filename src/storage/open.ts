@@ -1,0 +1,94 @@
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from '../util/errors.js';
+import type { Backend } from './backend.js';
+import { LocalBackend } from './local.js';
+import { RetryingBackend, type RetryOptions } from './retrying.js';
+import { parseS3Url, S3Backend } from './s3.js';
+import { redactUrl } from './s3-errors.js';
+
+export interface OpenOptions {
+  /** S3-compatible server URL; default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
+  s3Endpoint?: string;
+  /** Path-style addressing; default: on when an endpoint is configured, off for AWS. */
+  s3PathStyle?: boolean;
+  /** Multipart part size in bytes (default 16 MiB). */
+  s3PartSize?: number;
+  /** Parts uploaded in parallel per object (default 4). */
+  s3Queue?: number;
+  /** Region; default AWS_REGION / the profile's region, else us-east-1. */
+  s3Region?: string;
+  storageClass?: string;
+  retry?: RetryOptions;
+}
+
+export type Target = { kind: 'local'; path: string } | { kind: 's3'; bucket: string; prefix: string };
+
+const EXAMPLES = 'use s3://bucket/prefix, file:///absolute/path or a directory path';
+
+/**
+ * Understands a target string: `s3://bucket/prefix`, `file:///abs/path`, or a plain absolute or
+ * relative directory path (made absolute). Anything else is a UsageError naming the target.
+ */
+export function parseTarget(target: string): Target {
+  const shown = redactUrl(target);
+  if (target.trim() === '') throw new UsageError(`no target given: ${EXAMPLES}`);
+  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(target)?.[1]?.toLowerCase();
+  if (scheme === undefined) return { kind: 'local', path: resolve(target) };
+  if (!target.slice(scheme.length + 1).startsWith('//')) {
+    throw new UsageError(
+      `${shown}: malformed target (a URL needs "${scheme}://"); ${EXAMPLES} (write ./${target} for a directory whose name contains ':')`,
+    );
+  }
+  switch (scheme) {
+    case 's3':
+      return { kind: 's3', ...parseS3Url(target) };
+    case 'file': {
+      let path: string;
+      try {
+        path = fileURLToPath(new URL(target));
+      } catch {
+        throw new UsageError(`${shown}: a file URL needs an absolute path, as in file:///srv/backup`);
+      }
+      return { kind: 'local', path };
+    }
+    case 'sftp':
+      throw new UsageError(`${shown}: SFTP targets are not supported yet`);
+    default:
+      throw new UsageError(`${shown}: unknown target scheme "${scheme}://"; ${EXAMPLES}`);
+  }
+}
+
+/**
+ * Opens the backend for a target, wrapped in the one retrying layer.
+ *
+ * Settings that come from the environment (endpoint, region, credentials) are captured here,
+ * at open time, so later changes to process.env do not change where an open backend writes.
+ */
+export async function openBackend(target: string, options: OpenOptions = {}): Promise<Backend> {
+  const parsed = parseTarget(target);
+  let backend: Backend;
+  if (parsed.kind === 'local') {
+    backend = new LocalBackend(parsed.path);
+  } else {
+    const endpoint = options.s3Endpoint ?? (process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || undefined);
+    if (endpoint !== undefined && !/^https?:\/\/[^/]/i.test(endpoint)) {
+      throw new UsageError(`S3 endpoint ${redactUrl(endpoint)} is not an http:// or https:// URL`);
+    }
+    const s3 = new S3Backend({
+      bucket: parsed.bucket,
+      prefix: parsed.prefix,
+      ...(endpoint !== undefined ? { endpoint } : {}),
+      ...(options.s3Region !== undefined ? { region: options.s3Region } : {}),
+      // Virtual-host addressing (bucket.host) needs wildcard DNS that self-hosted S3-compatible
+      // servers rarely have; AWS itself wants it, and an explicit option always wins.
+      forcePathStyle: options.s3PathStyle ?? endpoint !== undefined,
+      ...(options.s3PartSize !== undefined ? { partSize: options.s3PartSize } : {}),
+      ...(options.s3Queue !== undefined ? { queueSize: options.s3Queue } : {}),
+      ...(options.storageClass !== undefined ? { storageClass: options.storageClass } : {}),
+    });
+    await s3.captureEnvironment();
+    backend = s3;
+  }
+  return new RetryingBackend(backend, options.retry);
+}

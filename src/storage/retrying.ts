@@ -1,0 +1,177 @@
+import { Readable } from 'node:stream';
+import { setTimeout as sleepMs } from 'node:timers/promises';
+import { type Backend, type ByteRange, type ObjectInfo, StorageError } from './backend.js';
+
+/**
+ * Retrying is done ONCE, here, around any backend (restic's RetryBackend model), so the
+ * backends themselves stay small and dumb and every backend gets the same policy.
+ *
+ * Only failures a backend marked as transient (`StorageError` with `permanent === false`) are
+ * retried. `NotFoundError`, permanent `StorageError`s and any other error (a bug, or the
+ * caller's own body stream failing) go straight to the caller: retrying them would only add
+ * delay before the same failure.
+ */
+export interface RetryOptions {
+  /** Attempts in total, the first one included. Default 6. */
+  maxAttempts?: number;
+  /** Backoff ceiling before the first retry; doubles per retry. Default 200 ms. */
+  baseDelayMs?: number;
+  /** Largest backoff ceiling. Default 10 s. */
+  maxDelayMs?: number;
+  /** No retry is started if its delay would end after this much time since the first attempt. Default 120 s. */
+  maxTotalMs?: number;
+  /** Called before each retry, e.g. to log it. `attempt` is the attempt that just failed (1-based). */
+  onRetry?(err: StorageError, attempt: number, delayMs: number): void;
+  /** Injectable for tests, so backoff can be checked without waiting. */
+  sleep?(ms: number): Promise<void>;
+  /** Injectable for tests: returns a number in [0, 1). */
+  random?(): number;
+  /** Injectable for tests: milliseconds on a monotonic clock. */
+  now?(): number;
+}
+
+export const RETRY_DEFAULTS = {
+  maxAttempts: 6,
+  baseDelayMs: 200,
+  maxDelayMs: 10_000,
+  maxTotalMs: 120_000,
+} as const;
+
+/** True for the failures worth trying again. */
+export function isTransient(err: unknown): err is StorageError {
+  return err instanceof StorageError && !err.permanent;
+}
+
+/**
+ * The delay before retry number `retry` (1 = first retry): "full jitter" — uniformly random
+ * between 0 and min(maxDelay, base·2^(retry-1)). Full jitter spreads the retries of many
+ * parallel uploads that failed together (e.g. on a 503 SlowDown) instead of having them
+ * hammer the server in lockstep.
+ */
+export function backoffDelay(
+  retry: number,
+  opts: { baseDelayMs: number; maxDelayMs: number },
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** Math.max(0, retry - 1));
+  return Math.floor(random() * ceiling);
+}
+
+export class RetryingBackend implements Backend {
+  private readonly maxAttempts: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+  private readonly maxTotalMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+  private readonly now: () => number;
+
+  constructor(
+    readonly inner: Backend,
+    private readonly options: RetryOptions = {},
+  ) {
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? RETRY_DEFAULTS.maxAttempts);
+    this.baseDelayMs = options.baseDelayMs ?? RETRY_DEFAULTS.baseDelayMs;
+    this.maxDelayMs = options.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs;
+    this.maxTotalMs = options.maxTotalMs ?? RETRY_DEFAULTS.maxTotalMs;
+    this.sleep = options.sleep ?? ((ms) => sleepMs(ms));
+    this.random = options.random ?? Math.random;
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  get location(): string {
+    return this.inner.location;
+  }
+
+  get connections(): number {
+    return this.inner.connections;
+  }
+
+  /** Runs `op` until it succeeds, fails for good, or the attempt/time budget is spent. */
+  private async retry<T>(op: () => Promise<T>): Promise<T> {
+    const started = this.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await op();
+      } catch (err) {
+        if (!isTransient(err) || attempt >= this.maxAttempts) throw err;
+        const delayMs = backoffDelay(
+          attempt,
+          { baseDelayMs: this.baseDelayMs, maxDelayMs: this.maxDelayMs },
+          this.random,
+        );
+        if (this.now() - started + delayMs > this.maxTotalMs) throw err;
+        this.options.onRetry?.(err, attempt, delayMs);
+        await this.sleep(delayMs);
+      }
+    }
+  }
+
+  put(key: string, body: Buffer | Readable, size?: number): Promise<void> {
+    // A stream is consumed by the first attempt and cannot be replayed: one attempt only.
+    // Callers that want retries pass a Buffer.
+    if (body instanceof Readable) return this.inner.put(key, body, size);
+    return this.retry(() => this.inner.put(key, body, size));
+  }
+
+  /** Retries opening the object; a failure in the middle of the returned stream is the caller's to handle. */
+  get(key: string, range?: ByteRange): Promise<Readable> {
+    return this.retry(() => this.inner.get(key, range));
+  }
+
+  getBuffer(key: string): Promise<Buffer> {
+    return this.retry(() => this.inner.getBuffer(key));
+  }
+
+  head(key: string): Promise<ObjectInfo> {
+    return this.retry(() => this.inner.head(key));
+  }
+
+  /**
+   * A listing that fails halfway is restarted from the beginning; keys already delivered are
+   * not delivered again (as restic does), so callers see each object once. An exception thrown
+   * by `onObject` itself is never retried.
+   */
+  async list(prefix: string, onObject: (info: ObjectInfo) => void): Promise<void> {
+    const delivered = new Set<string>();
+    let callbackFailed = false;
+    await this.retry(() =>
+      this.inner.list(prefix, (info) => {
+        if (delivered.has(info.key)) return;
+        delivered.add(info.key);
+        try {
+          onObject(info);
+        } catch (err) {
+          callbackFailed = true;
+          throw err;
+        }
+      }).catch((err: unknown) => {
+        // Make sure the caller's own exception escapes the retry loop as-is.
+        if (callbackFailed) throw new CallbackError(err);
+        throw err;
+      }),
+    ).catch((err: unknown) => {
+      throw err instanceof CallbackError ? err.original : err;
+    });
+  }
+
+  /** Deleting is idempotent (absent keys are fine), so a partly done batch can simply be redone. */
+  delete(keys: string[]): Promise<void> {
+    return this.retry(() => this.inner.delete(keys));
+  }
+
+  check(): Promise<void> {
+    return this.retry(() => this.inner.check());
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Carries an exception thrown by a list callback through the retry loop without retrying it. */
+class CallbackError extends Error {
+  constructor(readonly original: unknown) {
+    super('list callback failed');
+  }
+}

@@ -1,0 +1,359 @@
+import { createHash } from 'node:crypto';
+import { PassThrough, Readable, Transform } from 'node:stream';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { UsageError } from '../util/errors.js';
+import { type Backend, type ByteRange, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
+import { describeS3Error, endpointForMessages, httpStatus, redactUrl } from './s3-errors.js';
+
+const MiB = 1024 * 1024;
+/** S3's limits on multipart part sizes (every part but the last). */
+const MIN_PART_SIZE = 5 * MiB;
+const MAX_PART_SIZE = 5 * 1024 * MiB;
+/** DeleteObjects accepts at most this many keys per request. */
+const DELETE_BATCH = 1000;
+
+export interface S3BackendOptions {
+  bucket: string;
+  /** Key prefix inside the bucket, without leading or trailing '/'; '' = bucket root. */
+  prefix: string;
+  /** S3-compatible server URL. Default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
+  endpoint?: string;
+  /** Default: AWS_REGION / the profile's region, else us-east-1. */
+  region?: string;
+  /** Path-style addressing (http://host/bucket/key); most S3-compatible servers need it. */
+  forcePathStyle?: boolean;
+  /** Multipart part size in bytes. Default 16 MiB; S3 allows 5 MiB … 5 GiB. */
+  partSize?: number;
+  /** Parts of one multipart upload sent in parallel. Default 4. */
+  queueSize?: number;
+  /** E.g. STANDARD_IA, GLACIER_IR; default: the bucket's default class. */
+  storageClass?: string;
+  /** Explicit credentials (tests, embedding). Default: the SDK's standard credential chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Parallel requests the layers above should issue. Default 8. */
+  connections?: number;
+}
+
+/**
+ * Objects in an S3 bucket (AWS or any S3-compatible server) under a key prefix.
+ *
+ * Retries belong to RetryingBackend, so the SDK makes at most 2 attempts per request: the one
+ * SDK retry exists for the parts of a multipart upload from a Readable, which the wrapper
+ * cannot replay as a whole but the SDK can resend part by part (it holds each part in memory).
+ */
+export class S3Backend implements Backend {
+  readonly location: string;
+  readonly connections: number;
+  readonly client: S3Client;
+  private readonly bucket: string;
+  /** '' or ending in '/'. */
+  private readonly keyPrefix: string;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+  private readonly storageClass: StorageClass | undefined;
+  private readonly endpoint: string;
+
+  constructor(options: S3BackendOptions) {
+    this.bucket = options.bucket;
+    const prefix = options.prefix.replace(/^\/+|\/+$/g, '');
+    this.keyPrefix = prefix === '' ? '' : `${prefix}/`;
+    this.location = `s3://${options.bucket}${prefix === '' ? '' : `/${prefix}`}`;
+    this.partSize = options.partSize ?? 16 * MiB;
+    this.queueSize = options.queueSize ?? 4;
+    if (!Number.isInteger(this.partSize) || this.partSize < MIN_PART_SIZE || this.partSize > MAX_PART_SIZE) {
+      throw new UsageError(`S3 part size ${options.partSize} is outside S3's limits of 5 MiB to 5 GiB`);
+    }
+    if (!Number.isInteger(this.queueSize) || this.queueSize < 1) {
+      throw new UsageError(`S3 upload queue size must be a positive integer, not ${options.queueSize}`);
+    }
+    this.connections = options.connections ?? 8;
+    this.storageClass = options.storageClass as StorageClass | undefined;
+    this.endpoint = endpointForMessages(options.endpoint);
+    // The SDK warns on every run under Node 20 that *future* SDK releases will need Node 22.
+    // This build supports Node 20 (package.json engines) and such noise on stderr breaks cron
+    // mails and `--json` consumers, so it is silenced unless the user set the variable.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    this.client = new S3Client({
+      ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
+      ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
+      region: options.region ?? memoize(defaultRegion),
+      forcePathStyle: options.forcePathStyle ?? false,
+      maxAttempts: 2,
+      // The SDK default sends stream bodies as aws-chunked with a CRC32 trailer; Ceph RGW
+      // answers 411, Backblaze B2 rejects it, s3rver stores garbage. Integrity is checked by
+      // our own SHA-256s anyway.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: 10_000,
+        // Idle timeout: a dead connection fails instead of hanging forever, while a reader that
+        // pauses a download (backpressure from zfs receive) keeps it for a while.
+        socketTimeout: 300_000,
+      },
+    });
+  }
+
+  /**
+   * Resolves region and credentials now; the SDK keeps them, so later changes to process.env
+   * no longer matter. Failures are left for the first request to report with context.
+   */
+  async captureEnvironment(): Promise<void> {
+    await this.client.config.region().catch(() => undefined);
+    await this.client.config.credentials().catch(() => undefined);
+  }
+
+  private objectKey(key: string): string {
+    if (key === '' || key.startsWith('/')) {
+      throw new StorageError(`${this.location}: invalid object key ${JSON.stringify(key)}`, true);
+    }
+    return this.keyPrefix + key;
+  }
+
+  private fail(err: unknown, action: string, key?: string): Error {
+    if (err instanceof StorageError || err instanceof NotFoundError) return err;
+    const what = key === undefined ? action : `${action} ${key}`;
+    const described = describeS3Error(err, { bucket: this.bucket, endpoint: this.endpoint });
+    if (described.notFound && key !== undefined) return new NotFoundError(key, this.location);
+    return new StorageError(`${this.location}: cannot ${what}: ${described.reason}`, described.permanent, described.kind, {
+      cause: err,
+    });
+  }
+
+  async put(key: string, body: Buffer | Readable, size?: number): Promise<void> {
+    // Errors of the caller's own stream (e.g. a failing zfs send) are passed on unchanged.
+    let bodyError: unknown;
+    if (!Buffer.isBuffer(body)) body.on('error', (err) => (bodyError ??= err));
+    const Key = this.objectKey(key);
+    if (Buffer.isBuffer(body) && size !== undefined && body.length !== size) {
+      throw new StorageError(`${this.location}: cannot put ${key}: body has ${body.length} bytes, expected ${size}`, true);
+    }
+    const common = { Bucket: this.bucket, Key, ...(this.storageClass ? { StorageClass: this.storageClass } : {}) };
+    try {
+      if (Buffer.isBuffer(body) && body.length <= this.partSize) {
+        // Content-MD5 makes the server reject a body corrupted in transit (BadDigest).
+        const md5 = createHash('md5').update(body).digest('base64');
+        await this.client.send(new PutObjectCommand({ ...common, Body: body, ContentLength: body.length, ContentMD5: md5 }));
+        return;
+      }
+      const source = Buffer.isBuffer(body) || size === undefined ? body : enforceSize(body, size, `${this.location}: cannot put ${key}`);
+      // A failed multipart upload is aborted (leavePartsOnError: false), so its parts do not
+      // linger, invisible and billed, in the bucket.
+      const upload = new Upload({
+        client: this.client,
+        params: { ...common, Body: source },
+        partSize: this.partSize,
+        queueSize: this.queueSize,
+        leavePartsOnError: false,
+      });
+      await upload.done();
+    } catch (err) {
+      // Do not leave the producer blocked on a stream nobody reads any more.
+      if (!Buffer.isBuffer(body)) body.destroy();
+      if (bodyError !== undefined) throw bodyError;
+      throw this.fail(err, 'put', key);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const offset = range?.offset ?? 0;
+    const length = range?.length;
+    if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
+      throw new RangeError(`invalid byte range ${JSON.stringify(range)} for ${key}`);
+    }
+    if (length === 0) {
+      await this.head(key); // HTTP cannot ask for zero bytes; still report a missing object
+      return Readable.from([]);
+    }
+    // No Range header for a whole read: "bytes=0-" on an empty object is a 416 on S3.
+    const Range =
+      offset === 0 && length === undefined ? undefined : `bytes=${offset}-${length === undefined ? '' : offset + length - 1}`;
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), ...(Range ? { Range } : {}) }),
+      );
+      const body = res.Body as Readable;
+      const out = new PassThrough();
+      body.on('error', (err) => out.destroy(this.fail(err, 'read', key)));
+      out.on('close', () => body.destroy()); // consumer gave up: free the connection
+      return body.pipe(out);
+    } catch (err) {
+      // 416: the range starts at or past the end of an existing object; like a file, read nothing.
+      if (httpStatus(err) === 416) return Readable.from([]);
+      throw this.fail(err, 'get', key);
+    }
+  }
+
+  async getBuffer(key: string): Promise<Buffer> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      const bytes = await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      throw this.fail(err, 'get', key);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      return { key, size: res.ContentLength ?? 0, ...(res.LastModified ? { modified: res.LastModified } : {}) };
+    } catch (err) {
+      // A HEAD answer has no body, so a 403 does not say whether the key or the secret is
+      // wrong, or whether it is a policy denial: ask a request that does say.
+      throw this.fail((httpStatus(err) === 403 && (await this.probe())) || err, 'head', key);
+    }
+  }
+
+  async list(prefix: string, onObject: (info: ObjectInfo) => void): Promise<void> {
+    let ContinuationToken: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyPrefix + prefix, ContinuationToken }),
+        );
+      } catch (err) {
+        throw this.fail(err, 'list', prefix === '' ? '(everything)' : `prefix ${prefix}`);
+      }
+      for (const obj of page.Contents ?? []) {
+        if (obj.Key === undefined || !obj.Key.startsWith(this.keyPrefix)) continue;
+        onObject({
+          key: obj.Key.slice(this.keyPrefix.length),
+          size: obj.Size ?? 0,
+          ...(obj.LastModified ? { modified: obj.LastModified } : {}),
+        });
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      let res;
+      try {
+        res = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((key) => ({ Key: this.objectKey(key) })), Quiet: true },
+          }),
+        );
+      } catch (err) {
+        throw this.fail(err, 'delete', `${batch.length} objects`);
+      }
+      // DeleteObjects answers 200 even when single keys failed; those are in Errors.
+      const failures = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      const first = failures[0];
+      if (first) {
+        const relKey = (first.Key ?? '').slice(this.keyPrefix.length);
+        const described = describeS3Error(
+          { name: first.Code ?? 'UnknownError', message: first.Message ?? '' },
+          { bucket: this.bucket, endpoint: this.endpoint },
+        );
+        throw new StorageError(
+          `${this.location}: cannot delete ${relKey}${failures.length > 1 ? ` and ${failures.length - 1} more` : ''}: ${described.reason}`,
+          described.permanent,
+          described.kind,
+        );
+      }
+    }
+  }
+
+  /** One cheap authenticated request that tells a missing bucket and bad credentials apart. */
+  async check(): Promise<void> {
+    const err = await this.probe();
+    if (err) throw this.fail(err, 'access the bucket');
+  }
+
+  /** The raw error of a cheap authenticated request (a 1-key listing), or undefined if it worked. */
+  private async probe(): Promise<unknown> {
+    try {
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyPrefix, MaxKeys: 1 }));
+      return undefined;
+    } catch (err) {
+      return err ?? new Error('unknown error');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+/** Passes `body` through, failing at the end if it did not have exactly `size` bytes. */
+function enforceSize(body: Readable, size: number, context: string): Readable {
+  let seen = 0;
+  const mismatch = () => new StorageError(`${context}: body has ${seen}${seen > size ? '+' : ''} bytes, expected ${size}`, true);
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      callback(seen > size ? mismatch() : null, chunk);
+    },
+    flush(callback) {
+      callback(seen === size ? null : mismatch());
+    },
+  });
+  body.on('error', (err) => counter.destroy(err));
+  return body.pipe(counter);
+}
+
+/** The region the SDK would find (AWS_REGION, profile), or us-east-1 when none is configured. */
+async function defaultRegion(): Promise<string> {
+  const probe = new S3Client({});
+  try {
+    return await probe.config.region();
+  } catch {
+    return 'us-east-1';
+  } finally {
+    probe.destroy();
+  }
+}
+
+function memoize<T>(fn: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | undefined;
+  return () => (result ??= fn());
+}
+
+/** Bucket names as S3 accepts them for new buckets (DNS-compatible). */
+const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** Why `bucket` is not a valid S3 bucket name, or undefined when it is. */
+export function bucketNameProblem(bucket: string): string | undefined {
+  if (bucket.length < 3 || bucket.length > 63) return 'bucket names have 3 to 63 characters';
+  if (/[A-Z_]/.test(bucket)) return 'bucket names use lowercase letters, digits, dots and hyphens only';
+  if (!BUCKET_RE.test(bucket)) return 'bucket names use lowercase letters, digits, dots and hyphens, and start and end with a letter or digit';
+  if (bucket.includes('..')) return 'bucket names cannot contain two dots in a row';
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(bucket)) return 'bucket names cannot look like an IP address';
+  return undefined;
+}
+
+/** Splits `s3://bucket/some/prefix` into bucket and prefix ('' for the bucket root). */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const shown = redactUrl(url);
+  const match = /^s3:\/\/([^/]*)(?:\/(.*))?$/is.exec(url);
+  if (!match) throw new UsageError(`${shown}: not an S3 URL; expected s3://bucket or s3://bucket/prefix`);
+  const bucket = match[1] ?? '';
+  if (bucket === '') throw new UsageError(`${shown}: the bucket name is missing; expected s3://bucket/prefix`);
+  if (bucket.includes('@')) {
+    throw new UsageError(`${shown}: credentials do not belong in the URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE`);
+  }
+  const problem = bucketNameProblem(bucket);
+  if (problem) throw new UsageError(`${shown}: ${JSON.stringify(bucket)} is not a valid bucket name (${problem})`);
+  const prefix = (match[2] ?? '').replace(/\/+$/, '');
+  if (/[\0-\x1f\x7f?#\\]/.test(prefix)) {
+    throw new UsageError(`${shown}: the prefix may not contain control characters, '?', '#' or '\\'`);
+  }
+  if (prefix !== '' && prefix.split('/').some((part) => part === '' || part === '.' || part === '..')) {
+    throw new UsageError(`${shown}: the prefix has an empty, '.' or '..' path segment`);
+  }
+  return { bucket, prefix };
+}

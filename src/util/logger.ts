@@ -1,0 +1,50 @@
+import { createWriteStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import { pino, type Logger as PinoLogger } from 'pino';
+
+export type Logger = PinoLogger;
+
+export interface LoggerOptions {
+  level?: string;
+  /** JSON lines instead of short human lines on stderr. */
+  json?: boolean;
+  /** Also write JSON logs to this file. */
+  file?: string;
+}
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warning', 50: 'error', 60: 'fatal' };
+
+/** Field names whose values never reach a log line, wherever they appear. */
+const REDACT = ['*.secretAccessKey', '*.password', '*.passphrase', '*.sessionToken', 'secretAccessKey', 'password', 'passphrase'];
+
+/** pino JSON → "zfs-offsite: info: message (key=value …)" for people reading a terminal. */
+function humanStream(): Writable {
+  return new Writable({
+    write(line: Buffer, _enc, done) {
+      try {
+        const { level, msg, time: _t, pid: _p, hostname: _h, ...rest } = JSON.parse(line.toString()) as Record<string, unknown>;
+        const fields = Object.entries(rest)
+          .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+          .join(' ');
+        process.stderr.write(`zfs-offsite: ${LEVEL_NAMES[level as number] ?? level}: ${String(msg)}${fields ? ` (${fields})` : ''}\n`);
+      } catch {
+        process.stderr.write(line);
+      }
+      done();
+    },
+  });
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? process.env.ZFS_OFFSITE_LOG_LEVEL ?? 'warn';
+  const console = options.json ? pino.destination({ fd: 2, sync: true }) : humanStream();
+  const streams: pino.StreamEntry[] = [{ stream: console, level: level as pino.Level }];
+  if (options.file) streams.push({ stream: createWriteStream(options.file, { flags: 'a' }), level: 'debug' });
+  const minLevel = options.file && pino.levels.values[level]! > 20 ? 'debug' : level;
+  return pino({ level: minLevel, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } }, pino.multistream(streams));
+}
+
+/** A logger that drops everything (tests, library use). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

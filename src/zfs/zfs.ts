@@ -1,0 +1,134 @@
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { basename } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { OperationalError, UsageError } from '../util/errors.js';
+import { checkZfsName, shellQuote, splitCommandWords } from './command.js';
+
+export interface SnapshotInfo {
+  /** Full name: pool/ds@snap or pool/ds#bookmark. */
+  name: string;
+  kind: 'snapshot' | 'bookmark';
+  guid: bigint;
+  createtxg: bigint;
+  /** Unix seconds. */
+  creation: number;
+}
+
+export class ZfsCommandError extends OperationalError {
+  override name = 'ZfsCommandError';
+  constructor(readonly args: string[], readonly exitCode: number | null, readonly stderr: string) {
+    super(`zfs ${args.join(' ')} failed${exitCode === null ? '' : ` (exit ${exitCode})`}: ${stderr.trim() || 'no error output'}`);
+  }
+}
+
+export type SendProcess = ChildProcessByStdio<Writable | null, Readable, Readable>;
+
+/**
+ * The one place that runs the zfs command. The prefix is injectable (`zfs`,
+ * `ssh root@host zfs`, a test VM's ssh); arguments are always an array. When the prefix
+ * runs through ssh, the remote side joins arguments into a shell line, so each is quoted.
+ */
+export class Zfs {
+  private readonly remoteShell: boolean;
+
+  constructor(readonly prefix: string[] = ['zfs']) {
+    this.remoteShell = basename(prefix[0]!) === 'ssh';
+  }
+
+  static fromCommand(command: string | undefined): Zfs {
+    const text = command ?? process.env.ZFS_OFFSITE_ZFS_CMD;
+    return new Zfs(text ? splitCommandWords(text) : ['zfs']);
+  }
+
+  private argv(args: string[]): [string, string[]] {
+    const rest = [...this.prefix.slice(1), ...(this.remoteShell ? args.map(shellQuote) : args)];
+    return [this.prefix[0]!, rest];
+  }
+
+  /** Runs zfs to completion and returns stdout; a non-zero exit throws ZfsCommandError. */
+  run(args: string[]): Promise<string> {
+    const [cmd, argv] = this.argv(args);
+    return new Promise((resolve, reject) => {
+      const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.on('error', (e) => reject(new OperationalError(`cannot run ${cmd}: ${e.message} (set --zfs-cmd or ZFS_OFFSITE_ZFS_CMD)`)));
+      child.on('close', (code) => {
+        if (code === 0) resolve(Buffer.concat(out).toString());
+        else reject(new ZfsCommandError(args, code, Buffer.concat(err).toString()));
+      });
+    });
+  }
+
+  /** Starts `zfs send ARGS` with its stream on stdout. */
+  spawnSend(args: string[]): SendProcess {
+    const [cmd, argv] = this.argv(['send', ...args]);
+    return spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  async version(): Promise<string | null> {
+    try {
+      return (await this.run(['version'])).split('\n')[0]!.trim() || null;
+    } catch {
+      return null;
+    }
+  }
+
+  async getProperty(name: string, property: string): Promise<string> {
+    checkZfsName(name, 'dataset');
+    try {
+      return (await this.run(['get', '-H', '-p', '-o', 'value', property, name])).trim();
+    } catch (err) {
+      throw asNotFound(err, name);
+    }
+  }
+
+  /** A snapshot or bookmark by full name, or undefined when it does not exist. */
+  async findSnapshot(name: string): Promise<SnapshotInfo | undefined> {
+    checkZfsName(name, 'snapshot');
+    try {
+      const out = await this.run(['list', '-H', '-p', '-t', name.includes('#') ? 'bookmark' : 'snapshot', '-o', 'name,guid,createtxg,creation', name]);
+      return parseSnapshotLines(out)[0];
+    } catch (err) {
+      if (err instanceof ZfsCommandError && /does not exist|not found/i.test(err.stderr)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Snapshots and bookmarks of one dataset, oldest first. */
+  async listSnapshots(dataset: string): Promise<SnapshotInfo[]> {
+    checkZfsName(dataset, 'dataset');
+    try {
+      const out = await this.run(['list', '-H', '-p', '-d', '1', '-t', 'snapshot,bookmark', '-o', 'name,guid,createtxg,creation', '-s', 'createtxg', dataset]);
+      return parseSnapshotLines(out);
+    } catch (err) {
+      throw asNotFound(err, dataset);
+    }
+  }
+}
+
+function asNotFound(err: unknown, name: string): unknown {
+  if (err instanceof ZfsCommandError && /dataset does not exist/i.test(err.stderr)) {
+    return new UsageError(`dataset not found: ${name}`);
+  }
+  return err;
+}
+
+export function parseSnapshotLines(out: string): SnapshotInfo[] {
+  return out
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const [name, guid, createtxg, creation] = line.split('\t');
+      if (!name || !guid || !createtxg || !creation) throw new OperationalError(`unexpected zfs list output: ${line}`);
+      return {
+        name,
+        kind: name.includes('#') ? 'bookmark' : 'snapshot',
+        guid: BigInt(guid),
+        createtxg: BigInt(createtxg),
+        creation: Number(creation),
+      } satisfies SnapshotInfo;
+    });
+}
