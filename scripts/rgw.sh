@@ -91,16 +91,25 @@ our_pids() {
   done
 }
 
+# True if process $1 exists and is not a zombie. Daemons are reparented to PID 1, which
+# may reap them only after a second or so; a zombie holds no ports or memory any more.
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
 # kill_wait SIGNAL SECONDS PID...: send SIGNAL, wait up to SECONDS for exit, then SIGKILL.
 kill_wait() {
   local sig=$1 secs=$2; shift 2
   [ $# -gt 0 ] || return 0
   kill "-$sig" "$@" 2>/dev/null || true
-  local i alive
+  local i p any
   for ((i = 0; i < secs * 10; i++)); do
-    alive=0
-    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive -eq 0 ] && return 0
+    any=0
+    for p in "$@"; do alive "$p" && any=1; done
+    [ $any -eq 0 ] && return 0
     sleep 0.1
   done
   kill -KILL "$@" 2>/dev/null || true
@@ -262,13 +271,15 @@ osd_class_dir() {
 # Commands
 # ---------------------------------------------------------------------------------------
 do_stop() {
-  local pid pids
+  local pid pids name
   # radosgw first (it is a client of the cluster), then the OSD, then the monitor.
-  if pid=$(daemon_pid client.rgw); then kill_wait TERM 5 "$pid"; fi
-  # A memstore OSD given SIGTERM first writes all its objects to the data dir: SIGKILL.
-  # (A bluestore OSD is crash-consistent; the run dir is removed anyway.)
-  if pid=$(daemon_pid osd.0); then kill_wait KILL 5 "$pid"; fi
-  if pid=$(daemon_pid mon.a); then kill_wait TERM 5 "$pid"; fi
+  # All state is thrown away with the run dir, so there is nothing to shut down cleanly:
+  # SIGKILL everything. In particular a memstore OSD given SIGTERM first writes all its
+  # objects to the data dir; radosgw and the mon take 1.5-2 s each to honour SIGTERM, and
+  # radosgw hangs for minutes on SIGTERM once the mon is gone.
+  for name in client.rgw osd.0 mon.a; do
+    if pid=$(daemon_pid "$name"); then kill_wait KILL 5 "$pid"; fi
+  done
   # Leftovers whose pid files were lost (e.g. a start interrupted before they were written).
   pids=$(our_pids)
   if [ -n "$pids" ]; then
@@ -309,7 +320,7 @@ do_start() {
     >"$RGW_DIR/log/monmap.out" 2>&1 || fail "monmaptool failed"
   ceph-mon -c "$CONF" -i a --mkfs --monmap "$RGW_DIR/monmap" </dev/null >"$RGW_DIR/log/mon.a.out" 2>&1 ||
     fail "ceph-mon --mkfs failed"
-  ceph-mon -c "$CONF" -i a </dev/null >>"$RGW_DIR/log/mon.a.out" 2>&1 || fail "ceph-mon did not start"
+  ceph-mon -c "$CONF" -i a </dev/null 9>&- >>"$RGW_DIR/log/mon.a.out" 2>&1 || fail "ceph-mon did not start"
 
   log "starting osd"
   # Registers osd.0 in the OSD map (waits for the monitor to form quorum).
@@ -326,10 +337,10 @@ do_start() {
   # lazily; memstore frees whole objects, so the OSD's RSS would only ever grow. Fewer
   # arenas + mmap/trim thresholds of 128 KiB make freed object memory go back to the OS.
   MALLOC_ARENA_MAX=4 MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072 \
-    ceph-osd -c "$CONF" -i 0 </dev/null >>"$RGW_DIR/log/osd.0.out" 2>&1 || fail "ceph-osd did not start"
+    ceph-osd -c "$CONF" -i 0 </dev/null 9>&- >>"$RGW_DIR/log/osd.0.out" 2>&1 || fail "ceph-osd did not start"
 
   log "starting radosgw on $ENDPOINT"
-  radosgw -c "$CONF" -n client.rgw </dev/null >"$RGW_DIR/log/client.rgw.out" 2>&1 || fail "radosgw did not start"
+  radosgw -c "$CONF" -n client.rgw </dev/null 9>&- >"$RGW_DIR/log/client.rgw.out" 2>&1 || fail "radosgw did not start"
   wait_for 60 "S3 to answer on $ENDPOINT" s3_answers
 
   log "creating S3 user $ACCESS_KEY"
@@ -358,6 +369,7 @@ usage() {
 
 [ $# -eq 1 ] || usage
 # Serialise concurrent invocations on the same run dir (e.g. two test runs starting at once).
+# The daemons are started with fd 9 closed: they would otherwise hold the lock forever.
 exec 9>"$LOCK"
 flock -w 300 9 || die "could not lock $LOCK"
 case "$1" in

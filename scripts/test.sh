@@ -26,8 +26,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-log "building"
+log "building and type-checking"
 npm run --silent build
+npm run --silent typecheck
 
 STARTED_RGW=0
 cleanup() {

@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import { archivedSnapshots, loadCatalog } from '../archive/catalog.js';
 import { selectBase } from '../archive/base-selection.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
@@ -50,7 +51,10 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
   const sendArgs = [...(raw ? ['-w'] : []), ...(base ? [o.intermediates ? '-I' : '-i', base.name] : []), o.snapshot];
   o.log.info({ args: sendArgs.join(' ') }, base ? `incremental from ${base.name}` : 'full stream');
 
+  const zfsVersion = await o.zfs.version();
   const child = o.zfs.spawnSend(sendArgs);
+  // Read from the pipe at once: Node discards the unread stdout of a child that has exited.
+  const stream = child.stdout.pipe(new PassThrough({ highWaterMark: 1024 * 1024 }));
   const stderr: Buffer[] = [];
   child.stderr.on('data', (b: Buffer) => stderr.push(b));
   const exited = new Promise<number | null>((resolve, reject) => {
@@ -76,23 +80,25 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
   try {
     const result = await archiveStream({
       backend: o.backend,
-      input: child.stdout,
+      input: stream,
       pool: o.pool,
       settings: o.settings,
       log: o.log,
       dataset,
       sendArgs: ['zfs', 'send', ...sendArgs],
-      zfsVersion: await o.zfs.version(),
+      zfsVersion,
       fromName: async () => (base ? base.name.slice(base.name.search(/[@#]/) + (base.kind === 'snapshot' ? 1 : 0)) : ''),
       beforeCommit,
     });
     return { ...result, base: base?.name, sendArgs };
   } catch (err) {
     child.kill('SIGTERM');
+    child.stdout.unpipe(stream);
+    child.stdout.resume(); // drain, so the child's 'close' (and its exit code) arrives
     // A zfs send failure explains a broken stream better than the stream itself does.
     const code = await Promise.race([exited.catch(() => null), new Promise((r) => setTimeout(() => r(undefined), 2000))]);
     const text = Buffer.concat(stderr).toString().trim();
-    if (typeof code === 'number' && code !== 0 && text && !(err instanceof UsageError)) {
+    if (typeof code === 'number' && code !== 0 && text) {
       throw new OperationalError(`zfs send ${sendArgs.join(' ')} failed (exit ${code}): ${text}; nothing was committed`);
     }
     throw err;

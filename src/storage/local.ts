@@ -93,10 +93,16 @@ export class LocalBackend implements Backend {
     // A producer that fails while we are still creating directories must not crash the
     // process with an unhandled 'error' event; iterating the stream below rethrows its error.
     if (!Buffer.isBuffer(body)) body.on('error', () => undefined);
-    const file = this.pathOf(key);
-    const dir = dirname(file);
-    const tmp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}`);
-    const handle = await this.createTemp(dir, tmp);
+    let file: string, dir: string, tmp: string, handle: FileHandle;
+    try {
+      file = this.pathOf(key);
+      dir = dirname(file);
+      tmp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}`);
+      handle = await this.createTemp(dir, tmp);
+    } catch (err) {
+      if (!Buffer.isBuffer(body)) body.destroy(); // do not leave the producer blocked
+      throw err;
+    }
     let written = 0;
     try {
       if (Buffer.isBuffer(body)) {

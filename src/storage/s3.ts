@@ -132,12 +132,11 @@ export class S3Backend implements Backend {
     // Errors of the caller's own stream (e.g. a failing zfs send) are passed on unchanged.
     let bodyError: unknown;
     if (!Buffer.isBuffer(body)) body.on('error', (err) => (bodyError ??= err));
-    const Key = this.objectKey(key);
-    if (Buffer.isBuffer(body) && size !== undefined && body.length !== size) {
-      throw new StorageError(`${this.location}: cannot put ${key}: body has ${body.length} bytes, expected ${size}`, true);
-    }
-    const common = { Bucket: this.bucket, Key, ...(this.storageClass ? { StorageClass: this.storageClass } : {}) };
     try {
+      if (Buffer.isBuffer(body) && size !== undefined && body.length !== size) {
+        throw new StorageError(`${this.location}: cannot put ${key}: body has ${body.length} bytes, expected ${size}`, true);
+      }
+      const common = { Bucket: this.bucket, Key: this.objectKey(key), ...(this.storageClass ? { StorageClass: this.storageClass } : {}) };
       if (Buffer.isBuffer(body) && body.length <= this.partSize) {
         // Content-MD5 makes the server reject a body corrupted in transit (BadDigest).
         const md5 = createHash('md5').update(body).digest('base64');

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,9 +10,23 @@ import type { Backend } from '../../src/storage/backend.js';
 import { zstdDecompress } from '../support/archive-files.js';
 import { runCli } from '../support/cli.js';
 import { firstBeginGuids, fixtureBytes, fixtureNames } from '../support/fixtures.js';
+import { type ContentRecord, buildStream, FULL, RAW_FEATURES } from '../support/synthetic-stream.js';
 import { type TestTarget, testTargets } from '../support/targets.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const KiB = 1024;
+
+/** ~6 MiB over many 1 MiB chunks: incompressible (like raw encrypted blocks) then compressible. */
+function multiChunkStream(flipLastPayload = false): Buffer {
+  const records: ContentRecord[] = [];
+  for (let i = 0; i < 48; i++) {
+    const data = i < 24 ? randomBytes(128 * KiB) : Buffer.alloc(128 * KiB, i);
+    records.push({ kind: 'write', object: 2, offset: i * 128 * KiB, data, compression: 2 });
+  }
+  const bytes = Buffer.from(buildStream({ substreams: [{ ...FULL, toname: 'pool/big@s1', features: RAW_FEATURES, records }] }).bytes);
+  if (flipLastPayload) bytes[bytes.length - 312 - 1000]! ^= 0x20;
+  return bytes;
+}
 
 interface StoredStream {
   manifest: Manifest;
@@ -83,6 +97,38 @@ describe.each(testTargets())('put to $name', (target: TestTarget) => {
     expect(m.kind).toBe(begin.fromguid === 0n ? 'full' : 'incr');
     // The in-progress journal is gone once the manifest is committed.
     expect(stored!.objects.some((k) => k.endsWith('journal.json'))).toBe(false);
+  });
+
+  it('cuts a multi-chunk stream into independent frames, cheaply for incompressible chunks', async () => {
+    const stream = multiChunkStream();
+    const r = await put(['--chunk-size', '1M', '--parallel', '3'], stream);
+    expect(r.code).toBe(0);
+    const [stored] = await readArchive(backend, 'pool/big');
+    const m = stored!.manifest;
+    expect(m.chunks.map((c) => c.index)).toEqual([...Array(Math.ceil(stream.length / (1024 * KiB))).keys()]);
+    expect(zstdDecompress(stored!.chunks).equals(stream)).toBe(true);
+    // Each object alone is a complete zstd frame of exactly its raw bytes.
+    for (const c of m.chunks) {
+      const object = await backend.getBuffer(`pool/big/${m.streamId}/${c.key}`);
+      expect(sha256(object)).toBe(c.storedSha256);
+      const raw = zstdDecompress(object);
+      expect(sha256(raw)).toBe(c.rawSha256);
+      expect(raw.equals(stream.subarray(c.index * 1024 * KiB, c.index * 1024 * KiB + c.rawSize))).toBe(true);
+    }
+    const first = m.chunks[0]!;
+    const last = m.chunks[m.chunks.length - 1]!;
+    expect(first.level).toBe(-7);
+    expect(first.storedSize).toBeLessThan(first.rawSize + 1024);
+    expect(last.level).toBe(3);
+    expect(last.storedSize).toBeLessThan(last.rawSize / 50);
+    expect(m.raw).toBe(true);
+  });
+
+  it('removes every uploaded chunk when the stream turns out corrupt near its end', async () => {
+    const r = await put(['--chunk-size', '1M', '--dataset', 'corrupt/late'], multiChunkStream(true));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/checksum/);
+    expect((await allKeys(backend)).filter((k) => k.startsWith('corrupt/late/'))).toEqual([]);
   });
 
   it('writes SHA256SUMS that coreutils sha256sum -c accepts', async () => {

@@ -79,14 +79,16 @@ async function parallel<T>(items: T[], limit: number, fn: (item: T) => Promise<v
 export function runBackendContract(name: string, makeBackend: () => Promise<BackendUnderTest>): void {
   describe(`Backend contract: ${name}`, () => {
     let backend: Backend;
-    let under: BackendUnderTest;
+    let under: BackendUnderTest | undefined;
 
     beforeEach(async () => {
+      under = undefined;
       under = await makeBackend();
       backend = under.backend;
     }, SLOW);
 
     afterEach(async () => {
+      if (!under) return; // makeBackend failed: that failure is the one to report
       await backend.close();
       await under.cleanup();
     }, SLOW);

@@ -1,18 +1,17 @@
 /**
  * Throughput of the checksum and the validator (they run inline on every archived byte).
- * Quick by default; `STREAM_BENCH=1 npx vitest run test/stream/throughput` uses the full sizes
+ * Part of `npm run bench`; measures, asserts nothing about speed.
+ * Quick by default; `STREAM_BENCH=1 npm run bench` uses the full sizes
  * (256 MiB for fletcher-4, 1 GiB of large WRITE records for the validator).
  */
 import { describe, expect, it } from 'vitest';
-import { Fletcher4 } from '../../src/stream/fletcher4.js';
-import { Feature, RECORD_SIZE } from '../../src/stream/records.js';
-import { StreamValidator } from '../../src/stream/validator.js';
-import { concat, FULL, patternBytes, streamParts, writeRecords } from '../support/synthetic-stream.js';
+import { Fletcher4 } from '../src/stream/fletcher4.js';
+import { Feature, RECORD_SIZE } from '../src/stream/records.js';
+import { StreamValidator } from '../src/stream/validator.js';
+import { concat, FULL, patternBytes, streamParts, writeRecords } from '../test/support/synthetic-stream.js';
 
 const FULL_SIZE = process.env['STREAM_BENCH'] === '1';
 const MiB = 1024 * 1024;
-/** Deliberately far below what is measured (several GiB/s), so a busy CI machine cannot fail it. */
-const FLOOR_MIB_S = 100;
 
 function mibPerSecond(bytes: number, run: () => void, repeats = 3): number {
   let best = Infinity;
@@ -31,7 +30,6 @@ describe('throughput', () => {
     for (const littleEndian of [true, false]) {
       const rate = mibPerSecond(size, () => Fletcher4.of(buf, littleEndian));
       console.log(`fletcher-4 ${littleEndian ? 'LE' : 'BE'} on ${size / MiB} MiB: ${rate.toFixed(0)} MiB/s`);
-      expect(rate).toBeGreaterThan(FLOOR_MIB_S);
     }
   });
 
@@ -54,8 +52,7 @@ describe('throughput', () => {
           `validator (${littleEndian ? 'LE' : 'BE'}): ${stream.length / MiB | 0} MiB of ${recordSize / 1024} KiB WRITEs ` +
             `in ${chunkSize / 1024} KiB chunks: ${rate.toFixed(0)} MiB/s`,
         );
-        expect(rate).toBeGreaterThan(FLOOR_MIB_S);
-      }
+        }
     }
   });
 });
