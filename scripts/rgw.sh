@@ -27,7 +27,7 @@
 # daemon gets `-c $RGW_DIR/ceph.conf`, which points all paths into $RGW_DIR.
 set -euo pipefail
 
-RGW_DIR=${RGW_DIR:-/tmp/zfs-offsite-rgw}
+RGW_DIR=$(realpath -m "${RGW_DIR:-/tmp/zfs-offsite-rgw}") # daemons chdir to /
 RGW_PORT=${RGW_PORT:-7480}
 RGW_MON_PORT=${RGW_MON_PORT:-$((RGW_PORT + 10000))}
 RGW_STORE=${RGW_STORE:-memstore}
@@ -137,16 +137,27 @@ EOF
   mv "$RGW_DIR/env.tmp" "$RGW_DIR/env"
 }
 
+# show_logs [NAME...]: tails of the given daemons' logs (mon.a, osd.0, client.rgw, ...),
+# or of all of them. *.out holds what a daemon printed before it forked.
 show_logs() {
-  local f
-  for f in "$RGW_DIR"/log/*; do
-    [ -s "$f" ] || continue
-    echo "----- tail of $f -----" >&2
-    tail -n 25 "$f" >&2
+  local names=("$@") name f
+  [ ${#names[@]} -gt 0 ] || names=(mon.a osd.0 client.rgw)
+  for name in "${names[@]}"; do
+    for f in "$RGW_DIR/log/$name.out" "$RGW_DIR/log/$name.log"; do
+      [ -s "$f" ] || continue
+      echo "----- tail of $f -----" >&2
+      tail -n 15 "$f" >&2
+    done
   done
 }
 
-fail() { log "ERROR: $*"; show_logs; exit 1; }
+# fail MESSAGE [NAME...]: print MESSAGE and the relevant log tails, exit 1.
+fail() {
+  local msg=$1; shift
+  log "ERROR: $msg"
+  show_logs "$@"
+  exit 1
+}
 
 # wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.1 s.
 wait_for() {
@@ -161,6 +172,15 @@ wait_for() {
 
 # Seconds (one decimal) since a `date +%s%N` timestamp.
 elapsed() { local ms=$((($(date +%s%N) - $1) / 1000000)); printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100)); }
+
+# Poll predicate for wait_for: S3 answers; gives up at once if a daemon has died.
+rgw_ready() {
+  local name
+  for name in mon.a osd.0 client.rgw; do
+    daemon_pid "$name" >/dev/null || fail "$name exited during start" "$name"
+  done
+  s3_answers
+}
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -199,9 +219,10 @@ write_conf() {
         auth cluster required = none
         auth service required = none
         auth client required = none
-        # With auth none the messenger must not use "secure" mode: the default
-        # "ms mon client mode = secure" needs session keys that auth none never creates,
-        # and radosgw then hangs ~300 s (send_auth_request ... returned -13).
+        # With auth none the messenger must not use "secure" (encrypted) mode, which needs
+        # the session key that cephx would negotiate. The default "ms mon client mode =
+        # secure crc" makes radosgw hang ~300 s (send_auth_request ... returned -13).
+        # crc = plain msgr2 frames with checksums; set for every connection type.
         ms mon client mode = crc
         ms client mode = crc
         ms service mode = crc
@@ -237,6 +258,7 @@ write_conf() {
         # Paxos commits every 50 ms instead of every 1 s: pool creation and the first
         # start drop from ~8.5 s to < 1 s.
         paxos propose interval = 0.05
+        # Do not let the monitor shut itself down when the disk holding /tmp is >95% full.
         mon data avail warn = 1
         mon data avail crit = 0
 
@@ -255,7 +277,6 @@ $store_conf
         rgw gc obj min wait = 10
         rgw gc processor period = 10
         rgw gc processor max time = 10
-        rgw lc debug interval = 10
 EOF
 }
 
@@ -317,36 +338,38 @@ do_start() {
   # With auth none the monitor needs no keyring. Daemons fork into the background once
   # initialised; what they print before that goes to log/*.out (shown on failure).
   monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$RGW_MON_PORT]" "$RGW_DIR/monmap" \
-    >"$RGW_DIR/log/monmap.out" 2>&1 || fail "monmaptool failed"
+    >"$RGW_DIR/log/monmap.out" 2>&1 || fail "monmaptool failed" monmap
   ceph-mon -c "$CONF" -i a --mkfs --monmap "$RGW_DIR/monmap" </dev/null >"$RGW_DIR/log/mon.a.out" 2>&1 ||
-    fail "ceph-mon --mkfs failed"
-  ceph-mon -c "$CONF" -i a </dev/null 9>&- >>"$RGW_DIR/log/mon.a.out" 2>&1 || fail "ceph-mon did not start"
+    fail "ceph-mon --mkfs failed" mon.a
+  ceph-mon -c "$CONF" -i a </dev/null 9>&- >>"$RGW_DIR/log/mon.a.out" 2>&1 || fail "ceph-mon did not start" mon.a
 
   log "starting osd"
   # Registers osd.0 in the OSD map (waits for the monitor to form quorum).
   osd_id=$(ceph -c "$CONF" --connect-timeout 30 osd new "$osd_uuid" 2>"$RGW_DIR/log/osd-new.out") ||
-    fail "'ceph osd new' failed"
+    fail "'ceph osd new' failed" osd-new mon.a
   [ "$osd_id" = 0 ] || fail "expected osd id 0, got '$osd_id'"
   if [ "$RGW_STORE" = bluestore ]; then
     # Sparse: disk blocks are only allocated as data is written.
     truncate -s "${RGW_BLUESTORE_GIB}G" "$RGW_DIR/bluestore.block"
   fi
   ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$osd_uuid" </dev/null >"$RGW_DIR/log/osd.0.out" 2>&1 ||
-    fail "ceph-osd --mkfs failed"
-  # glibc malloc keeps freed memory in per-thread arenas and returns it to the kernel
-  # lazily; memstore frees whole objects, so the OSD's RSS would only ever grow. Fewer
-  # arenas + mmap/trim thresholds of 128 KiB make freed object memory go back to the OS.
+    fail "ceph-osd --mkfs failed" osd.0
+  # memstore keeps objects in malloc'ed memory (the OSD is linked against glibc malloc,
+  # not tcmalloc). glibc keeps freed memory in per-thread arenas and hands little back to
+  # the kernel, so after deletes the OSD's RSS would stay at its peak. Fewer arenas and
+  # mmap/trim thresholds of 128 KiB make freed object memory go back to the OS (measured:
+  # 840 MB with 512 MiB stored -> 180 MB once RGW's GC has removed the deleted objects).
   MALLOC_ARENA_MAX=4 MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072 \
-    ceph-osd -c "$CONF" -i 0 </dev/null 9>&- >>"$RGW_DIR/log/osd.0.out" 2>&1 || fail "ceph-osd did not start"
+    ceph-osd -c "$CONF" -i 0 </dev/null 9>&- >>"$RGW_DIR/log/osd.0.out" 2>&1 || fail "ceph-osd did not start" osd.0
 
   log "starting radosgw on $ENDPOINT"
-  radosgw -c "$CONF" -n client.rgw </dev/null 9>&- >"$RGW_DIR/log/client.rgw.out" 2>&1 || fail "radosgw did not start"
-  wait_for 60 "S3 to answer on $ENDPOINT" s3_answers
+  radosgw -c "$CONF" -n client.rgw </dev/null 9>&- >"$RGW_DIR/log/client.rgw.out" 2>&1 || fail "radosgw did not start" client.rgw
+  wait_for 60 "S3 to answer on $ENDPOINT" rgw_ready
 
   log "creating S3 user $ACCESS_KEY"
   radosgw-admin -c "$CONF" user create --uid=zfsoffsite-test --display-name="zfs-offsite tests" \
     --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >"$RGW_DIR/log/user-create.out" 2>&1 ||
-    fail "radosgw-admin user create failed: $(cat "$RGW_DIR/log/user-create.out")"
+    fail "radosgw-admin user create failed" user-create client.rgw
 
   is_up || fail "a daemon exited during start"
   write_env

@@ -2,16 +2,27 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { workerUrl } from '../util/worker-url.js';
 
-export interface ChunkJob {
-  id: number;
-  /** Shared memory holding the raw chunk: workers read it in place, no copy. */
-  buffer: SharedArrayBuffer;
-  offset: number;
-  length: number;
-  level: number;
-}
+export type ChunkJob =
+  | {
+      op: 'compress';
+      id: number;
+      /** Shared memory holding the raw chunk: workers read it in place, no copy. */
+      buffer: SharedArrayBuffer;
+      offset: number;
+      length: number;
+      level: number;
+    }
+  | {
+      op: 'decompress';
+      id: number;
+      /** The stored object, transferred to the worker. */
+      data: ArrayBuffer;
+      expectStoredSha256: string;
+    };
 
-export interface ChunkResult {
+type JobInput = ChunkJob extends infer J ? (J extends ChunkJob ? Omit<J, 'id'> : never) : never;
+
+export interface ChunkReply {
   id: number;
   data: ArrayBuffer;
   rawSha256: string;
@@ -19,22 +30,23 @@ export interface ChunkResult {
   level: number;
 }
 
-export interface CompressedChunk {
-  stored: Buffer;
+export interface ChunkOutput {
+  /** Compressed bytes (compress) or raw bytes (decompress). */
+  data: Buffer;
   rawSha256: string;
   storedSha256: string;
   level: number;
 }
 
 interface Pending {
-  resolve(result: CompressedChunk): void;
+  resolve(result: ChunkOutput): void;
   reject(err: Error): void;
 }
 
 /** A fixed pool of chunk workers (zstd + SHA-256), one per core by default. */
 export class ChunkPool {
   private readonly idle: Worker[] = [];
-  private readonly waiting: { job: Omit<ChunkJob, 'id'>; pending: Pending }[] = [];
+  private readonly waiting: { job: JobInput; pending: Pending }[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly workers: Worker[] = [];
   private nextId = 0;
@@ -44,15 +56,25 @@ export class ChunkPool {
     const url = workerUrl(import.meta.url, './chunk-worker.js');
     for (let i = 0; i < size; i++) {
       const worker = new Worker(url);
-      worker.on('message', (msg: ChunkResult & { error?: string }) => this.onResult(worker, msg));
+      worker.on('message', (msg: ChunkReply & { error?: string }) => this.onResult(worker, msg));
       worker.on('error', (err) => this.failAll(err));
-      worker.unref();
       this.workers.push(worker);
       this.idle.push(worker);
     }
   }
 
-  compress(job: Omit<ChunkJob, 'id'>): Promise<CompressedChunk> {
+  compress(job: Omit<Extract<ChunkJob, { op: 'compress' }>, 'id' | 'op'>): Promise<ChunkOutput> {
+    return this.submit({ op: 'compress', ...job });
+  }
+
+  /** Checks the stored SHA-256, then decompresses; the caller checks the raw SHA-256 it gets back. */
+  decompress(stored: Buffer, expectStoredSha256: string): Promise<ChunkOutput> {
+    const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength;
+    const data = (own ? stored.buffer : stored.buffer.slice(stored.byteOffset, stored.byteOffset + stored.byteLength)) as ArrayBuffer;
+    return this.submit({ op: 'decompress', data, expectStoredSha256 });
+  }
+
+  private submit(job: JobInput): Promise<ChunkOutput> {
     if (this.closed) return Promise.reject(new Error('chunk pool is closed'));
     return new Promise((resolve, reject) => {
       this.waiting.push({ job, pending: { resolve, reject } });
@@ -66,17 +88,18 @@ export class ChunkPool {
       const { job, pending } = this.waiting.shift()!;
       const id = this.nextId++;
       this.pending.set(id, pending);
-      worker.postMessage({ ...job, id } satisfies ChunkJob);
+      const message = { ...job, id } as ChunkJob;
+      worker.postMessage(message, message.op === 'decompress' ? [message.data] : []);
     }
   }
 
-  private onResult(worker: Worker, msg: ChunkResult & { error?: string }): void {
+  private onResult(worker: Worker, msg: ChunkReply & { error?: string }): void {
     const pending = this.pending.get(msg.id);
     this.pending.delete(msg.id);
     this.idle.push(worker);
     if (pending) {
-      if (msg.error !== undefined) pending.reject(new Error(`compressing chunk failed: ${msg.error}`));
-      else pending.resolve({ stored: Buffer.from(msg.data), rawSha256: msg.rawSha256, storedSha256: msg.storedSha256, level: msg.level });
+      if (msg.error !== undefined) pending.reject(new Error(msg.error));
+      else pending.resolve({ data: Buffer.from(msg.data), rawSha256: msg.rawSha256, storedSha256: msg.storedSha256, level: msg.level });
     }
     this.dispatch();
   }

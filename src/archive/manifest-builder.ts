@@ -14,7 +14,9 @@ function word(w: bigint): string {
   return w.toString(16).padStart(16, '0');
 }
 
-export function describeSubstream(s: SubstreamInfo): ManifestSubstream {
+const RECORD_BYTES = 312;
+
+export function describeSubstream(s: SubstreamInfo, offset: number): ManifestSubstream {
   return {
     toname: s.toname,
     toguid: s.toguid.toString(),
@@ -26,10 +28,21 @@ export function describeSubstream(s: SubstreamInfo): ManifestSubstream {
     beginFlags: s.beginFlags,
     raw: s.raw,
     clone: s.clone,
+    offset,
     bytes: s.bytes,
     records: s.records,
     endChecksum: s.endChecksum.map(word),
   };
+}
+
+/** Substreams with their byte offsets: a compound stream starts with header BEGIN + nvlist + END. */
+function describeSubstreams(summary: StreamSummary): ManifestSubstream[] {
+  let offset = summary.header ? 2 * RECORD_BYTES + summary.header.nvlistBytes : 0;
+  return summary.substreams.map((s) => {
+    const described = describeSubstream(s, offset);
+    offset += s.bytes;
+    return described;
+  });
 }
 
 export interface ManifestInputs {
@@ -62,7 +75,7 @@ export function buildManifest(i: ManifestInputs): Manifest {
     from: first.fromguid === 0n ? null : { name: i.fromName, guid: first.fromguid.toString() },
     raw: subs.every((s) => s.raw),
     compound: i.summary.compound,
-    substreams: subs.map(describeSubstream),
+    substreams: describeSubstreams(i.summary),
     sendArgs: i.sendArgs,
     zfsVersion: i.zfsVersion,
     host: hostname(),

@@ -29,6 +29,8 @@ export interface ManifestSubstream {
   beginFlags: number;
   raw: boolean;
   clone: boolean;
+  /** Where this substream starts in the stream (after a compound header) and its length. */
+  offset: number;
   bytes: number;
   records: number;
   /** fletcher-4 END checksum, 4 words of 16 hex digits: the substream's content fingerprint. */

@@ -165,24 +165,24 @@ class StreamWriteRun {
       await uploads.acquire();
       let stored;
       try {
-        await this.o.backend.put(key, packed.stored, packed.stored.length);
+        await this.o.backend.put(key, packed.data, packed.data.length);
         stored = await this.o.backend.head(key);
       } finally {
         uploads.release();
       }
-      if (stored.size !== packed.stored.length) {
-        throw new Error(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${packed.stored.length}`);
+      if (stored.size !== packed.data.length) {
+        throw new Error(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${packed.data.length}`);
       }
       this.chunks[chunk.index] = {
         index: chunk.index,
         key: chunkName(chunk.index),
         rawSize: chunk.length,
-        storedSize: packed.stored.length,
+        storedSize: packed.data.length,
         rawSha256: packed.rawSha256,
         storedSha256: packed.storedSha256,
         level: packed.level,
       };
-      this.progress.storedBytes += packed.stored.length;
+      this.progress.storedBytes += packed.data.length;
       this.progress.chunksStored++;
       this.o.onProgress?.({ ...this.progress });
     } finally {

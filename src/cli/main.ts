@@ -5,6 +5,7 @@ import { ChunkPool } from '../archive/chunk-pool.js';
 import { MIN_CHUNK_SIZE } from '../archive/writer.js';
 import { type ArchiveSettings, archiveStream, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, DEFAULT_PARALLEL } from '../jobs/archive-stream.js';
 import { formatListing, listArchive } from '../jobs/list.js';
+import { describePlan, restore, restoreJson } from '../jobs/restore.js';
 import { sendSnapshot } from '../jobs/send.js';
 import type { Backend } from '../storage/backend.js';
 import { openBackend } from '../storage/open.js';
@@ -160,7 +161,55 @@ export function buildProgram(getLog: () => Logger): Command {
     }
   });
 
+  addTargetOptions(
+    program
+      .command('restore')
+      .description('restore a dataset (at its newest or a given snapshot) from the archive into zfs receive')
+      .argument('<dataset>', 'DATASET or DATASET@SNAPSHOT as archived (see: list)')
+      .requiredOption('--from <target>', 'file:///path, /path, or s3://bucket/prefix')
+      .option('--into <dataset>', 'receive under this name (default: the archived name)')
+      .option('--output <file>', 'write the raw stream(s) to FILE or - (stdout) instead of running zfs receive')
+      .option('--dry-run', 'print the plan and exit')
+      .option('--force', 'zfs receive -F: roll the destination back / overwrite it')
+      .option('--resumable', 'zfs receive -s: keep partial state when interrupted')
+      .option('--no-mount', 'zfs receive -u: do not mount what is received')
+      .option('--parallel <n>', 'chunks fetched ahead', String(DEFAULT_PARALLEL))
+      .option('--no-progress', 'no progress line on a terminal')
+      .option('--json', 'print the plan and result as JSON'),
+  ).action(async (what: string, o: TargetOptions & RestoreCliOptions) => {
+    const zfs = o.output ? undefined : Zfs.fromCommand(program.opts<GlobalOptions>().zfsCmd);
+    const parallel = positiveInt(o.parallel, '--parallel');
+    const backend = await open(o.from, o);
+    const pool = new ChunkPool();
+    try {
+      const result = await restore({
+        backend, pool, log: getLog(), what, zfs, parallel,
+        into: o.into, output: o.output, dryRun: o.dryRun, force: o.force, resumable: o.resumable, noMount: !o.mount, progress: o.progress,
+      });
+      // With --output -, stdout carries the stream: the report goes to stderr.
+      const report = o.output === '-' ? process.stderr : process.stdout;
+      if (o.json) report.write(`${JSON.stringify(restoreJson(result), null, 2)}\n`);
+      else report.write(describePlan(result, o.dryRun ? 'dry-run' : 'done'));
+    } finally {
+      await pool.close();
+      await backend.close();
+    }
+  });
+
   return program;
+}
+
+interface RestoreCliOptions {
+  from: string;
+  into?: string;
+  output?: string;
+  dryRun?: boolean;
+  force?: boolean;
+  resumable?: boolean;
+  mount: boolean;
+  parallel: string;
+  progress: boolean;
+  json?: boolean;
 }
 
 export async function main(argv: string[]): Promise<number> {

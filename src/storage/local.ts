@@ -98,7 +98,7 @@ export class LocalBackend implements Backend {
       file = this.pathOf(key);
       dir = dirname(file);
       tmp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}`);
-      handle = await this.createTemp(dir, tmp);
+      handle = await this.createTemp(dir, tmp, file);
     } catch (err) {
       if (!Buffer.isBuffer(body)) body.destroy(); // do not leave the producer blocked
       throw err;
@@ -106,14 +106,14 @@ export class LocalBackend implements Backend {
     let written = 0;
     try {
       if (Buffer.isBuffer(body)) {
-        await this.writeAll(handle, body, tmp);
+        await this.writeAll(handle, body, file);
         written = body.length;
       } else {
         // Errors thrown by iterating `body` are the caller's (e.g. a failing zfs send) and are
         // passed on unchanged; only our own fs errors become StorageErrors (in writeAll).
         for await (const chunk of body as AsyncIterable<Buffer | Uint8Array | string>) {
           const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-          await this.writeAll(handle, buf, tmp);
+          await this.writeAll(handle, buf, file);
           written += buf.length;
         }
       }
@@ -136,15 +136,18 @@ export class LocalBackend implements Backend {
     await syncDir(dir);
   }
 
-  /** Creates the temp file, creating parent directories; retried because a concurrent `delete` may prune them. */
-  private async createTemp(dir: string, tmp: string): Promise<FileHandle> {
+  /**
+   * Creates the temp file, creating parent directories; retried because a concurrent `delete`
+   * may prune them. Errors name the final file: that is what the user asked to write.
+   */
+  private async createTemp(dir: string, tmp: string, file: string): Promise<FileHandle> {
     for (let attempt = 1; ; attempt++) {
       try {
         await makeDirs(dir);
         return await open(tmp, 'wx', 0o644);
       } catch (err) {
         if (errCode(err) === 'ENOENT' && attempt < 5) continue;
-        throw storageErrorFrom(err, 'write', tmp);
+        throw storageErrorFrom(err, 'write', file);
       }
     }
   }

@@ -22,6 +22,7 @@ export class ZfsCommandError extends OperationalError {
 }
 
 export type SendProcess = ChildProcessByStdio<Writable | null, Readable, Readable>;
+export type ReceiveProcess = ChildProcessByStdio<Writable, Readable, Readable>;
 
 /**
  * The one place that runs the zfs command. The prefix is injectable (`zfs`,
@@ -68,6 +69,18 @@ export class Zfs {
     return spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
+  /** Starts `zfs receive ARGS` reading the stream from stdin. */
+  spawnReceive(args: string[]): ReceiveProcess {
+    const [cmd, argv] = this.argv(['receive', ...args]);
+    return spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+
+  /** Discards the saved state of an interrupted `zfs receive -s`. */
+  async abortReceive(dataset: string): Promise<void> {
+    checkZfsName(dataset, 'dataset');
+    await this.run(['receive', '-A', dataset]);
+  }
+
   async version(): Promise<string | null> {
     try {
       return (await this.run(['version'])).split('\n')[0]!.trim() || null;
@@ -106,6 +119,16 @@ export class Zfs {
     } catch (err) {
       throw asNotFound(err, dataset);
     }
+  }
+}
+
+/** Snapshots of a dataset that may not exist yet (a restore destination): none when absent. */
+export async function destinationSnapshots(zfs: Zfs, dataset: string): Promise<SnapshotInfo[]> {
+  try {
+    return await zfs.listSnapshots(dataset);
+  } catch (err) {
+    if (err instanceof UsageError) return [];
+    throw err;
   }
 }
 

@@ -164,7 +164,7 @@ describe('LocalBackend specifics', () => {
       const backend = new LocalBackend(dir);
       const err = await backend.put('big', Buffer.alloc(1024 * 1024)).catch((e: unknown) => e);
       expect(err).toMatchObject({ permanent: true, kind: 'no-space' });
-      expect((err as Error).message).toContain(join(dir, TEMP_PREFIX));
+      expect((err as Error).message).toContain(`cannot write ${join(dir, 'big')}: no space left on device`);
       expect(await readdir(dir)).toEqual([]);
     } finally {
       mounted();

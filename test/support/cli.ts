@@ -6,6 +6,8 @@ export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.u
 export interface CliResult {
   code: number | null;
   stdout: string;
+  /** stdout as bytes (a restored stream with --output -). */
+  stdoutBytes: Buffer;
   stderr: string;
 }
 
@@ -18,7 +20,10 @@ export function runCli(args: string[], options: { input?: Buffer; env?: NodeJS.P
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.on('close', (code) => {
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code, stdout: stdoutBytes.toString(), stdoutBytes, stderr: Buffer.concat(err).toString() });
+    });
     child.stdin.on('error', () => undefined); // the CLI may exit before reading everything (bad input)
     child.stdin.end(options.input ?? Buffer.alloc(0));
   });

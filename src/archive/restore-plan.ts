@@ -1,0 +1,206 @@
+import { UsageError } from '../util/errors.js';
+import type { Manifest, ManifestSubstream } from './manifest.js';
+
+/**
+ * The chain planner (design.md, "Chain"): which archived streams, received in order, bring a
+ * destination to snapshot Y. Pure: manifests and GUIDs in, plan out.
+ */
+
+/** One `zfs receive`: substreams first..last of one archived stream. */
+export interface RestoreUnit {
+  manifest: Manifest;
+  first: number;
+  last: number;
+  /** The stream's own bytes, unchanged; otherwise its compound framing is rebuilt around the part. */
+  whole: boolean;
+  fromguid: string;
+  toguid: string;
+  /** `pool/fs@snap` of the last snapshot this unit creates. */
+  toname: string;
+  /** Bytes this unit feeds to `zfs receive`. */
+  bytes: number;
+}
+
+export interface RestorePlan {
+  dataset: string;
+  target: { name: string; guid: string };
+  /** The destination already holds this snapshot of the path: receiving starts after it. */
+  startsAfter: { guid: string } | null;
+  units: RestoreUnit[];
+  raw: boolean;
+}
+
+export interface PlanRequest {
+  dataset: string;
+  /** Manifests of the dataset. */
+  streams: readonly Manifest[];
+  /** Short snapshot name, or undefined for the newest snapshot in the archive. */
+  snapshot?: string;
+  /** GUIDs of the snapshots the destination already holds. */
+  present?: ReadonlySet<string>;
+}
+
+interface Link {
+  manifest: Manifest;
+  index: number;
+  from: string;
+  to: string;
+  raw: boolean;
+  /** Whole-only streams (multi-dataset -R packages) cannot be cut into parts. */
+  wholeOnly: boolean;
+}
+
+const datasetOf = (toname: string) => toname.slice(0, toname.indexOf('@'));
+const snapOf = (toname: string) => toname.slice(toname.indexOf('@') + 1);
+
+/** The substreams of a stream that belong to its own dataset (a -R package also holds children). */
+export function mainSubstreams(m: Manifest): ManifestSubstream[] {
+  const own = datasetOf(m.substreams[0]?.toname ?? '@');
+  return m.substreams.filter((s) => datasetOf(s.toname) === own);
+}
+
+function linksOf(m: Manifest): Link[] {
+  const multiDataset = mainSubstreams(m).length !== m.substreams.length;
+  if (multiDataset) {
+    const last = mainSubstreams(m).at(-1)!;
+    return [{ manifest: m, index: m.substreams.length - 1, from: m.substreams[0]!.fromguid, to: last.toguid, raw: m.raw, wholeOnly: true }];
+  }
+  return m.substreams.map((s, index) => ({ manifest: m, index, from: s.fromguid, to: s.toguid, raw: s.raw, wholeOnly: false }));
+}
+
+/** Every snapshot the archive of a dataset can name: short name → guid and creation, newest wins. */
+function snapshotsByName(streams: readonly Manifest[]): Map<string, { guid: string; creation: string }[]> {
+  const out = new Map<string, { guid: string; creation: string }[]>();
+  for (const m of streams) {
+    for (const s of mainSubstreams(m)) {
+      const list = out.get(snapOf(s.toname)) ?? [];
+      if (!list.some((e) => e.guid === s.toguid)) list.push({ guid: s.toguid, creation: s.creation });
+      out.set(snapOf(s.toname), list);
+    }
+  }
+  return out;
+}
+
+function resolveTarget(req: PlanRequest): { name: string; guid: string } {
+  const byName = snapshotsByName(req.streams);
+  if (byName.size === 0) throw new UsageError(`the archive holds no streams of dataset ${req.dataset}`);
+  if (req.snapshot !== undefined) {
+    const hits = byName.get(req.snapshot);
+    if (!hits) throw new UsageError(`snapshot ${req.dataset}@${req.snapshot} is not in the archive (see: zfs-offsite list)`);
+    // A name re-used after destroy/re-create has two GUIDs: the newest one is meant.
+    const newest = hits.reduce((a, b) => (b.creation > a.creation ? b : a));
+    return { name: req.snapshot, guid: newest.guid };
+  }
+  let best: { name: string; guid: string; creation: string } | undefined;
+  for (const [name, hits] of byName) for (const h of hits) if (!best || h.creation >= best.creation) best = { name, ...h };
+  return { name: best!.name, guid: best!.guid };
+}
+
+interface Reach {
+  links: Link[];
+  /** Ranks the path's start: a present snapshot beats any full; among fulls, the newest. */
+  startRank: string;
+}
+
+/** Breadth-first search: fewest links from a start node; ties broken by startRank. */
+function search(links: readonly Link[], starts: Map<string, string>, target: string): Reach | undefined {
+  const byFrom = new Map<string, Link[]>();
+  for (const l of links) byFrom.set(l.from, [...(byFrom.get(l.from) ?? []), l]);
+  let layer = new Map<string, Reach>([...starts].map(([guid, rank]) => [guid, { links: [], startRank: rank }]));
+  const seen = new Set(layer.keys());
+  while (layer.size > 0) {
+    const hit = layer.get(target);
+    if (hit) return hit;
+    const next = new Map<string, Reach>();
+    for (const [node, reach] of layer) {
+      for (const link of byFrom.get(node) ?? []) {
+        if (seen.has(link.to)) continue;
+        const rank = reach.links.length === 0 && node === '0' ? `full:${link.manifest.streamId}` : reach.startRank;
+        const candidate = { links: [...reach.links, link], startRank: rank };
+        const current = next.get(link.to);
+        if (!current || candidate.startRank > current.startRank) next.set(link.to, candidate);
+      }
+    }
+    for (const guid of next.keys()) seen.add(guid);
+    layer = next;
+  }
+  return undefined;
+}
+
+/** Consecutive links of one stream become one receive. */
+function toUnits(links: Link[]): RestoreUnit[] {
+  const units: RestoreUnit[] = [];
+  for (const link of links) {
+    const prev = units.at(-1);
+    if (prev && prev.manifest === link.manifest && !link.wholeOnly && prev.last === link.index - 1) {
+      prev.last = link.index;
+    } else {
+      units.push({ manifest: link.manifest, first: link.wholeOnly ? 0 : link.index, last: link.index, whole: false, fromguid: link.from, toguid: '', toname: '', bytes: 0 });
+    }
+  }
+  for (const u of units) {
+    const subs = u.manifest.substreams;
+    u.whole = u.first === 0 && u.last === subs.length - 1;
+    u.toguid = subs[u.last]!.toguid;
+    u.toname = subs[u.last]!.toname;
+    if (u.manifest.substreams.length !== mainSubstreams(u.manifest).length) {
+      u.toguid = mainSubstreams(u.manifest).at(-1)!.toguid;
+      u.toname = mainSubstreams(u.manifest).at(-1)!.toname;
+    }
+    const framing = u.whole || !u.manifest.compound ? 0 : subs[0]!.offset + 312; // header + conclusion END
+    u.bytes = u.whole ? u.manifest.rawBytes : framing + subs.slice(u.first, u.last + 1).reduce((n, s) => n + s.bytes, 0);
+  }
+  return units;
+}
+
+/** Explains why no path reaches the target: the first base GUID no stream leads to. */
+function missingLink(links: readonly Link[], target: { name: string; guid: string }, req: PlanRequest): UsageError {
+  const present = req.present ?? new Set<string>();
+  const into = new Map<string, Link[]>();
+  for (const l of links) into.set(l.to, [...(into.get(l.to) ?? []), l]);
+  const queue = [target.guid];
+  const seen = new Set(queue);
+  while (queue.length > 0) {
+    const guid = queue.shift()!;
+    for (const l of into.get(guid) ?? []) {
+      if (l.from === '0' || present.has(l.from) || seen.has(l.from)) continue;
+      if (!into.has(l.from)) {
+        return new UsageError(
+          `cannot restore ${req.dataset}@${target.name} (guid ${target.guid}): stream ${l.manifest.streamId} needs base snapshot guid ${l.from}, which no archived stream provides (missing or deleted stream)`,
+        );
+      }
+      seen.add(l.from);
+      queue.push(l.from);
+    }
+  }
+  return new UsageError(
+    `cannot restore ${req.dataset}@${target.name} (guid ${target.guid}): no chain of streams of one kind (raw or not) leads to it from a full stream`,
+  );
+}
+
+export function planRestore(req: PlanRequest): RestorePlan {
+  const target = resolveTarget(req);
+  const present = req.present ?? new Set<string>();
+  if (present.has(target.guid)) {
+    return { dataset: req.dataset, target, startsAfter: { guid: target.guid }, units: [], raw: false };
+  }
+  const links = req.streams.flatMap(linksOf);
+  const starts = new Map<string, string>([['0', '']]);
+  for (const guid of present) starts.set(guid, '~present'); // '~' sorts after every 'full:…'
+  let best: { reach: Reach; raw: boolean } | undefined;
+  for (const raw of [true, false]) {
+    const reach = search(links.filter((l) => l.raw === raw), starts, target.guid);
+    if (!reach) continue;
+    const better = !best || reach.links.length < best.reach.links.length || (reach.links.length === best.reach.links.length && reach.startRank > best.reach.startRank);
+    if (better) best = { reach, raw };
+  }
+  if (!best) throw missingLink(links, target, req);
+  const first = best.reach.links[0]!;
+  return {
+    dataset: req.dataset,
+    target,
+    startsAfter: first.from !== '0' ? { guid: first.from } : null,
+    units: toUnits(best.reach.links),
+    raw: best.raw,
+  };
+}

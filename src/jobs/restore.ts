@@ -1,0 +1,195 @@
+import { createWriteStream, renameSync, rmSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { once } from 'node:events';
+import { loadCatalog } from '../archive/catalog.js';
+import type { ChunkPool } from '../archive/chunk-pool.js';
+import { streamPrefix } from '../archive/keys.js';
+import { readStreamSpans, unitSpans } from '../archive/reader.js';
+import { planRestore, type RestorePlan, type RestoreUnit } from '../archive/restore-plan.js';
+import type { Backend } from '../storage/backend.js';
+import { OperationalError, UsageError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { Progress } from '../util/progress.js';
+import { checkZfsName } from '../zfs/command.js';
+import { destinationSnapshots, type Zfs } from '../zfs/zfs.js';
+
+export interface RestoreOptions {
+  backend: Backend;
+  pool: ChunkPool;
+  log: Logger;
+  /** DATASET or DATASET@SNAP as archived. */
+  what: string;
+  /** Receive under this name instead of the archived dataset's. */
+  into?: string;
+  /** Write the raw stream(s) here ('-' = stdout) instead of running zfs receive. */
+  output?: string;
+  zfs?: Zfs;
+  dryRun?: boolean;
+  force?: boolean;
+  resumable?: boolean;
+  noMount?: boolean;
+  parallel: number;
+  progress: boolean;
+}
+
+export interface RestoreResult {
+  plan: RestorePlan;
+  destination: string;
+  done: boolean;
+  bytes: number;
+  seconds: number;
+}
+
+/** Plans the chain from the archive and replays it into `zfs receive` (or a file). */
+export async function restore(o: RestoreOptions): Promise<RestoreResult> {
+  const started = Date.now();
+  const at = o.what.indexOf('@');
+  const dataset = at < 0 ? o.what : o.what.slice(0, at);
+  const snapshot = at < 0 ? undefined : o.what.slice(at + 1);
+  if (!dataset || snapshot === '') throw new UsageError(`expected DATASET or DATASET@SNAPSHOT, got ${JSON.stringify(o.what)}`);
+  const receiveInto = o.into ?? dataset;
+  checkZfsName(receiveInto, 'dataset');
+  if (!o.output && !o.zfs) throw new UsageError('restore needs zfs (or --output FILE|- to write the stream instead)');
+  const destination = o.output === undefined ? receiveInto : o.output === '-' ? 'stdout' : o.output;
+
+  await o.backend.check();
+  const { streams } = await loadCatalog(o.backend, dataset);
+  const present = o.output !== undefined ? [] : await presentSnapshots(o, receiveInto);
+  const plan = planRestore({ dataset, streams, snapshot, present: new Set(present.map((s) => s.guid.toString())) });
+  const result = { plan, destination, done: false, bytes: 0, seconds: 0 };
+  if (o.dryRun || plan.units.length === 0) {
+    return { ...result, done: plan.units.length === 0, seconds: (Date.now() - started) / 1000 };
+  }
+
+  const total = plan.units.reduce((n, u) => n + u.bytes, 0);
+  const progress = new Progress(o.progress && Boolean(process.stderr.isTTY));
+  let written = 0;
+  const feed = async (unit: RestoreUnit, k: number, sink: Writable): Promise<void> => {
+    const spans = unitSpans(unit.manifest, unit.first, unit.last, unit.whole);
+    const prefix = streamPrefix(unit.manifest.dataset, unit.manifest.streamId);
+    for await (const bytes of readStreamSpans({ backend: o.backend, pool: o.pool, prefix, manifest: unit.manifest, parallel: o.parallel }, spans)) {
+      if (!sink.write(bytes)) await Promise.race([once(sink, 'drain'), once(sink, 'close')]);
+      if (sink.destroyed) throw new OperationalError('the receiver closed its input');
+      written += bytes.length;
+      progress.update({ rawBytes: written, storedBytes: written, totalBytes: total, label: `stream ${k + 1}/${plan.units.length}` });
+    }
+  };
+  try {
+    if (o.output) await writeToOutput(o.output, plan, feed);
+    else await receiveAll(o, receiveInto, plan, feed);
+  } finally {
+    progress.done();
+  }
+  return { ...result, done: true, bytes: written, seconds: (Date.now() - started) / 1000 };
+}
+
+/** What the destination holds already; a dry run on a host without zfs plans for an empty one. */
+async function presentSnapshots(o: RestoreOptions, dataset: string) {
+  try {
+    return await destinationSnapshots(o.zfs!, dataset);
+  } catch (err) {
+    if (!o.dryRun) throw err;
+    o.log.warn({ err: (err as Error).message }, 'cannot ask zfs what the destination holds: planning for an empty one');
+    return [];
+  }
+}
+
+type Feed = (unit: RestoreUnit, k: number, sink: Writable) => Promise<void>;
+
+/** To a file (written as FILE.partial, renamed when complete) or stdout. */
+async function writeToOutput(output: string, plan: RestorePlan, feed: Feed): Promise<void> {
+  const toStdout = output === '-';
+  const partial = `${output}.partial`;
+  const sink = toStdout ? process.stdout : createWriteStream(partial, { flags: 'w' });
+  try {
+    for (const [k, unit] of plan.units.entries()) await feed(unit, k, sink);
+    if (!toStdout) {
+      sink.end();
+      await once(sink, 'close');
+      renameSync(partial, output);
+    }
+  } catch (err) {
+    if (!toStdout) {
+      sink.destroy();
+      rmSync(partial, { force: true });
+    }
+    throw err;
+  }
+}
+
+/** One `zfs receive` per unit, in order; a failure aborts the receive and stops. */
+async function receiveAll(o: RestoreOptions, destination: string, plan: RestorePlan, feed: Feed): Promise<void> {
+  const zfs = o.zfs!;
+  const args = [...(o.force ? ['-F'] : []), ...(o.resumable ? ['-s'] : []), ...(o.noMount ? ['-u'] : []), destination];
+  for (const [k, unit] of plan.units.entries()) {
+    const what = `stream ${unit.manifest.streamId} (${unit.toname})`;
+    o.log.info({ stream: unit.manifest.streamId, destination }, `receiving ${k + 1}/${plan.units.length}`);
+    const child = zfs.spawnReceive(args);
+    const stderr: Buffer[] = [];
+    child.stderr.on('data', (b: Buffer) => stderr.push(b));
+    child.stdout.resume();
+    child.stdin.on('error', () => undefined); // EPIPE when receive dies: its exit status says why
+    const exited = new Promise<number | null>((resolve, reject) => {
+      child.on('error', (err) => reject(new OperationalError(`cannot run zfs receive: ${err.message}`)));
+      child.on('close', resolve);
+    });
+    exited.catch(() => undefined);
+    const receiveError = (code: number | null) =>
+      new OperationalError(`zfs receive ${args.join(' ')} failed (exit ${code}) on ${what}: ${Buffer.concat(stderr).toString().trim() || 'no error output'}`);
+    try {
+      await feed(unit, k, child.stdin);
+    } catch (err) {
+      child.stdin.destroy();
+      child.kill('SIGTERM');
+      const code = await exited.catch(() => null);
+      if (o.resumable) await zfs.abortReceive(destination).catch(() => undefined);
+      // A receive that died first explains more than the broken pipe it caused.
+      if (err instanceof OperationalError && /closed its input/.test(err.message)) throw receiveError(code);
+      throw err;
+    }
+    child.stdin.end();
+    const code = await exited;
+    if (code !== 0) throw receiveError(code);
+  }
+}
+
+/** The human form of a plan (`--dry-run`, and the summary). */
+export function describePlan(result: RestoreResult, mode: 'dry-run' | 'done'): string {
+  const { plan } = result;
+  const lines: string[] = [];
+  const target = `${plan.dataset}@${plan.target.name} (guid ${plan.target.guid})`;
+  if (plan.units.length === 0) return `${result.destination} already holds ${target}: nothing to restore\n`;
+  lines.push(`${mode === 'dry-run' ? 'would restore' : 'restored'} ${target} into ${result.destination}${plan.raw ? ' (raw)' : ''}:`);
+  if (plan.startsAfter) lines.push(`  starting after snapshot guid ${plan.startsAfter.guid}, which ${result.destination} already holds`);
+  for (const [k, u] of plan.units.entries()) {
+    const part = u.whole ? '' : ` (substreams ${u.first + 1}-${u.last + 1} of ${u.manifest.substreams.length})`;
+    lines.push(`  ${k + 1}. ${u.manifest.kind} ${u.toname} ← ${u.manifest.streamId}${part}, ${u.bytes} bytes`);
+  }
+  if (mode === 'done') lines.push(`  ${result.bytes} bytes in ${result.seconds.toFixed(1)} s`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The machine-readable plan and result (`--json`). */
+export function restoreJson(result: RestoreResult): object {
+  const { plan } = result;
+  return {
+    dataset: plan.dataset,
+    destination: result.destination,
+    target: plan.target,
+    raw: plan.raw,
+    startsAfter: plan.startsAfter,
+    done: result.done,
+    bytes: result.bytes,
+    seconds: result.seconds,
+    streams: plan.units.map((u) => ({
+      streamId: u.manifest.streamId,
+      kind: u.manifest.kind,
+      substreams: { first: u.first, last: u.last, of: u.manifest.substreams.length },
+      whole: u.whole,
+      fromguid: u.fromguid,
+      toguid: u.toguid,
+      toname: u.toname,
+      bytes: u.bytes,
+    })),
+  };
+}
