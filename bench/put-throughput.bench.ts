@@ -1,7 +1,8 @@
 /**
- * `npm run bench`: throughput of `zfs-offsite put` on generated streams, to a local directory
- * and to Ceph RGW (when running: `scripts/rgw.sh start`), next to `zstd -T0 -3` writing a file
- * in the same run. Prints a markdown table; asserts nothing about speed.
+ * `npm run bench`: throughput of `zfs-offsite put` and `restore --output` on generated streams,
+ * to/from a local directory and Ceph RGW (when running: `scripts/rgw.sh start`), next to
+ * `zstd -T0 -3` / `zstd -d` on the same data in the same run. Prints a markdown table; asserts
+ * nothing about speed.
  *   BENCH_GIB=1 (default) sets the stream size.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -76,16 +77,27 @@ describe('put throughput', () => {
         rmSync(local, { recursive: true, force: true });
         const ours = measure([process.execPath, CLI, 'put', '--to', local, '--input', input, '--no-progress']);
         const stored = Number(execFileSync('du', ['-sb', local]).toString().split('\t')[0]);
-        rows.push({ tool: 'zfs-offsite put', data: kind, target: 'local dir', seconds: ours.seconds, cpuSeconds: ours.cpu, peakRssMiB: ours.rssMiB, ratio: (stored / rawBytes).toFixed(3) });
+        const ratio = (stored / rawBytes).toFixed(3);
+        rows.push({ tool: 'zfs-offsite put', data: kind, target: 'local dir', seconds: ours.seconds, cpuSeconds: ours.cpu, peakRssMiB: ours.rssMiB, ratio });
+        const restored = `${DIR}/restored.zfs`;
+        const back = measure([process.execPath, CLI, 'restore', '--from', local, `bench/${kind}`, '--output', restored, '--no-progress']);
+        rows.push({ tool: 'zfs-offsite restore --output', data: kind, target: 'local dir', seconds: back.seconds, cpuSeconds: back.cpu, peakRssMiB: back.rssMiB, ratio });
+        if (execFileSync('cmp', [input, restored]).length !== 0) throw new Error('restored stream differs');
         rmSync(local, { recursive: true, force: true });
         const zstdOut = `${DIR}/peer.zst`;
         const peer = measure(['zstd', '-q', '-f', '-T0', '-3', input, '-o', zstdOut]);
         rows.push({ tool: 'zstd -T0 -3 > file', data: kind, target: 'local dir', seconds: peer.seconds, cpuSeconds: peer.cpu, peakRssMiB: peer.rssMiB, ratio: (statSync(zstdOut).size / rawBytes).toFixed(3) });
+        const unpack = measure(['zstd', '-q', '-f', '-d', zstdOut, '-o', restored]);
+        rows.push({ tool: 'zstd -d file > file', data: kind, target: 'local dir', seconds: unpack.seconds, cpuSeconds: unpack.cpu, peakRssMiB: unpack.rssMiB, ratio: '' });
         rmSync(zstdOut, { force: true });
         if (bucket) {
           const s3 = measure([process.execPath, CLI, 'put', '--to', `s3://${bucket.name}/${kind}`, '--input', input, '--no-progress'], s3env);
           rows.push({ tool: 'zfs-offsite put', data: kind, target: 'Ceph RGW', seconds: s3.seconds, cpuSeconds: s3.cpu, peakRssMiB: s3.rssMiB, ratio: '' });
+          const s3back = measure([process.execPath, CLI, 'restore', '--from', `s3://${bucket.name}/${kind}`, `bench/${kind}`, '--output', restored, '--no-progress'], s3env);
+          rows.push({ tool: 'zfs-offsite restore --output', data: kind, target: 'Ceph RGW', seconds: s3back.seconds, cpuSeconds: s3back.cpu, peakRssMiB: s3back.rssMiB, ratio: '' });
+          if (execFileSync('cmp', [input, restored]).length !== 0) throw new Error('restored stream differs');
         }
+        rmSync(restored, { force: true });
       }
     } finally {
       await bucket?.cleanup();

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { workerUrl } from '../util/worker-url.js';
@@ -11,6 +12,8 @@ export type ChunkJob =
       offset: number;
       length: number;
       level: number;
+      /** Shared memory the frame is written into (at least zstd's compressBound of length). */
+      out: SharedArrayBuffer;
     }
   | {
       op: 'decompress';
@@ -18,28 +21,37 @@ export type ChunkJob =
       /** The stored object, transferred to the worker. */
       data: ArrayBuffer;
       expectStoredSha256: string;
+      maxRawSize: number;
     };
 
 type JobInput = ChunkJob extends infer J ? (J extends ChunkJob ? Omit<J, 'id'> : never) : never;
 
 export interface ChunkReply {
   id: number;
-  data: ArrayBuffer;
+  /** Decompressed bytes (decompress only; compress writes into the job's `out`). */
+  data?: ArrayBuffer;
+  length: number;
   rawSha256: string;
   storedSha256: string;
   level: number;
 }
 
-export interface ChunkOutput {
-  /** Compressed bytes (compress) or raw bytes (decompress). */
-  data: Buffer;
+export interface CompressResult {
+  /** Bytes of the frame written at the start of `out`. */
+  length: number;
   rawSha256: string;
   storedSha256: string;
   level: number;
+}
+
+export interface DecompressResult {
+  raw: Buffer;
+  rawSha256: string;
+  storedSha256: string;
 }
 
 interface Pending {
-  resolve(result: ChunkOutput): void;
+  resolve(reply: ChunkReply): void;
   reject(err: Error): void;
 }
 
@@ -63,18 +75,23 @@ export class ChunkPool {
     }
   }
 
-  compress(job: Omit<Extract<ChunkJob, { op: 'compress' }>, 'id' | 'op'>): Promise<ChunkOutput> {
-    return this.submit({ op: 'compress', ...job });
+  async compress(job: Omit<Extract<ChunkJob, { op: 'compress' }>, 'id' | 'op'>): Promise<CompressResult> {
+    const r = await this.submit({ op: 'compress', ...job });
+    return { length: r.length, rawSha256: r.rawSha256, storedSha256: r.storedSha256, level: r.level };
   }
 
-  /** Checks the stored SHA-256, then decompresses; the caller checks the raw SHA-256 it gets back. */
-  decompress(stored: Buffer, expectStoredSha256: string): Promise<ChunkOutput> {
-    const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength;
+  /**
+   * Checks the stored SHA-256 (a mismatch returns an empty result carrying the SHA-256 found)
+   * and decompresses; the caller checks the raw SHA-256 it gets back.
+   */
+  async decompress(stored: Buffer, expectStoredSha256: string, maxRawSize: number): Promise<DecompressResult> {
+    const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength && !(stored.buffer instanceof SharedArrayBuffer);
     const data = (own ? stored.buffer : stored.buffer.slice(stored.byteOffset, stored.byteOffset + stored.byteLength)) as ArrayBuffer;
-    return this.submit({ op: 'decompress', data, expectStoredSha256 });
+    const r = await this.submit({ op: 'decompress', data, expectStoredSha256, maxRawSize });
+    return { raw: r.data ? Buffer.from(r.data, 0, r.length) : Buffer.alloc(0), rawSha256: r.rawSha256, storedSha256: r.storedSha256 };
   }
 
-  private submit(job: JobInput): Promise<ChunkOutput> {
+  private submit(job: JobInput): Promise<ChunkReply> {
     if (this.closed) return Promise.reject(new Error('chunk pool is closed'));
     return new Promise((resolve, reject) => {
       this.waiting.push({ job, pending: { resolve, reject } });
@@ -99,7 +116,7 @@ export class ChunkPool {
     this.idle.push(worker);
     if (pending) {
       if (msg.error !== undefined) pending.reject(new Error(msg.error));
-      else pending.resolve({ data: Buffer.from(msg.data), rawSha256: msg.rawSha256, storedSha256: msg.storedSha256, level: msg.level });
+      else pending.resolve(msg);
     }
     this.dispatch();
   }
@@ -115,4 +132,11 @@ export class ChunkPool {
     this.closed = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+const zstd = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
+
+/** zstd's worst-case frame size for `rawSize` bytes: the size of a compress output buffer. */
+export function frameBound(rawSize: number): number {
+  return zstd.compressBound(rawSize);
 }

@@ -1,7 +1,10 @@
 /**
  * Worker thread for the CPU-heavy chunk work, so every core works:
- * - compress: one raw chunk → an independent zstd frame (content checksum on), SHA-256 of both;
- * - decompress: one stored object → raw bytes (zstd checks its frame checksum), SHA-256 of both.
+ * - compress: a raw chunk (shared memory) → an independent zstd frame with the content
+ *   checksum, written into a shared output buffer; SHA-256 of both;
+ * - decompress: a stored object → raw bytes (zstd checks its frame checksum); SHA-256 of both.
+ * Buffers are reused or handed over, never copied: at these sizes copies and page faults cost
+ * more than the hashing.
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -9,64 +12,66 @@ import { parentPort } from 'node:worker_threads';
 import type { ChunkJob, ChunkReply } from './chunk-pool.js';
 
 const require = createRequire(import.meta.url);
-const zstd = require('zstd-napi') as typeof import('zstd-napi');
+const zstd = require('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
 
 /** zstd level used for chunks whose sample does not compress: fastest that still makes a frame. */
-export const INCOMPRESSIBLE_LEVEL = -7;
+const INCOMPRESSIBLE_LEVEL = -7;
 const SAMPLE_BYTES = 256 * 1024;
 /** A sample that saves less than this fraction is treated as incompressible (raw encrypted data). */
 const MIN_SAVING = 0.02;
 
-const compressors = new Map<number, import('zstd-napi').Compressor>();
-function compressor(level: number): import('zstd-napi').Compressor {
-  let c = compressors.get(level);
+const contexts = new Map<number, import('zstd-napi/binding.js').CCtx>();
+function context(level: number): import('zstd-napi/binding.js').CCtx {
+  let c = contexts.get(level);
   if (!c) {
-    c = new zstd.Compressor();
-    c.setParameters({ compressionLevel: level, checksumFlag: true, contentSizeFlag: true });
-    compressors.set(level, c);
+    c = new zstd.CCtx();
+    c.setParameter(zstd.CParameter.compressionLevel, level);
+    c.setParameter(zstd.CParameter.checksumFlag, 1);
+    c.setParameter(zstd.CParameter.contentSizeFlag, 1);
+    contexts.set(level, c);
   }
   return c;
 }
-const decompressor = new zstd.Decompressor();
+const dctx = new zstd.DCtx();
+let sampleOut = Buffer.allocUnsafeSlow(zstd.compressBound(SAMPLE_BYTES));
 
-function chooseLevel(raw: Buffer, level: number): number {
+function chooseLevel(raw: Uint8Array, level: number): number {
   if (raw.length < SAMPLE_BYTES * 4) return level;
   // Sample the middle: stream headers at the start compress well even in raw sends.
   const start = Math.floor(raw.length / 2);
-  const sample = raw.subarray(start, start + SAMPLE_BYTES);
-  const packed = compressor(level).compress(sample);
-  return packed.length > sample.length * (1 - MIN_SAVING) ? INCOMPRESSIBLE_LEVEL : level;
+  const packed = context(level).compress2(sampleOut, raw.subarray(start, start + SAMPLE_BYTES));
+  return packed > SAMPLE_BYTES * (1 - MIN_SAVING) ? INCOMPRESSIBLE_LEVEL : level;
 }
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-/** The Buffer's bytes as a transferable ArrayBuffer, without a copy when it owns all of it. */
-function transferable(b: Buffer): ArrayBuffer {
-  const own = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
-  return (own ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) as ArrayBuffer;
-}
-
-function run(job: ChunkJob): ChunkReply {
+function run(job: ChunkJob): { reply: ChunkReply; transfer: ArrayBuffer[] } {
   if (job.op === 'compress') {
-    const raw = Buffer.from(job.buffer, job.offset, job.length);
+    const raw = new Uint8Array(job.buffer, job.offset, job.length);
     const level = chooseLevel(raw, job.level);
-    const stored = compressor(level).compress(raw);
-    return { id: job.id, data: transferable(stored), rawSha256: sha256(raw), storedSha256: sha256(stored), level };
+    const out = new Uint8Array(job.out);
+    const length = context(level).compress2(out, raw);
+    const reply = { id: job.id, length, rawSha256: sha256(raw), storedSha256: sha256(out.subarray(0, length)), level };
+    return { reply, transfer: [] };
   }
-  const stored = Buffer.from(job.data);
+  const stored = new Uint8Array(job.data);
   const storedSha256 = sha256(stored);
   if (storedSha256 !== job.expectStoredSha256) {
     // Never decompress bytes that are not the ones stored: zstd errors would hide the real cause.
-    return { id: job.id, data: new ArrayBuffer(0), rawSha256: '', storedSha256, level: 0 };
+    return { reply: { id: job.id, length: 0, rawSha256: '', storedSha256, level: 0 }, transfer: [] };
   }
-  const raw = decompressor.decompress(stored);
-  return { id: job.id, data: transferable(raw), rawSha256: sha256(raw), storedSha256, level: 0 };
+  const size = zstd.getFrameContentSize(stored);
+  if (size === null || size > job.maxRawSize) throw new Error(`frame declares ${size ?? 'no'} content size (expected at most ${job.maxRawSize})`);
+  const raw = Buffer.allocUnsafeSlow(size); // its own ArrayBuffer: handed over without a copy
+  const length = dctx.decompress(raw, stored);
+  const data = raw.buffer as ArrayBuffer;
+  return { reply: { id: job.id, data, length, rawSha256: sha256(raw.subarray(0, length)), storedSha256, level: 0 }, transfer: [data] };
 }
 
 parentPort!.on('message', (job: ChunkJob) => {
   try {
-    const reply = run(job);
-    parentPort!.postMessage(reply, [reply.data]);
+    const { reply, transfer } = run(job);
+    parentPort!.postMessage(reply, transfer);
   } catch (err) {
     parentPort!.postMessage({ id: job.id, error: (err as Error).message });
   }

@@ -4,10 +4,18 @@ import { OperationalError } from '../util/errors.js';
 import type { ChunkPool } from './chunk-pool.js';
 import type { Manifest, ManifestChunk } from './manifest.js';
 
+export type ChunkProblem = 'chunk-missing' | 'chunk-size' | 'chunk-corrupt' | 'chunk-undecodable' | 'chunk-raw-mismatch';
+
 /** A chunk object is missing or its bytes are not the ones archived. */
 export class ChunkIntegrityError extends OperationalError {
   override name = 'ChunkIntegrityError';
-  constructor(readonly object: string, problem: string) {
+  constructor(
+    readonly object: string,
+    readonly kind: ChunkProblem,
+    readonly problem: string,
+    readonly expected?: string,
+    readonly found?: string,
+  ) {
     super(`${object}: ${problem}; nothing of this chunk was passed on`);
   }
 }
@@ -63,32 +71,33 @@ export async function* readStreamSpans(o: ReadOptions, spans: ByteSpan[]): Async
   }
 }
 
-async function fetchChunk(o: ReadOptions, chunk: ManifestChunk): Promise<Buffer> {
+/** One chunk, fetched and checked (stored SHA-256, zstd frame checksum, raw SHA-256), decompressed. */
+export async function fetchChunk(o: Omit<ReadOptions, 'parallel'>, chunk: ManifestChunk): Promise<Buffer> {
   const key = o.prefix + chunk.key;
   const object = `${o.backend.location}/${key}`;
   let stored: Buffer;
   try {
     stored = await o.backend.getBuffer(key);
   } catch (err) {
-    if (isNotFound(err)) throw new ChunkIntegrityError(object, 'chunk object is missing');
+    if (isNotFound(err)) throw new ChunkIntegrityError(object, 'chunk-missing', 'chunk object is missing');
     throw err;
   }
   if (stored.length !== chunk.storedSize) {
-    throw new ChunkIntegrityError(object, `size ${stored.length} bytes, the manifest says ${chunk.storedSize}`);
+    throw new ChunkIntegrityError(object, 'chunk-size', `size ${stored.length} bytes, the manifest says ${chunk.storedSize}`, String(chunk.storedSize), String(stored.length));
   }
   let out;
   try {
-    out = await o.pool.decompress(stored, chunk.storedSha256);
+    out = await o.pool.decompress(stored, chunk.storedSha256, chunk.rawSize);
   } catch (err) {
-    throw new ChunkIntegrityError(object, `cannot be decompressed (${(err as Error).message})`);
+    throw new ChunkIntegrityError(object, 'chunk-undecodable', `cannot be decompressed (${(err as Error).message})`);
   }
   if (out.storedSha256 !== chunk.storedSha256) {
-    throw new ChunkIntegrityError(object, `SHA-256 is ${out.storedSha256}, the manifest says ${chunk.storedSha256}`);
+    throw new ChunkIntegrityError(object, 'chunk-corrupt', `SHA-256 is ${out.storedSha256}, the manifest says ${chunk.storedSha256}`, chunk.storedSha256, out.storedSha256);
   }
-  if (out.rawSha256 !== chunk.rawSha256 || out.data.length !== chunk.rawSize) {
-    throw new ChunkIntegrityError(object, `decompressed bytes do not match the manifest (SHA-256 ${out.rawSha256}, expected ${chunk.rawSha256})`);
+  if (out.rawSha256 !== chunk.rawSha256 || out.raw.length !== chunk.rawSize) {
+    throw new ChunkIntegrityError(object, 'chunk-raw-mismatch', `decompressed bytes do not match the manifest (SHA-256 ${out.rawSha256}, expected ${chunk.rawSha256})`, chunk.rawSha256, out.rawSha256);
   }
-  return out.data;
+  return out.raw;
 }
 
 /** The byte spans of substreams first..last, with the compound framing rebuilt around them. */

@@ -7,7 +7,7 @@ import { StreamFormatError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { BufferPool, Semaphore } from '../util/semaphore.js';
 import { TOOL_VERSION } from '../util/version.js';
-import { ChunkPool } from './chunk-pool.js';
+import { type ChunkPool, frameBound } from './chunk-pool.js';
 import { readChunks, type RawChunk } from './chunker.js';
 import { chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from './keys.js';
 import { buildManifest } from './manifest-builder.js';
@@ -83,6 +83,11 @@ class StreamWriteRun {
     const buffers = new BufferPool(
       Array.from({ length: this.o.pool.size + 1 }, () => new SharedArrayBuffer(this.o.chunkSize)),
     );
+    // Compressed frames: one per worker being written, one per upload in flight. Reused, so the
+    // memory of a stream of any size is these two pools.
+    const frames = new BufferPool(
+      Array.from({ length: this.o.pool.size + this.o.parallel }, () => new SharedArrayBuffer(frameBound(this.o.chunkSize))),
+    );
     const tasks: Promise<void>[] = [];
     try {
       for await (const chunk of readChunks(this.o.input, buffers, this.o.chunkSize)) {
@@ -93,7 +98,7 @@ class StreamWriteRun {
           return { status: 'stopped', identity: this.identity! };
         }
         await inFlight.acquire();
-        const task = this.processChunk(chunk, check, buffers, inFlight, uploads);
+        const task = this.processChunk(chunk, check, buffers, frames, inFlight, uploads);
         task.catch((err: Error) => this.fail(err));
         tasks.push(task);
         if (this.failure ?? check.failure) break;
@@ -147,45 +152,48 @@ class StreamWriteRun {
     chunk: RawChunk,
     check: StreamCheck,
     buffers: BufferPool<SharedArrayBuffer>,
+    frames: BufferPool<SharedArrayBuffer>,
     inFlight: Semaphore,
     uploads: Semaphore,
   ): Promise<void> {
+    const out = await frames.take();
     try {
       const checked = check.feed(chunk.buffer, 0, chunk.length);
-      const compressed = this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level });
-      // The shared buffer is reused only after both the validator and the compressor are done with it.
-      const [, , packed] = await Promise.allSettled([checked, compressed]).then(async (settled) => {
-        buffers.give(chunk.buffer);
-        for (const s of settled) if (s.status === 'rejected') throw s.reason;
-        return [undefined, undefined, await compressed] as const;
-      });
+      const compressed = this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out });
+      // The raw buffer is reused only after both the validator and the compressor are done with it.
+      const settled = await Promise.allSettled([checked, compressed]);
+      buffers.give(chunk.buffer);
+      for (const s of settled) if (s.status === 'rejected') throw s.reason;
+      const packed = await compressed;
       if (this.failure) return;
+      const frame = Buffer.from(out, 0, packed.length);
       const key = this.identity!.prefix + chunkName(chunk.index);
       this.storedKeys.push(key);
       await uploads.acquire();
       let stored;
       try {
-        await this.o.backend.put(key, packed.data, packed.data.length);
+        await this.o.backend.put(key, frame, frame.length);
         stored = await this.o.backend.head(key);
       } finally {
         uploads.release();
       }
-      if (stored.size !== packed.data.length) {
-        throw new Error(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${packed.data.length}`);
+      if (stored.size !== frame.length) {
+        throw new Error(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${frame.length}`);
       }
       this.chunks[chunk.index] = {
         index: chunk.index,
         key: chunkName(chunk.index),
         rawSize: chunk.length,
-        storedSize: packed.data.length,
+        storedSize: frame.length,
         rawSha256: packed.rawSha256,
         storedSha256: packed.storedSha256,
         level: packed.level,
       };
-      this.progress.storedBytes += packed.data.length;
+      this.progress.storedBytes += frame.length;
       this.progress.chunksStored++;
       this.o.onProgress?.({ ...this.progress });
     } finally {
+      frames.give(out);
       inFlight.release();
     }
   }

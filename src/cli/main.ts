@@ -114,7 +114,8 @@ export function buildProgram(getLog: () => Logger): Command {
     const settings = archiveSettings(o);
     if (o.input && !existsSync(o.input)) throw new UsageError(`input file not found: ${o.input}`);
     if (!o.input && process.stdin.isTTY) throw new UsageError('no input: pipe a zfs send stream into put, or use --input FILE');
-    const input = o.input ? createReadStream(o.input) : process.stdin;
+    // Files are read in large pieces; stdin may be a non-blocking pipe, which only a socket reads.
+    const input = o.input ? createReadStream(o.input, { highWaterMark: 4 * 1024 * 1024 }) : process.stdin;
     await withResources(o.to, o, async (backend, pool) => {
       const result = await archiveStream({ backend, input, pool, settings, log: getLog(), dataset: o.dataset, sendArgs: null, zfsVersion: null });
       if (o.json) printJson(result);

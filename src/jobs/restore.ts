@@ -68,7 +68,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     const spans = unitSpans(unit.manifest, unit.first, unit.last, unit.whole);
     const prefix = streamPrefix(unit.manifest.dataset, unit.manifest.streamId);
     for await (const bytes of readStreamSpans({ backend: o.backend, pool: o.pool, prefix, manifest: unit.manifest, parallel: o.parallel }, spans)) {
-      if (!sink.write(bytes)) await Promise.race([once(sink, 'drain'), once(sink, 'close')]);
+      if (!sink.write(bytes)) await drained(sink);
       if (sink.destroyed) throw new OperationalError('the receiver closed its input');
       written += bytes.length;
       progress.update({ rawBytes: written, storedBytes: written, totalBytes: total, label: `stream ${k + 1}/${plan.units.length}` });
@@ -92,6 +92,21 @@ async function presentSnapshots(o: RestoreOptions, dataset: string) {
     o.log.warn({ err: (err as Error).message }, 'cannot ask zfs what the destination holds: planning for an empty one');
     return [];
   }
+}
+
+/** Resolves when the sink wants more, or is gone (the caller checks which). */
+function drained(sink: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      sink.off('drain', done);
+      sink.off('close', done);
+      sink.off('error', done);
+      resolve();
+    };
+    sink.on('drain', done);
+    sink.on('close', done);
+    sink.on('error', done);
+  });
 }
 
 type Feed = (unit: RestoreUnit, k: number, sink: Writable) => Promise<void>;

@@ -1,0 +1,155 @@
+import type { ObjectInfo } from '../storage/backend.js';
+import { buildChains } from './chains.js';
+import { JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseManifestKey, SUMS_NAME } from './keys.js';
+import type { Manifest } from './manifest.js';
+
+/**
+ * The quick audit (design.md, "Verify"): what the listing, the manifests and SHA256SUMS say,
+ * without downloading data. Pure: listing and parsed files in, problems out.
+ */
+
+export type ProblemKind =
+  | 'manifest-unreadable'
+  | 'chunk-missing'
+  | 'chunk-size'
+  | 'sums-missing'
+  | 'sums-mismatch'
+  | 'chain-broken'
+  | 'orphan-object'
+  | 'stale-in-progress'
+  | 'chunk-corrupt'
+  | 'chunk-undecodable'
+  | 'chunk-raw-mismatch'
+  | 'stream-invalid'
+  | 'stream-hash-mismatch';
+
+export interface Problem {
+  kind: ProblemKind;
+  dataset: string;
+  stream?: string;
+  object?: string;
+  expected?: string;
+  found?: string;
+  message: string;
+}
+
+/** One stream directory as found in the archive. */
+export interface StreamDir {
+  dataset: string;
+  streamId: string;
+  /** `<dataset path>/<stream id>/` */
+  prefix: string;
+  objects: ObjectInfo[];
+  manifest?: Manifest;
+  /** Why the manifest could not be read, when it exists but is unusable. */
+  manifestError?: string;
+  /** SHA256SUMS text, or undefined when absent. */
+  sums?: string;
+}
+
+/** Groups a listing into stream directories; objects outside any stream are returned apart. */
+export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<string, StreamDir>; loose: ObjectInfo[] } {
+  const streams = new Map<string, StreamDir>();
+  const loose: ObjectInfo[] = [];
+  for (const o of objects) {
+    const slash = o.key.lastIndexOf('/');
+    const dir = o.key.slice(0, slash + 1);
+    const parsed = slash > 0 ? parseManifestKey(`${dir}${MANIFEST_NAME}`) : undefined;
+    if (!parsed) {
+      if (o.key !== MARKER_KEY) loose.push(o);
+      continue;
+    }
+    let s = streams.get(dir);
+    if (!s) streams.set(dir, (s = { ...parsed, prefix: dir, objects: [] }));
+    s.objects.push(o);
+  }
+  return { streams, loose };
+}
+
+function parseSums(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (m) out.set(m[2]!, m[1]!);
+  }
+  return out;
+}
+
+export interface QuickAuditInput {
+  streams: Iterable<StreamDir>;
+  loose: readonly ObjectInfo[];
+  now: Date;
+  /** In-progress streams (journal, no manifest) younger than this are not problems. */
+  staleAfterMs: number;
+  location: string;
+}
+
+export function quickAudit(input: QuickAuditInput): Problem[] {
+  const problems: Problem[] = [];
+  const where = (key: string) => `${input.location}/${key}`;
+  const ageOf = (objects: ObjectInfo[]) => {
+    const newest = Math.max(...objects.map((o) => o.modified?.getTime() ?? input.now.getTime()));
+    return input.now.getTime() - newest;
+  };
+  const committed = new Map<string, Manifest[]>();
+  for (const s of input.streams) {
+    const names = new Map(s.objects.map((o) => [o.key.slice(s.prefix.length), o]));
+    const base = { dataset: s.dataset, stream: s.streamId };
+    if (!s.manifest) {
+      if (s.manifestError) {
+        problems.push({ ...base, kind: 'manifest-unreadable', object: where(s.prefix + MANIFEST_NAME), message: s.manifestError });
+        continue;
+      }
+      const age = ageOf(s.objects);
+      if (age >= input.staleAfterMs) {
+        const what = names.has(JOURNAL_NAME) ? 'in-progress stream (journal, no manifest)' : 'objects without a manifest';
+        problems.push({ ...base, kind: names.has(JOURNAL_NAME) ? 'stale-in-progress' : 'orphan-object', object: where(s.prefix), found: `${Math.round(age / 1000)} s old`, message: `${what}, ${formatAge(age)} old: an interrupted upload (rerun it, or prune it)` });
+      }
+      continue;
+    }
+    const m = s.manifest;
+    committed.set(m.dataset, [...(committed.get(m.dataset) ?? []), m]);
+    const expected = new Set([MANIFEST_NAME, SUMS_NAME, ...m.chunks.map((c) => c.key)]);
+    for (const c of m.chunks) {
+      const o = names.get(c.key);
+      if (!o) problems.push({ ...base, kind: 'chunk-missing', object: where(s.prefix + c.key), message: 'chunk object is missing' });
+      else if (o.size !== c.storedSize) {
+        problems.push({ ...base, kind: 'chunk-size', object: where(s.prefix + c.key), expected: String(c.storedSize), found: String(o.size), message: `chunk object has ${o.size} bytes, the manifest says ${c.storedSize}` });
+      }
+    }
+    if (s.sums === undefined) {
+      problems.push({ ...base, kind: 'sums-missing', object: where(s.prefix + SUMS_NAME), message: 'SHA256SUMS is missing' });
+    } else {
+      const sums = parseSums(s.sums);
+      for (const c of m.chunks) {
+        const listed = sums.get(c.key);
+        if (listed !== c.storedSha256) {
+          problems.push({ ...base, kind: 'sums-mismatch', object: where(s.prefix + c.key), expected: c.storedSha256, found: listed ?? 'absent', message: `SHA256SUMS and the manifest disagree about ${c.key}` });
+        }
+      }
+    }
+    for (const [name, o] of names) {
+      if (!expected.has(name) && name !== JOURNAL_NAME) {
+        problems.push({ ...base, kind: 'orphan-object', object: where(o.key), message: 'object not listed in the manifest' });
+      }
+    }
+  }
+  for (const [dataset, manifests] of committed) {
+    for (const m of buildChains(manifests).broken) {
+      const first = m.substreams[0];
+      problems.push({ dataset, stream: m.streamId, kind: 'chain-broken', expected: first?.fromguid, message: `incremental stream whose base snapshot (guid ${first?.fromguid}) is in no archived stream of ${dataset}` });
+    }
+  }
+  for (const o of input.loose) {
+    problems.push({ dataset: '', kind: 'orphan-object', object: where(o.key), message: 'object outside any stream directory' });
+  }
+  return problems;
+}
+
+export function formatAge(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86_400)} days`;
+}

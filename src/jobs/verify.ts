@@ -1,0 +1,192 @@
+import { createHash, randomInt } from 'node:crypto';
+import { type Problem, quickAudit, type StreamDir, groupByStream } from '../archive/audit.js';
+import type { ChunkPool } from '../archive/chunk-pool.js';
+import { datasetPath, MANIFEST_NAME, SUMS_NAME } from '../archive/keys.js';
+import { type Manifest, parseManifest } from '../archive/manifest.js';
+import { ChunkIntegrityError, fetchChunk } from '../archive/reader.js';
+import { type SampleLimit, sampleChunks } from '../archive/sampling.js';
+import type { Backend, ObjectInfo } from '../storage/backend.js';
+import { StreamValidator } from '../stream/validator.js';
+import { StreamFormatError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { Progress } from '../util/progress.js';
+
+export interface VerifyOptions {
+  backend: Backend;
+  pool: ChunkPool;
+  log: Logger;
+  dataset?: string;
+  deep: boolean;
+  sample?: SampleLimit;
+  seed?: number;
+  parallel: number;
+  staleAfterMs: number;
+  progress: boolean;
+}
+
+export interface DatasetReport {
+  dataset: string;
+  streams: number;
+  chunks: number;
+  chunksChecked: number;
+  bytesChecked: number;
+  problems: number;
+}
+
+export interface VerifyReport {
+  target: string;
+  mode: 'quick' | 'deep' | 'sampled';
+  seed?: number;
+  datasets: DatasetReport[];
+  problems: Problem[];
+  seconds: number;
+}
+
+/** Audits the archive: quick (listing + manifests), deep (every byte) or sampled (a random share). */
+export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
+  const started = Date.now();
+  await o.backend.check();
+  const objects: ObjectInfo[] = [];
+  await o.backend.list(o.dataset ? `${datasetPath(o.dataset)}/` : '', (info) => objects.push(info));
+  const grouped = groupByStream(objects);
+  const streams = [...grouped.streams.values()].filter((s) => !o.dataset || s.dataset === o.dataset);
+  await readStreamFiles(o.backend, streams);
+  const problems = quickAudit({ streams, loose: o.dataset ? [] : grouped.loose, now: new Date(), staleAfterMs: o.staleAfterMs, location: o.backend.location });
+  const manifests = streams.flatMap((s) => (s.manifest ? [s.manifest] : []));
+  const checked = new Map<Manifest, { chunks: number; bytes: number }>();
+  const mode = o.sample ? 'sampled' : o.deep ? 'deep' : 'quick';
+  const seed = o.sample ? (o.seed ?? randomInt(2 ** 31)) : undefined;
+  if (mode !== 'quick') {
+    const deep = new DeepCheck(o, problems, checked, manifests);
+    if (o.sample) await deep.chunks(sampleChunks(manifests, o.sample, seed!));
+    else for (const m of manifests) await deep.stream(m);
+    deep.done();
+  }
+  const datasets = [...new Set([...streams.map((s) => s.dataset)])].sort().map((dataset) => {
+    const mine = manifests.filter((m) => m.dataset === dataset);
+    return {
+      dataset,
+      streams: streams.filter((s) => s.dataset === dataset).length,
+      chunks: mine.reduce((n, m) => n + m.chunks.length, 0),
+      chunksChecked: mine.reduce((n, m) => n + (checked.get(m)?.chunks ?? 0), 0),
+      bytesChecked: mine.reduce((n, m) => n + (checked.get(m)?.bytes ?? 0), 0),
+      problems: problems.filter((p) => p.dataset === dataset).length,
+    };
+  });
+  return { target: o.backend.location, mode, seed, datasets, problems, seconds: (Date.now() - started) / 1000 };
+}
+
+/** Reads every manifest and SHA256SUMS that the listing shows, a few at a time. */
+async function readStreamFiles(backend: Backend, streams: StreamDir[]): Promise<void> {
+  const jobs = streams.map((s) => async () => {
+    const has = (name: string) => s.objects.some((o) => o.key === s.prefix + name);
+    if (has(MANIFEST_NAME)) {
+      const where = `${backend.location}/${s.prefix}${MANIFEST_NAME}`;
+      try {
+        s.manifest = parseManifest(await backend.getBuffer(s.prefix + MANIFEST_NAME), where);
+      } catch (err) {
+        s.manifestError = (err as Error).message;
+      }
+    }
+    if (has(SUMS_NAME)) s.sums = (await backend.getBuffer(s.prefix + SUMS_NAME)).toString();
+  });
+  for (let i = 0; i < jobs.length; i += 8) await Promise.all(jobs.slice(i, i + 8).map((j) => j()));
+}
+
+/** Downloads and checks chunks; for whole streams also walks every ZFS record. */
+class DeepCheck {
+  private readonly progress: Progress;
+  private readonly total: number;
+  private done_ = 0;
+
+  constructor(
+    private readonly o: VerifyOptions,
+    private readonly problems: Problem[],
+    private readonly checked: Map<Manifest, { chunks: number; bytes: number }>,
+    manifests: Manifest[],
+  ) {
+    this.progress = new Progress(o.progress && Boolean(process.stderr.isTTY));
+    this.total = manifests.reduce((n, m) => n + m.storedBytes, 0);
+  }
+
+  private fetch(m: Manifest, index: number): Promise<Buffer> {
+    const chunk = m.chunks[index]!;
+    const p = fetchChunk({ backend: this.o.backend, pool: this.o.pool, prefix: `${datasetPath(m.dataset)}/${m.streamId}/`, manifest: m }, chunk);
+    p.catch(() => undefined);
+    return p;
+  }
+
+  private count(m: Manifest, index: number): void {
+    const c = this.checked.get(m) ?? { chunks: 0, bytes: 0 };
+    c.chunks++;
+    c.bytes += m.chunks[index]!.storedSize;
+    this.checked.set(m, c);
+    this.done_ += m.chunks[index]!.storedSize;
+    this.progress.update({ rawBytes: this.done_, storedBytes: this.done_, totalBytes: this.total, label: 'verifying' });
+  }
+
+  private report(m: Manifest, err: unknown): void {
+    if (!(err instanceof ChunkIntegrityError)) throw err;
+    this.problems.push({ kind: err.kind, dataset: m.dataset, stream: m.streamId, object: err.object, expected: err.expected, found: err.found, message: err.problem });
+  }
+
+  /** A sample: each chunk on its own, `parallel` at a time. */
+  async chunks(sample: { manifest: Manifest; chunk: { index: number } }[]): Promise<void> {
+    for (let i = 0; i < sample.length; i += this.o.parallel) {
+      const batch = sample.slice(i, i + this.o.parallel);
+      const results = await Promise.allSettled(batch.map((s) => this.fetch(s.manifest, s.chunk.index)));
+      results.forEach((r, k) => {
+        const { manifest, chunk } = batch[k]!;
+        this.count(manifest, chunk.index);
+        if (r.status === 'rejected') this.report(manifest, r.reason);
+      });
+    }
+  }
+
+  /** A whole stream in order: chunk checks, then every record, END checksums and the stream hash. */
+  async stream(m: Manifest): Promise<void> {
+    const validator = new StreamValidator();
+    const hash = createHash('sha256');
+    const ahead = new Map<number, Promise<Buffer>>();
+    let walking = true;
+    for (let i = 0; i < m.chunks.length; i++) {
+      for (let k = i; k < Math.min(m.chunks.length, i + this.o.parallel); k++) if (!ahead.has(k)) ahead.set(k, this.fetch(m, k));
+      const pending = ahead.get(i)!;
+      ahead.delete(i);
+      try {
+        const raw = await pending;
+        if (walking) {
+          validator.push(raw);
+          hash.update(raw);
+        }
+      } catch (err) {
+        if (err instanceof StreamFormatError) this.streamProblem(m, err.message);
+        else this.report(m, err);
+        walking = false; // the record walk cannot continue across missing bytes
+      }
+      this.count(m, i);
+    }
+    if (!walking) return;
+    try {
+      const summary = validator.finish();
+      const digest = hash.digest('hex');
+      if (digest !== m.sha256) {
+        this.problems.push({ kind: 'stream-hash-mismatch', dataset: m.dataset, stream: m.streamId, expected: m.sha256, found: digest, message: 'the whole-stream SHA-256 differs from the manifest' });
+      }
+      const guids = summary.substreams.map((s) => `${s.fromguid}>${s.toguid}`).join(',');
+      const recorded = m.substreams.map((s) => `${s.fromguid}>${s.toguid}`).join(',');
+      if (guids !== recorded) this.streamProblem(m, `the stream's snapshots (${guids}) are not the manifest's (${recorded})`);
+    } catch (err) {
+      if (!(err instanceof StreamFormatError)) throw err;
+      this.streamProblem(m, err.message);
+    }
+  }
+
+  private streamProblem(m: Manifest, message: string): void {
+    this.problems.push({ kind: 'stream-invalid', dataset: m.dataset, stream: m.streamId, message: `ZFS record walk: ${message}` });
+  }
+
+  done(): void {
+    this.progress.done();
+  }
+}
