@@ -7,6 +7,9 @@ import { type ArchiveSettings, archiveStream, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL,
 import { formatListing, listArchive } from '../jobs/list.js';
 import { describePlan, restore, restoreJson } from '../jobs/restore.js';
 import { sendSnapshot } from '../jobs/send.js';
+import { verifyArchive } from '../jobs/verify.js';
+import type { SampleLimit } from '../archive/sampling.js';
+import { parseDuration } from '../util/duration.js';
 import type { Backend } from '../storage/backend.js';
 import { openBackend } from '../storage/open.js';
 import { parseSize } from '../util/bytes.js';
@@ -15,7 +18,7 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { TOOL_VERSION } from '../util/version.js';
 import { Zfs } from '../zfs/zfs.js';
 import { exitCodeFor, oneLineError } from './exit.js';
-import { archiveSummaryLine, printJson } from './output.js';
+import { archiveSummaryLine, formatVerifyReport, printJson } from './output.js';
 
 interface GlobalOptions {
   logLevel?: string;
@@ -93,7 +96,12 @@ async function withResources<T>(target: string, o: TargetOptions, fn: (backend: 
   }
 }
 
-export function buildProgram(getLog: () => Logger): Command {
+/** What an action wants the process to exit with, when it is not 0 and not an error (verify: 3). */
+export interface Outcome {
+  exitCode: number;
+}
+
+export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode: 0 }): Command {
   const program = new Command('zfs-offsite')
     .description('Archive ZFS send streams to S3, SFTP or a local directory, and restore them')
     .version(TOOL_VERSION)
@@ -197,7 +205,62 @@ export function buildProgram(getLog: () => Logger): Command {
     }
   });
 
+  addTargetOptions(
+    program
+      .command('verify')
+      .description('audit the archive: quick (listing and manifests), --deep (every byte and ZFS record), or sampled')
+      .argument('<target>', 'file:///path, /path, or s3://bucket/prefix')
+      .argument('[dataset]', 'only this dataset')
+      .option('--deep', 'download every chunk, check SHA-256s and zstd checksums, walk every ZFS record')
+      .option('--sample <percent>', 'deep-check a random share of the stored bytes, e.g. 5%')
+      .option('--max-bytes <size>', 'deep-check random chunks up to this many stored bytes, e.g. 10G')
+      .option('--seed <n>', 'repeat the random choice of a previous sampled run')
+      .option('--stale-after <duration>', 'report in-progress streams older than this', '24h')
+      .option('--parallel <n>', 'chunks downloaded at once', '4')
+      .option('--no-progress', 'no progress line on a terminal')
+      .option('--json', 'one entry per problem, for monitors'),
+  ).action(async (target: string, dataset: string | undefined, o: TargetOptions & VerifyCliOptions) => {
+    const sample = sampleLimit(o);
+    if (o.seed !== undefined && !sample) throw new UsageError('--seed goes with --sample or --max-bytes');
+    const seed = o.seed === undefined ? undefined : Number(o.seed);
+    if (seed !== undefined && (!Number.isInteger(seed) || seed < 0)) throw new UsageError(`invalid --seed: ${o.seed}`);
+    const staleAfterMs = parseDuration(o.staleAfter, '--stale-after');
+    const parallel = positiveInt(o.parallel, '--parallel');
+    const backend = await open(target, o);
+    const pool = new ChunkPool();
+    try {
+      const report = await verifyArchive({ backend, pool, log: getLog(), dataset, deep: Boolean(o.deep), sample, seed, parallel, staleAfterMs, progress: o.progress });
+      process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatVerifyReport(report));
+      if (report.problems.length > 0) outcome.exitCode = 3;
+    } finally {
+      await pool.close();
+      await backend.close();
+    }
+  });
+
   return program;
+}
+
+interface VerifyCliOptions {
+  deep?: boolean;
+  sample?: string;
+  maxBytes?: string;
+  seed?: string;
+  staleAfter: string;
+  parallel: string;
+  progress: boolean;
+  json?: boolean;
+}
+
+function sampleLimit(o: VerifyCliOptions): SampleLimit | undefined {
+  if (o.sample !== undefined && o.maxBytes !== undefined) throw new UsageError('--sample and --max-bytes exclude each other');
+  if (o.sample !== undefined) {
+    const percent = Number(o.sample.replace(/%$/, ''));
+    if (!(percent > 0 && percent <= 100)) throw new UsageError(`invalid --sample: ${JSON.stringify(o.sample)} (expected a percentage such as 5%)`);
+    return { percent };
+  }
+  if (o.maxBytes !== undefined) return { maxBytes: parseSize(o.maxBytes, '--max-bytes') };
+  return undefined;
 }
 
 interface RestoreCliOptions {
@@ -215,16 +278,17 @@ interface RestoreCliOptions {
 
 export async function main(argv: string[]): Promise<number> {
   let log: Logger | undefined;
+  const outcome: Outcome = { exitCode: 0 };
   const program = buildProgram(() => {
     const g = program.opts<GlobalOptions>();
     log ??= createLogger({ level: g.logLevel, json: g.logJson, file: g.logFile });
     return log;
-  });
+  }, outcome);
   program.exitOverride();
   program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
   try {
     await program.parseAsync(argv);
-    return 0;
+    return outcome.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? 0 : 2;

@@ -1,4 +1,5 @@
 import type { ArchiveStreamResult } from '../jobs/archive-stream.js';
+import type { VerifyReport } from '../jobs/verify.js';
 import { formatBytes, formatRatio } from '../util/bytes.js';
 
 export function printJson(value: unknown): void {
@@ -18,4 +19,21 @@ export function archiveSummaryLine(result: ArchiveStreamResult, location: string
     `${formatBytes(m.storedBytes)} stored (${formatRatio(m.storedBytes, m.rawBytes)}), ${m.chunks.length} chunk${m.chunks.length === 1 ? '' : 's'}, ` +
     `${result.seconds.toFixed(1)} s (${formatBytes(rate)}/s)`
   );
+}
+
+/** The human table of `verify`, then one line per problem. */
+export function formatVerifyReport(r: VerifyReport): string {
+  const how = r.mode === 'sampled' ? `sampled deep check (seed ${r.seed}; --seed ${r.seed} repeats it)` : r.mode === 'deep' ? 'deep check' : 'quick check (no data downloaded)';
+  const lines = [`verify ${r.target}: ${how}`];
+  const rows = [['DATASET', 'STREAMS', 'CHUNKS', 'CHECKED', 'BYTES CHECKED', 'PROBLEMS']];
+  for (const d of r.datasets) {
+    rows.push([d.dataset, String(d.streams), String(d.chunks), String(d.chunksChecked), formatBytes(d.bytesChecked), String(d.problems)]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  for (const row of rows) lines.push(`  ${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}`);
+  for (const p of r.problems) {
+    lines.push(`  PROBLEM ${p.kind}: ${[p.dataset, p.stream].filter(Boolean).join(' ')}${p.object ? ` ${p.object}` : ''}: ${p.message}`);
+  }
+  lines.push(r.problems.length === 0 ? `clean (${r.seconds.toFixed(1)} s)` : `${r.problems.length} problem${r.problems.length === 1 ? '' : 's'} found (${r.seconds.toFixed(1)} s)`);
+  return `${lines.join('\n')}\n`;
 }

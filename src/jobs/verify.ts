@@ -39,6 +39,8 @@ export interface VerifyReport {
   seed?: number;
   datasets: DatasetReport[];
   problems: Problem[];
+  /** Sampled runs: the chunk objects checked, so a monitor (or a rerun with --seed) can see which. */
+  sampledObjects?: string[];
   seconds: number;
 }
 
@@ -56,10 +58,14 @@ export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
   const checked = new Map<Manifest, { chunks: number; bytes: number }>();
   const mode = o.sample ? 'sampled' : o.deep ? 'deep' : 'quick';
   const seed = o.sample ? (o.seed ?? randomInt(2 ** 31)) : undefined;
+  let sampledObjects: string[] | undefined;
   if (mode !== 'quick') {
     const deep = new DeepCheck(o, problems, checked, manifests);
-    if (o.sample) await deep.chunks(sampleChunks(manifests, o.sample, seed!));
-    else for (const m of manifests) await deep.stream(m);
+    if (o.sample) {
+      const sample = sampleChunks(manifests, o.sample, seed!);
+      sampledObjects = sample.map((s) => `${datasetPath(s.manifest.dataset)}/${s.manifest.streamId}/${s.chunk.key}`);
+      await deep.chunks(sample);
+    } else for (const m of manifests) await deep.stream(m);
     deep.done();
   }
   const datasets = [...new Set([...streams.map((s) => s.dataset)])].sort().map((dataset) => {
@@ -73,7 +79,7 @@ export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
       problems: problems.filter((p) => p.dataset === dataset).length,
     };
   });
-  return { target: o.backend.location, mode, seed, datasets, problems, seconds: (Date.now() - started) / 1000 };
+  return { target: o.backend.location, mode, seed, datasets, problems, sampledObjects, seconds: (Date.now() - started) / 1000 };
 }
 
 /** Reads every manifest and SHA256SUMS that the listing shows, a few at a time. */

@@ -6,6 +6,8 @@ import { LocalBackend } from './local.js';
 import { RetryingBackend, type RetryOptions } from './retrying.js';
 import { parseS3Url, S3Backend } from './s3.js';
 import { redactUrl } from './s3-errors.js';
+import { SftpBackend } from './sftp.js';
+import { parseSftpUrl, resolveSftpSettings, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
 
 export interface OpenOptions {
   /** S3-compatible server URL; default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
@@ -19,16 +21,26 @@ export interface OpenOptions {
   /** Region; default AWS_REGION / the profile's region, else us-east-1. */
   s3Region?: string;
   storageClass?: string;
+  /** SSH private key file for sftp:// targets; default env ZFS_OFFSITE_SFTP_KEY (see sftp-config.ts). */
+  sftpKey?: string;
+  /** known_hosts file; default env ZFS_OFFSITE_SFTP_KNOWN_HOSTS, else ~/.ssh/known_hosts. */
+  sftpKnownHosts?: string;
+  /** Record an SFTP server's host key seen for the first time (never a changed one). */
+  sftpAcceptNew?: boolean;
   retry?: RetryOptions;
 }
 
-export type Target = { kind: 'local'; path: string } | { kind: 's3'; bucket: string; prefix: string };
+export type Target =
+  | { kind: 'local'; path: string }
+  | { kind: 's3'; bucket: string; prefix: string }
+  | ({ kind: 'sftp' } & SftpLocation);
 
-const EXAMPLES = 'use s3://bucket/prefix, file:///absolute/path or a directory path';
+const EXAMPLES = 'use s3://bucket/prefix, sftp://user@host[:port]/path, file:///absolute/path or a directory path';
 
 /**
- * Understands a target string: `s3://bucket/prefix`, `file:///abs/path`, or a plain absolute or
- * relative directory path (made absolute). Anything else is a UsageError naming the target.
+ * Understands a target string: `s3://bucket/prefix`, `sftp://user@host[:port]/path` (relative to
+ * the login directory; `//abs/path` for an absolute one), `file:///abs/path`, or a plain absolute
+ * or relative directory path (made absolute). Anything else is a UsageError naming the target.
  */
 export function parseTarget(target: string): Target {
   const shown = redactUrl(target);
@@ -53,7 +65,7 @@ export function parseTarget(target: string): Target {
       return { kind: 'local', path };
     }
     case 'sftp':
-      throw new UsageError(`${shown}: SFTP targets are not supported yet`);
+      return { kind: 'sftp', ...parseSftpUrl(target) };
     default:
       throw new UsageError(`${shown}: unknown target scheme "${scheme}://"; ${EXAMPLES}`);
   }
@@ -70,6 +82,14 @@ export async function openBackend(target: string, options: OpenOptions = {}): Pr
   let backend: Backend;
   if (parsed.kind === 'local') {
     backend = new LocalBackend(parsed.path);
+  } else if (parsed.kind === 'sftp') {
+    const { kind: _kind, ...location } = parsed;
+    const settings = await resolveSftpSettings(sftpLocationUrl(location), {
+      ...(options.sftpKey !== undefined ? { key: options.sftpKey } : {}),
+      ...(options.sftpKnownHosts !== undefined ? { knownHosts: options.sftpKnownHosts } : {}),
+      ...(options.sftpAcceptNew !== undefined ? { acceptNew: options.sftpAcceptNew } : {}),
+    });
+    backend = new SftpBackend({ ...location, ...settings });
   } else {
     const endpoint = options.s3Endpoint ?? (process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || undefined);
     if (endpoint !== undefined && !/^https?:\/\/[^/]/i.test(endpoint)) {

@@ -1,0 +1,471 @@
+import { randomBytes } from 'node:crypto';
+import { posix } from 'node:path';
+import { Readable } from 'node:stream';
+import type { FileEntryWithStats, Stats } from 'ssh2';
+import { Semaphore } from '../util/semaphore.js';
+import { type Backend, type ByteRange, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
+import { TEMP_PREFIX } from './local.js';
+import { type SftpAuth, type SftpHostKeyPolicy, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
+import { connectSftp, type SftpSession } from './sftp-connect.js';
+import { SFTP_STATUS, sftpStatus, sftpStorageError } from './sftp-errors.js';
+import { PipelinedWriter, rangeReader } from './sftp-io.js';
+
+export interface SftpBackendOptions extends SftpLocation {
+  auth: SftpAuth;
+  hostKeys: SftpHostKeyPolicy;
+  /** Parallel operations the layers above should issue. Default 4. */
+  connections?: number;
+  /** SSH connections opened at most (each with its own server process). Default 2. */
+  sessions?: number;
+}
+
+const S_IFMT = 0o170000;
+const isFile = (mode: number) => (mode & S_IFMT) === 0o100000;
+const isDir = (mode: number) => (mode & S_IFMT) === 0o040000;
+const isLink = (mode: number) => (mode & S_IFMT) === 0o120000;
+
+/**
+ * A directory on an SFTP server (an SFTP-only storage box, a NAS, any OpenSSH host); the URL
+ * convention is described in sftp-config.ts (`sftp://user@host[:port]/relative/to/login/dir`,
+ * `sftp://user@host[:port]//absolute/path`). Key "a/b/c" is the file `<path>/a/b/c`.
+ *
+ * Like the local backend, a put writes to a `.tmp-*` file in the target directory (creating
+ * directories as needed), fsyncs it (fsync@openssh.com, when offered) and renames it over the
+ * final name with posix-rename@openssh.com, which replaces an existing file atomically. Plain
+ * SFTP v3 RENAME fails when the target exists; without the extension the old file is removed
+ * first (a reader may briefly see no object, never a partial one). `list` ignores `.tmp-*`.
+ *
+ * Requests go over a small pool of SSH connections (`sessions`), each carrying many requests
+ * at once; the first connection verifies the host key (and records it with accept-new) before
+ * any other is opened, and every further one must present the same key.
+ */
+export class SftpBackend implements Backend {
+  readonly location: string;
+  readonly connections: number;
+  private readonly root: string;
+  private maxSessions: number;
+  private sessions: SftpSession[] = [];
+  private opening: Promise<SftpSession> | undefined;
+  private pinnedKey: Buffer | undefined;
+  private closed = false;
+  /** Temp files a failed put could not remove (its connection died); removed later. */
+  private readonly orphans = new Set<string>();
+
+  constructor(private readonly options: SftpBackendOptions) {
+    this.location = sftpLocationUrl(options);
+    this.root = options.path;
+    this.connections = options.connections ?? 4;
+    this.maxSessions = Math.max(1, options.sessions ?? 2);
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  /** A session for one operation: the least busy one, opening another while all are busy. */
+  private async acquire(): Promise<SftpSession> {
+    for (;;) {
+      if (this.closed) throw new StorageError(`${this.location}: the backend is closed`, true);
+      this.sessions = this.sessions.filter((s) => !s.dead);
+      let best: SftpSession | undefined;
+      for (const s of this.sessions) if (!best || s.active < best.active) best = s;
+      const wantMore = !best || (best.active > 0 && this.sessions.length < this.maxSessions);
+      if (wantMore && !this.opening) {
+        const opening = this.openSession();
+        this.opening = opening;
+        opening.then(
+          () => (this.opening = undefined),
+          () => (this.opening = undefined),
+        );
+        // A failed extra connection (e.g. the server's connection limit) only caps the pool.
+        if (best) opening.catch(() => undefined);
+      }
+      if (!best) {
+        await this.opening; // the first connection: its failure is this operation's failure
+        continue;
+      }
+      best.active++;
+      return best;
+    }
+  }
+
+  private release(s: SftpSession): void {
+    s.active--;
+  }
+
+  private async openSession(): Promise<SftpSession> {
+    const { session, hostKey } = await connectSftp({
+      host: this.options.host,
+      port: this.options.port,
+      user: this.options.user,
+      auth: this.options.auth,
+      hostKeys: this.options.hostKeys,
+      where: this.location,
+      ...(this.pinnedKey ? { pinnedKey: this.pinnedKey } : {}),
+    }).catch((err: unknown) => {
+      // Once one connection works, a refused extra one (connection limit) just caps the pool.
+      if (this.sessions.length > 0) this.maxSessions = this.sessions.length;
+      throw err;
+    });
+    this.pinnedKey ??= hostKey;
+    if (this.closed) {
+      await session.end();
+      throw new StorageError(`${this.location}: the backend is closed`, true);
+    }
+    this.sessions.push(session);
+    return session;
+  }
+
+  private async use<T>(fn: (s: SftpSession) => Promise<T>): Promise<T> {
+    const s = await this.acquire();
+    try {
+      return await fn(s);
+    } finally {
+      this.release(s);
+    }
+  }
+
+  // ---------------------------------------------------------------- paths and errors
+
+  /** The remote path of a key, refusing keys that could escape the root or hide as temp files. */
+  private pathOf(key: string): string {
+    const parts = key.split('/');
+    const bad =
+      key.length === 0 ||
+      /[\0\\]/.test(key) ||
+      parts.some((p) => p === '' || p === '.' || p === '..' || p.startsWith(TEMP_PREFIX));
+    if (bad) throw new StorageError(`${this.location}: invalid object key ${JSON.stringify(key)}`, true);
+    return this.join(key);
+  }
+
+  private join(rel: string): string {
+    if (this.root === '') return rel === '' ? '.' : rel;
+    if (rel === '') return this.root;
+    return this.root === '/' ? `/${rel}` : `${this.root}/${rel}`;
+  }
+
+  private fail(err: unknown, action: string, key?: string): StorageError {
+    return sftpStorageError(err, this.location, action, key ?? '');
+  }
+
+  /** A FAILURE while writing may be a full disk: ask the server (statvfs@openssh.com) if it can tell. */
+  private async writeError(s: SftpSession, err: unknown, dir: string, key: string): Promise<unknown> {
+    if (sftpStatus(err) !== SFTP_STATUS.FAILURE || !s.hasExtension('statvfs@openssh.com')) return err;
+    const vfs = await s
+      .call<{ f_bavail: number; f_frsize: number }>((sftp, done) => sftp.ext_openssh_statvfs(dir, done))
+      .catch(() => undefined);
+    if (vfs && vfs.f_bavail * vfs.f_frsize < 1024 * 1024) {
+      return new StorageError(`${this.location}: cannot write ${key}: no space left on the server (SSH_FX_FAILURE; statvfs shows ${vfs.f_bavail * vfs.f_frsize} bytes free)`, true, 'no-space', { cause: err });
+    }
+    return err;
+  }
+
+  // ---------------------------------------------------------------- put
+
+  async put(key: string, body: Buffer | Readable, size?: number): Promise<void> {
+    // A producer failing before we read it must not be an unhandled 'error' event.
+    if (!Buffer.isBuffer(body)) body.on('error', () => undefined);
+    try {
+      const path = this.pathOf(key);
+      if (Buffer.isBuffer(body) && size !== undefined && body.length !== size) {
+        throw new StorageError(`${this.location}: cannot put ${key}: body has ${body.length} bytes, expected ${size}`, true);
+      }
+      await this.use((s) => this.putOn(s, key, path, body, size));
+    } catch (err) {
+      if (!Buffer.isBuffer(body)) body.destroy(); // do not leave the producer blocked
+      throw err;
+    }
+  }
+
+  private async putOn(s: SftpSession, key: string, path: string, body: Buffer | Readable, size?: number): Promise<void> {
+    await this.removeOrphans(s);
+    const dir = posix.dirname(path);
+    const tmp = `${dir === '.' ? '' : `${dir}/`}${TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}`;
+    const handle = await this.createTemp(s, dir, tmp, key);
+    const writer = new PipelinedWriter(s, handle);
+    let open = true;
+    try {
+      try {
+        if (Buffer.isBuffer(body)) {
+          await writer.write(body);
+        } else {
+          const chunks = (body as AsyncIterable<Buffer | Uint8Array | string>)[Symbol.asyncIterator]();
+          for (;;) {
+            let next: IteratorResult<Buffer | Uint8Array | string>;
+            try {
+              next = await chunks.next();
+            } catch (err) {
+              throw new BodyFailure(err); // the caller's own error: passed on unchanged below
+            }
+            if (next.done) break;
+            const chunk = next.value;
+            await writer.write(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+          }
+        }
+        await writer.finish();
+      } finally {
+        await writer.settle(); // no request may still write into the temp file
+      }
+      if (size !== undefined && writer.written !== size) {
+        throw new StorageError(`${this.location}: cannot put ${key}: body has ${writer.written} bytes, expected ${size}`, true);
+      }
+      if (s.hasExtension('fsync@openssh.com')) {
+        await s.call((sftp, done) => sftp.ext_openssh_fsync(handle, done));
+      }
+      open = false;
+      await s.call((sftp, done) => sftp.close(handle, done));
+      await this.renameOver(s, tmp, path);
+    } catch (err) {
+      if (open) await s.call((sftp, done) => sftp.close(handle, done)).catch(() => undefined);
+      await s.call((sftp, done) => sftp.unlink(tmp, done)).catch(() => {
+        if (s.dead) this.orphans.add(tmp);
+      });
+      if (err instanceof BodyFailure) throw err.original;
+      throw this.fail(await this.writeError(s, err, dir, key), 'write', key);
+    }
+  }
+
+  /** Opens a new temp file, creating missing directories (a concurrent delete may prune them). */
+  private async createTemp(s: SftpSession, dir: string, tmp: string, key: string): Promise<Buffer> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await s.call<Buffer>((sftp, done) => sftp.open(tmp, 'wx', { mode: 0o644 }, done));
+      } catch (err) {
+        if (sftpStatus(err) !== SFTP_STATUS.NO_SUCH_FILE || attempt >= 5) throw this.fail(err, 'write', key);
+      }
+      await this.makeDirs(s, dir, key);
+    }
+  }
+
+  /** `mkdir -p`: from the deepest missing directory down, tolerating ones made meanwhile. */
+  private async makeDirs(s: SftpSession, dir: string, key: string): Promise<void> {
+    if (dir === '.' || dir === '/' || dir === '') return;
+    const mkdir = () => s.call((sftp, done) => sftp.mkdir(dir, done));
+    try {
+      await mkdir();
+      return;
+    } catch (err) {
+      if (sftpStatus(err) === SFTP_STATUS.NO_SUCH_FILE) {
+        await this.makeDirs(s, posix.dirname(dir), key);
+        const again = await mkdir().then(() => undefined, (e: unknown) => e);
+        if (again === undefined) return;
+        err = again;
+      }
+      // FAILURE is what OpenSSH says for "exists" (EEXIST); a directory that exists is fine.
+      const st = await s.call<Stats>((sftp, done) => sftp.stat(dir, done)).catch(() => undefined);
+      if (st && isDir(st.mode)) return;
+      if (st) throw new StorageError(`${this.location}: cannot write ${key}: ${dir} exists and is not a directory`, true);
+      throw this.fail(err, 'create directory', `${dir} for ${key}`);
+    }
+  }
+
+  private async renameOver(s: SftpSession, tmp: string, path: string): Promise<void> {
+    if (s.hasExtension('posix-rename@openssh.com')) {
+      await s.call((sftp, done) => sftp.ext_openssh_rename(tmp, path, done));
+      return;
+    }
+    try {
+      await s.call((sftp, done) => sftp.rename(tmp, path, done));
+    } catch (err) {
+      if (sftpStatus(err) !== SFTP_STATUS.FAILURE) throw err;
+      // SFTP v3 RENAME refuses to replace a file: remove the old version, then rename.
+      await s.call((sftp, done) => sftp.unlink(path, done)).catch((e: unknown) => {
+        if (sftpStatus(e) !== SFTP_STATUS.NO_SUCH_FILE) throw e;
+      });
+      await s.call((sftp, done) => sftp.rename(tmp, path, done));
+    }
+  }
+
+  private async removeOrphans(s: SftpSession): Promise<void> {
+    for (const tmp of [...this.orphans]) {
+      this.orphans.delete(tmp);
+      await s.call((sftp, done) => sftp.unlink(tmp, done)).catch(() => undefined);
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Opens an object for reading; directories and missing paths alike mean "no such object". */
+  private async openObject(s: SftpSession, key: string): Promise<{ handle: Buffer; size: number }> {
+    const path = this.pathOf(key);
+    let handle: Buffer;
+    try {
+      handle = await s.call<Buffer>((sftp, done) => sftp.open(path, 'r', done));
+    } catch (err) {
+      if (sftpStatus(err) === SFTP_STATUS.NO_SUCH_FILE) throw new NotFoundError(key, this.location);
+      throw this.fail(err, 'read', key);
+    }
+    try {
+      const st = await s.call<Stats>((sftp, done) => sftp.fstat(handle, done));
+      if (!isFile(st.mode)) throw new NotFoundError(key, this.location);
+      return { handle, size: st.size };
+    } catch (err) {
+      await s.call((sftp, done) => sftp.close(handle, done)).catch(() => undefined);
+      throw err instanceof NotFoundError ? err : this.fail(err, 'read', key);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const offset = range?.offset ?? 0;
+    const length = range?.length;
+    if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
+      throw new RangeError(`invalid byte range ${JSON.stringify(range)} for ${key}`);
+    }
+    const s = await this.acquire();
+    let opened: { handle: Buffer; size: number };
+    try {
+      opened = await this.openObject(s, key);
+    } catch (err) {
+      this.release(s);
+      throw err;
+    }
+    const end = Math.min(opened.size, length === undefined ? Infinity : offset + length);
+    // The stream holds the session until it ends or is destroyed.
+    return rangeReader(s, opened.handle, offset, Math.max(offset, end), (err) => this.fail(err, 'read', key), async () => {
+      this.release(s);
+      await s.call((sftp, done) => sftp.close(opened.handle, done)).catch(() => undefined);
+    });
+  }
+
+  async getBuffer(key: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const chunk of await this.get(key)) parts.push(chunk as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    const path = this.pathOf(key);
+    return this.use(async (s) => {
+      let st: Stats;
+      try {
+        st = await s.call<Stats>((sftp, done) => sftp.stat(path, done));
+      } catch (err) {
+        if (sftpStatus(err) === SFTP_STATUS.NO_SUCH_FILE) throw new NotFoundError(key, this.location);
+        throw this.fail(err, 'read', key);
+      }
+      if (!isFile(st.mode)) throw new NotFoundError(key, this.location);
+      return { key, size: st.size, modified: new Date(st.mtime * 1000) };
+    });
+  }
+
+  // ---------------------------------------------------------------- list and delete
+
+  /**
+   * Prefixes are plain string prefixes ("a/b" matches "a/b/c" and "a/bc"): the walk starts at
+   * the deepest directory the prefix names; directories are read several at a time.
+   */
+  async list(prefix: string, onObject: (info: ObjectInfo) => void): Promise<void> {
+    if (/[\0\\]/.test(prefix) || prefix.split('/').some((p) => p === '..' || p === '.')) {
+      throw new StorageError(`${this.location}: invalid list prefix ${JSON.stringify(prefix)}`, true);
+    }
+    const slash = prefix.lastIndexOf('/');
+    const start = slash >= 0 ? prefix.slice(0, slash).replace(/\/+$/, '') : '';
+    await this.walk(start, prefix, onObject, new Semaphore(8));
+  }
+
+  private async walk(rel: string, prefix: string, onObject: (info: ObjectInfo) => void, limit: Semaphore): Promise<void> {
+    const dir = this.join(rel);
+    let entries: FileEntryWithStats[];
+    await limit.acquire();
+    try {
+      entries = await this.use((s) => s.call<FileEntryWithStats[]>((sftp, done) => sftp.readdir(dir, done)));
+    } catch (err) {
+      if (sftpStatus(err) === SFTP_STATUS.NO_SUCH_FILE) return; // nothing stored under this prefix
+      throw this.fail(err, 'list', rel === '' ? '(the root directory)' : `${rel}/`);
+    } finally {
+      limit.release();
+    }
+    const below: Promise<void>[] = [];
+    for (const { filename: name, attrs } of entries) {
+      if (name === '.' || name === '..' || name.startsWith(TEMP_PREFIX)) continue;
+      const key = rel === '' ? name : `${rel}/${name}`;
+      if (isDir(attrs.mode)) {
+        // Symlinked directories are not followed (as local does): no cycles, no escapes.
+        const asDir = `${key}/`;
+        if (asDir.startsWith(prefix) || prefix.startsWith(asDir)) below.push(this.walk(key, prefix, onObject, limit));
+        continue;
+      }
+      if (!key.startsWith(prefix)) continue;
+      if (isFile(attrs.mode)) {
+        onObject({ key, size: attrs.size, modified: new Date(attrs.mtime * 1000) });
+      } else if (isLink(attrs.mode)) {
+        const st = await this.use((s) => s.call<Stats>((sftp, done) => sftp.stat(this.join(key), done))).catch(() => undefined);
+        if (st && isFile(st.mode)) onObject({ key, size: st.size, modified: new Date(st.mtime * 1000) });
+      }
+    }
+    const results = await Promise.allSettled(below);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Removes the files, then directories this left empty (up to the root, never the root). */
+  async delete(keys: string[]): Promise<void> {
+    const paths = keys.map((key) => [key, this.pathOf(key)] as const);
+    const parents = new Set<string>();
+    let next = 0;
+    const worker = async () => {
+      while (next < paths.length) {
+        const [key, path] = paths[next++]!;
+        await this.use((s) => s.call((sftp, done) => sftp.unlink(path, done))).then(
+          () => parents.add(posix.dirname(path)),
+          (err: unknown) => {
+            if (sftpStatus(err) === SFTP_STATUS.NO_SUCH_FILE) return; // absent: nothing to delete
+            throw this.fail(err, 'delete', key);
+          },
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, paths.length) }, worker));
+    const rootDir = this.join('');
+    for (const start of [...parents].sort((a, b) => b.length - a.length)) {
+      for (let dir = start; dir !== rootDir && dir !== '.' && dir !== '/' && isBelow(dir, this.root); dir = posix.dirname(dir)) {
+        const removed = await this.use((s) => s.call((sftp, done) => sftp.rmdir(dir, done))).then(() => true, () => false);
+        if (!removed) break; // not empty (or already gone): stop climbing
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- check and close
+
+  async check(): Promise<void> {
+    await this.use(async (s) => {
+      const probeKey = `${TEMP_PREFIX}check-${process.pid}-${randomBytes(4).toString('hex')}`;
+      const probe = this.join(probeKey);
+      await this.makeDirs(s, this.join(''), '(the target directory)');
+      try {
+        const handle = await s.call<Buffer>((sftp, done) => sftp.open(probe, 'wx', { mode: 0o644 }, done));
+        await s.call((sftp, done) => sftp.close(handle, done));
+      } catch (err) {
+        throw this.fail(err, 'write to', 'the target directory');
+      } finally {
+        await s.call((sftp, done) => sftp.unlink(probe, done)).catch(() => undefined);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.opening?.catch(() => undefined);
+    const live = this.sessions.filter((s) => !s.dead);
+    if (live[0] && this.orphans.size > 0) await this.removeOrphans(live[0]);
+    await Promise.all(this.sessions.map((s) => s.end()));
+    this.sessions = [];
+  }
+
+  /** Tests only: cut every connection, as a network failure would. */
+  killConnectionsForTests(): void {
+    for (const s of this.sessions) s.destroyForTests();
+  }
+}
+
+/** Carries an error of the caller's body stream past our error mapping. */
+class BodyFailure extends Error {
+  constructor(readonly original: unknown) {
+    super('body stream failed');
+  }
+}
+
+/** Whether `dir` lies strictly inside `root` ('' = the login directory, so any relative path). */
+function isBelow(dir: string, root: string): boolean {
+  if (root === '') return !dir.startsWith('/');
+  if (root === '/') return dir.startsWith('/') && dir !== '/';
+  return dir.startsWith(`${root}/`);
+}
