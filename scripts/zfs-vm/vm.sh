@@ -27,10 +27,12 @@
 # Environment:
 #   ZFS_VM_RUN         run directory (default /tmp/zfs-offsite-vm): overlay, disks, sockets, env
 #   ZFS_VM_CACHE       image cache (default $HOME/.cache/zfs-offsite-vm), see build-image.sh
+#   ZFS_VM_IMAGE       use this image directory instead of build-image.sh's (no build)
 #   ZFS_VM_SSH_PORT    ssh port on 127.0.0.1 (default 2222)
 #   ZFS_VM_MEM         guest RAM in MiB (default 2560)
 #   ZFS_VM_CPUS        vCPUs (default 2)
 #   ZFS_VM_DISKS       number of empty test disks (default 2), ZFS_VM_DISK_SIZE each (default 1G)
+#   ZFS_VM_APPEND      extra kernel command line arguments
 #   ZFS_VM_WARM        1 (default): save/resume the warm-start state; 0: always boot cold
 #   ZFS_VM_BOOT_TIMEOUT  seconds to wait for ssh (default 300)
 set -euo pipefail
@@ -100,7 +102,11 @@ start() {
   [ -e "$RUN" ] && { log "removing stale run directory $RUN"; stop; }
 
   local img
-  img=$("$HERE/build-image.sh") || die "building the VM image failed"
+  if [ -n "${ZFS_VM_IMAGE:-}" ]; then
+    img=$ZFS_VM_IMAGE
+  else
+    img=$("$HERE/build-image.sh") || die "building the VM image failed"
+  fi
   [ -s "$img/root.qcow2" ] || die "no image in $img"
   for cmd in qemu-system-x86_64 qemu-img socat zstd ssh; do
     command -v "$cmd" >/dev/null || die "missing $cmd (build-image.sh installs it)"
@@ -138,7 +144,7 @@ EOF
   done
 
   local append="root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 noresume mitigations=off"
-  append+=" quiet loglevel=4 systemd.show_status=0"
+  append+=" quiet loglevel=4 systemd.show_status=0${ZFS_VM_APPEND:+ $ZFS_VM_APPEND}"
   # Everything that must be identical between the VM that saved a warm state and the one
   # that resumes it. Paths inside $RUN and the ssh port may differ.
   local args=(

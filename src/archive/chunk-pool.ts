@@ -14,6 +14,8 @@ export type ChunkJob =
       level: number;
       /** Shared memory the frame is written into (at least zstd's compressBound of length). */
       out: SharedArrayBuffer;
+      /** Skip compressing when the raw bytes have this SHA-256 (already stored by an interrupted run). */
+      skipIfRawSha256?: string;
     }
   | {
       op: 'decompress';
@@ -37,7 +39,7 @@ export interface ChunkReply {
 }
 
 export interface CompressResult {
-  /** Bytes of the frame written at the start of `out`. */
+  /** Bytes of the frame written at the start of `out`; -1 when skipped (raw SHA-256 matched). */
   length: number;
   rawSha256: string;
   storedSha256: string;

@@ -48,11 +48,13 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 function run(job: ChunkJob): { reply: ChunkReply; transfer: ArrayBuffer[] } {
   if (job.op === 'compress') {
     const raw = new Uint8Array(job.buffer, job.offset, job.length);
+    const rawSha256 = sha256(raw);
+    // Resuming: the interrupted run already stored exactly these bytes.
+    if (rawSha256 === job.skipIfRawSha256) return { reply: { id: job.id, length: -1, rawSha256, storedSha256: '', level: 0 }, transfer: [] };
     const level = chooseLevel(raw, job.level);
     const out = new Uint8Array(job.out);
     const length = context(level).compress2(out, raw);
-    const reply = { id: job.id, length, rawSha256: sha256(raw), storedSha256: sha256(out.subarray(0, length)), level };
-    return { reply, transfer: [] };
+    return { reply: { id: job.id, length, rawSha256, storedSha256: sha256(out.subarray(0, length)), level }, transfer: [] };
   }
   const stored = new Uint8Array(job.data);
   const storedSha256 = sha256(stored);

@@ -1,18 +1,17 @@
-import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { Backend } from '../storage/backend.js';
-import { isNotFound } from '../storage/backend.js';
 import { peekStreamStart, type StreamStart, type StreamSummary } from '../stream/validator.js';
-import { StreamFormatError, UsageError } from '../util/errors.js';
+import { OperationalError, StreamFormatError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { BufferPool, Semaphore } from '../util/semaphore.js';
 import { TOOL_VERSION } from '../util/version.js';
 import { type ChunkPool, frameBound } from './chunk-pool.js';
 import { readChunks, type RawChunk } from './chunker.js';
+import { type JournalChunk, ResumeJournal } from './journal.js';
 import { chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from './keys.js';
 import { buildManifest } from './manifest-builder.js';
-import { StreamCheck } from './stream-check.js';
 import { type Manifest, type ManifestChunk, serializeManifest, sha256sums } from './manifest.js';
+import { StreamCheck } from './stream-check.js';
 
 export const MIN_CHUNK_SIZE = 1024 * 1024;
 
@@ -27,6 +26,14 @@ export interface WriteProgress {
   rawBytes: number;
   storedBytes: number;
   chunksStored: number;
+  /** Stored bytes actually sent to the backend by this run (reused chunks are not). */
+  uploadedBytes: number;
+  chunksReused: number;
+}
+
+/** The stream is wrong (corrupt, or not the snapshot expected): what was stored of it is deleted. */
+export class StreamRejectedError extends OperationalError {
+  override name = 'StreamRejectedError';
 }
 
 export interface ArchiveWriteOptions {
@@ -42,6 +49,8 @@ export interface ArchiveWriteOptions {
   log: Logger;
   sendArgs: string[] | null;
   zfsVersion: string | null;
+  /** No input for this long is an error (0 = wait forever). */
+  stallMs?: number;
   /** Called once the stream is identified; return false to stop (e.g. already archived). */
   onIdentified?(identity: StreamIdentity): Promise<boolean>;
   /** Name of the from-snapshot for the manifest ('' when unknown). */
@@ -52,54 +61,55 @@ export interface ArchiveWriteOptions {
 }
 
 export type ArchiveWriteResult =
-  | { status: 'archived'; identity: StreamIdentity; manifest: Manifest }
+  | { status: 'archived'; identity: StreamIdentity; manifest: Manifest; progress: WriteProgress }
   | { status: 'stopped'; identity: StreamIdentity };
 
 /**
  * The send data path (design.md): input → fixed-size chunks → (validator worker, in order)
  * + (chunk workers: zstd frame, SHA-256 raw and stored) → bounded uploads → SHA256SUMS →
- * manifest.json LAST. Any failure before the commit deletes what this run stored.
+ * manifest.json LAST. A corrupt stream is deleted; an interrupted one (truncated input,
+ * failed zfs send, storage failure, crash) keeps its journal and chunks for a resume.
  */
 export async function writeArchiveStream(opts: ArchiveWriteOptions): Promise<ArchiveWriteResult> {
-  const run = new StreamWriteRun(opts);
-  return run.execute();
+  return new StreamWriteRun(opts).execute();
 }
 
 class StreamWriteRun {
   private readonly startedAt = new Date();
   private readonly chunks: ManifestChunk[] = [];
-  private readonly storedKeys: string[] = [];
-  private readonly progress: WriteProgress = { rawBytes: 0, storedBytes: 0, chunksStored: 0 };
+  private readonly progress: WriteProgress = { rawBytes: 0, storedBytes: 0, chunksStored: 0, uploadedBytes: 0, chunksReused: 0 };
   private identity?: StreamIdentity;
+  private journal?: ResumeJournal;
   private failure?: Error;
+  private diverged = false;
+  private readonly inFlight: Semaphore;
+  private readonly uploads: Semaphore;
+  private readonly buffers: BufferPool<SharedArrayBuffer>;
+  private readonly frames: BufferPool<SharedArrayBuffer>;
 
-  constructor(private readonly o: ArchiveWriteOptions) {}
+  constructor(private readonly o: ArchiveWriteOptions) {
+    // Chunks between "read" and "stored" (compressed bytes waiting for an upload slot count too).
+    this.inFlight = new Semaphore(o.pool.size + o.parallel);
+    this.uploads = new Semaphore(o.parallel);
+    this.buffers = new BufferPool(Array.from({ length: o.pool.size + 1 }, () => new SharedArrayBuffer(o.chunkSize)));
+    // Compressed frames: one per worker, one per upload in flight; reused for the whole stream.
+    this.frames = new BufferPool(Array.from({ length: o.pool.size + o.parallel }, () => new SharedArrayBuffer(frameBound(o.chunkSize))));
+  }
 
   async execute(): Promise<ArchiveWriteResult> {
     const check = new StreamCheck();
-    // Chunks between "read" and "stored" (compressed bytes waiting for an upload slot count too).
-    const inFlight = new Semaphore(this.o.pool.size + this.o.parallel);
-    const uploads = new Semaphore(this.o.parallel);
-    const buffers = new BufferPool(
-      Array.from({ length: this.o.pool.size + 1 }, () => new SharedArrayBuffer(this.o.chunkSize)),
-    );
-    // Compressed frames: one per worker being written, one per upload in flight. Reused, so the
-    // memory of a stream of any size is these two pools.
-    const frames = new BufferPool(
-      Array.from({ length: this.o.pool.size + this.o.parallel }, () => new SharedArrayBuffer(frameBound(this.o.chunkSize))),
-    );
     const tasks: Promise<void>[] = [];
     try {
-      for await (const chunk of readChunks(this.o.input, buffers, this.o.chunkSize)) {
+      for await (const chunk of readChunks(this.o.input, this.buffers, this.o.chunkSize, this.o.stallMs)) {
         this.progress.rawBytes += chunk.length;
         if (chunk.index === 0 && !(await this.identify(chunk))) {
-          buffers.give(chunk.buffer);
+          this.buffers.give(chunk.buffer);
           this.o.input.destroy();
           return { status: 'stopped', identity: this.identity! };
         }
-        await inFlight.acquire();
-        const task = this.processChunk(chunk, check, buffers, frames, inFlight, uploads);
-        task.catch((err: Error) => this.fail(err));
+        await this.inFlight.acquire();
+        const task = this.processChunk(chunk, check);
+        task.catch((err: Error) => (this.failure ??= err));
         tasks.push(task);
         if (this.failure ?? check.failure) break;
       }
@@ -111,30 +121,22 @@ class StreamWriteRun {
       const { summary, sha256 } = await check.finish();
       await this.o.beforeCommit?.(summary);
       const manifest = await this.commit(summary, sha256);
-      return { status: 'archived', identity: this.identity!, manifest };
+      return { status: 'archived', identity: this.identity!, manifest, progress: { ...this.progress } };
     } catch (err) {
       this.o.input.destroy();
       await Promise.allSettled(tasks);
-      await this.discard();
-      throw asInputError(err, this.progress.rawBytes);
+      throw await this.settleFailure(asInputError(err, this.progress.rawBytes));
     } finally {
       await check.close();
     }
   }
 
-  private fail(err: Error): void {
-    this.failure ??= err;
-  }
-
-  /** Names the stream from its first bytes and writes the in-progress journal. */
+  /** Names the stream from its first bytes and opens (or resumes) its journal. */
   private async identify(chunk: RawChunk): Promise<boolean> {
-    const head = new Uint8Array(chunk.buffer, 0, chunk.length);
-    const start = peekStreamStart(head);
+    const start = peekStreamStart(new Uint8Array(chunk.buffer, 0, chunk.length));
     if (!start) {
-      throw new StreamFormatError(
-        chunk.length < this.o.chunkSize ? 'stream ends before its first record is complete' : 'stream header is larger than one chunk; use a larger --chunk-size',
-        chunk.length,
-      );
+      const tooBig = chunk.length === this.o.chunkSize;
+      throw new StreamFormatError(tooBig ? 'stream header is larger than one chunk; use a larger --chunk-size' : 'stream ends before its first record is complete', chunk.length);
     }
     const top = splitSnapshotName(start.toname);
     const dataset = this.o.dataset ?? top.dataset;
@@ -142,66 +144,69 @@ class StreamWriteRun {
     const streamId = makeStreamId(start.first.creationTime, kind, top.snapshot, start.first.toguid);
     this.identity = { dataset, streamId, prefix: streamPrefix(dataset, streamId), start };
     if (this.o.onIdentified && !(await this.o.onIdentified(this.identity))) return false;
-    const journal = { streamId, dataset, status: 'in-progress', host: hostname(), pid: process.pid, startedAt: this.startedAt.toISOString() };
-    await this.o.backend.put(this.identity.prefix + JOURNAL_NAME, Buffer.from(JSON.stringify(journal, null, 2)));
+    this.journal = await ResumeJournal.open(this.o.backend, { ...this.identity, chunkSize: this.o.chunkSize, sendArgs: this.o.sendArgs }, this.o.log);
     this.o.log.info({ dataset, streamId, target: this.o.backend.location }, 'archiving stream');
     return true;
   }
 
-  private async processChunk(
-    chunk: RawChunk,
-    check: StreamCheck,
-    buffers: BufferPool<SharedArrayBuffer>,
-    frames: BufferPool<SharedArrayBuffer>,
-    inFlight: Semaphore,
-    uploads: Semaphore,
-  ): Promise<void> {
-    const out = await frames.take();
+  private async processChunk(chunk: RawChunk, check: StreamCheck): Promise<void> {
+    const out = await this.frames.take();
     try {
+      const previous = this.diverged ? undefined : this.journal!.reusable(chunk.index);
       const checked = check.feed(chunk.buffer, 0, chunk.length);
-      const compressed = this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out });
+      const compressed = this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out, skipIfRawSha256: previous?.rawSha256 });
       // The raw buffer is reused only after both the validator and the compressor are done with it.
       const settled = await Promise.allSettled([checked, compressed]);
-      buffers.give(chunk.buffer);
+      this.buffers.give(chunk.buffer);
       for (const s of settled) if (s.status === 'rejected') throw s.reason;
       const packed = await compressed;
       if (this.failure) return;
-      const frame = Buffer.from(out, 0, packed.length);
-      const key = this.identity!.prefix + chunkName(chunk.index);
-      this.storedKeys.push(key);
-      await uploads.acquire();
-      let stored;
-      try {
-        await this.o.backend.put(key, frame, frame.length);
-        stored = await this.o.backend.head(key);
-      } finally {
-        uploads.release();
+      if (packed.length < 0 && previous) {
+        this.chunks[chunk.index] = previous;
+        this.progress.chunksReused++;
+      } else {
+        if (previous) await this.diverge(chunk.index);
+        const stored = await this.upload(chunk, out, packed);
+        await this.journal!.record(stored);
+        this.chunks[chunk.index] = stored;
+        this.progress.uploadedBytes += stored.storedSize;
       }
-      if (stored.size !== frame.length) {
-        throw new Error(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${frame.length}`);
-      }
-      this.chunks[chunk.index] = {
-        index: chunk.index,
-        key: chunkName(chunk.index),
-        rawSize: chunk.length,
-        storedSize: frame.length,
-        rawSha256: packed.rawSha256,
-        storedSha256: packed.storedSha256,
-        level: packed.level,
-      };
-      this.progress.storedBytes += frame.length;
+      this.progress.storedBytes += this.chunks[chunk.index]!.storedSize;
       this.progress.chunksStored++;
       this.o.onProgress?.({ ...this.progress });
     } finally {
-      frames.give(out);
-      inFlight.release();
+      this.frames.give(out);
+      this.inFlight.release();
     }
+  }
+
+  /** The regenerated stream differs from the interrupted run's: nothing of that run is trusted from here on. */
+  private async diverge(index: number): Promise<void> {
+    if (this.diverged) return;
+    this.diverged = true;
+    this.o.log.warn({ stream: this.identity!.streamId, chunk: index }, `the stream differs from the interrupted upload at chunk ${index}: its chunks from there on are discarded and uploaded anew`);
+    await this.journal!.forgetFrom(index);
+  }
+
+  /** Stores one frame and checks it arrived whole ("stored and checked" before any commit). */
+  private async upload(chunk: RawChunk, out: SharedArrayBuffer, packed: { length: number; rawSha256: string; storedSha256: string; level: number }): Promise<JournalChunk> {
+    const frame = Buffer.from(out, 0, packed.length);
+    const key = this.identity!.prefix + chunkName(chunk.index);
+    await this.uploads.acquire();
+    try {
+      await this.o.backend.put(key, frame, frame.length);
+      const stored = await this.o.backend.head(key);
+      if (stored.size !== frame.length) throw new OperationalError(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${frame.length}`);
+    } finally {
+      this.uploads.release();
+    }
+    return { index: chunk.index, key: chunkName(chunk.index), rawSize: chunk.length, storedSize: frame.length, rawSha256: packed.rawSha256, storedSha256: packed.storedSha256, level: packed.level };
   }
 
   private async commit(summary: StreamSummary, sha256: string): Promise<Manifest> {
     const identity = this.identity!;
     if (summary.totalBytes !== this.progress.rawBytes) {
-      throw new Error(`validator saw ${summary.totalBytes} bytes but ${this.progress.rawBytes} were read`);
+      throw new OperationalError(`validator saw ${summary.totalBytes} bytes but ${this.progress.rawBytes} were read`);
     }
     const first = summary.substreams[0];
     const fromName = first && first.fromguid !== 0n && this.o.fromName ? await this.o.fromName(first.fromguid, identity.dataset) : '';
@@ -209,7 +214,7 @@ class StreamWriteRun {
       identity,
       summary,
       sha256,
-      chunks: this.chunks,
+      chunks: this.chunks.map(({ index, key, rawSize, storedSize, rawSha256, storedSha256, level }) => ({ index, key, rawSize, storedSize, rawSha256, storedSha256, level })),
       chunkSize: this.o.chunkSize,
       level: this.o.level,
       sendArgs: this.o.sendArgs,
@@ -218,22 +223,45 @@ class StreamWriteRun {
       startedAt: this.startedAt,
       toolVersion: TOOL_VERSION,
     });
-    await this.o.backend.put(identity.prefix + SUMS_NAME, sha256sums(this.chunks));
+    await this.journal!.flush();
+    await this.removeStrays(manifest);
+    await this.o.backend.put(identity.prefix + SUMS_NAME, sha256sums(manifest.chunks));
     await this.o.backend.put(identity.prefix + MANIFEST_NAME, serializeManifest(manifest));
     await this.o.backend.delete([identity.prefix + JOURNAL_NAME]);
     this.o.log.info({ dataset: identity.dataset, streamId: identity.streamId, rawBytes: manifest.rawBytes, storedBytes: manifest.storedBytes }, 'stream committed');
     return manifest;
   }
 
-  /** Best-effort removal of everything this run stored: nothing half-written stays behind. */
-  private async discard(): Promise<void> {
-    if (!this.identity) return;
-    const keys = [...this.storedKeys, this.identity.prefix + JOURNAL_NAME];
-    try {
-      await this.o.backend.delete(keys);
-    } catch (err) {
-      if (!isNotFound(err)) this.o.log.warn({ err: (err as Error).message, prefix: this.identity.prefix }, 'could not remove the partial stream');
+  /** Objects of an interrupted longer run that this stream does not use must not outlive the commit. */
+  private async removeStrays(manifest: Manifest): Promise<void> {
+    const wanted = new Set([JOURNAL_NAME, ...manifest.chunks.map((c) => c.key)]);
+    const strays: string[] = [];
+    await this.o.backend.list(this.identity!.prefix, (o) => {
+      if (!wanted.has(o.key.slice(this.identity!.prefix.length))) strays.push(o.key);
+    });
+    if (strays.length > 0) await this.o.backend.delete(strays);
+  }
+
+  /**
+   * A rejected stream (corrupt, wrong snapshot) is deleted; an interrupted one keeps its journal
+   * and chunks so the next run resumes. Either way nothing is committed.
+   */
+  private async settleFailure(err: unknown): Promise<unknown> {
+    if (!this.identity || !this.journal) return err;
+    const corrupt = err instanceof StreamRejectedError || (err instanceof StreamFormatError && !/truncated/.test(err.reason));
+    await this.journal.flush().catch(() => undefined);
+    if (!corrupt) {
+      this.o.log.info({ stream: this.identity.streamId }, 'nothing committed; the chunks stored so far are kept and a rerun of the same stream resumes from them');
+      return err;
     }
+    try {
+      const keys: string[] = [];
+      await this.o.backend.list(this.identity.prefix, (o) => keys.push(o.key));
+      await this.o.backend.delete(keys);
+    } catch (cleanupErr) {
+      this.o.log.warn({ err: (cleanupErr as Error).message, prefix: this.identity.prefix }, 'could not remove the rejected stream');
+    }
+    return err;
   }
 }
 

@@ -3,7 +3,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ChunkPool } from '../archive/chunk-pool.js';
 import { MIN_CHUNK_SIZE } from '../archive/writer.js';
-import { type ArchiveSettings, archiveStream, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, DEFAULT_PARALLEL } from '../jobs/archive-stream.js';
+import { type ArchiveSettings, archiveStream, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, DEFAULT_PARALLEL, DEFAULT_STALL_TIMEOUT } from '../jobs/archive-stream.js';
 import { formatListing, listArchive } from '../jobs/list.js';
 import { describePlan, restore, restoreJson } from '../jobs/restore.js';
 import { sendSnapshot } from '../jobs/send.js';
@@ -39,6 +39,7 @@ interface ArchiveCliOptions extends TargetOptions {
   chunkSize: string;
   compressionLevel: string;
   parallel: string;
+  stallTimeout: string;
   progress: boolean;
   json?: boolean;
 }
@@ -55,7 +56,10 @@ function addTargetOptions(cmd: Command): Command {
     .option('--s3-path-style', 'path-style S3 addressing (default on when an endpoint is set)')
     .option('--s3-part-size <size>', 'S3 multipart part size', '16M')
     .option('--s3-queue <n>', 'S3 parts uploaded in parallel per object', '4')
-    .option('--storage-class <class>', 'S3 storage class for chunk objects');
+    .option('--storage-class <class>', 'S3 storage class for chunk objects')
+    .option('--sftp-key <file>', 'SSH private key for sftp:// targets (env ZFS_OFFSITE_SFTP_KEY; passphrase in ZFS_OFFSITE_SFTP_PASSPHRASE)')
+    .option('--sftp-known-hosts <file>', 'known_hosts file for sftp:// targets (env ZFS_OFFSITE_SFTP_KNOWN_HOSTS; default ~/.ssh/known_hosts)')
+    .option('--sftp-accept-new', 'record an SFTP server host key seen for the first time (never a changed one)');
 }
 
 function addArchiveOptions(cmd: Command): Command {
@@ -63,17 +67,21 @@ function addArchiveOptions(cmd: Command): Command {
     .option('--chunk-size <size>', 'raw bytes per chunk object', String(DEFAULT_CHUNK_SIZE / 1024 / 1024) + 'M')
     .option('--compression-level <n>', 'zstd level (1-19; incompressible chunks use a faster one)', String(DEFAULT_LEVEL))
     .option('--parallel <n>', 'chunk uploads in flight', String(DEFAULT_PARALLEL))
+    .option('--stall-timeout <duration>', 'fail when the stream produces no data for this long (0 = never)', DEFAULT_STALL_TIMEOUT)
     .option('--no-progress', 'no progress line on a terminal')
     .option('--json', 'print a machine-readable summary');
 }
 
-function open(target: string, o: TargetOptions): Promise<Backend> {
+function open(target: string, o: TargetOptions & { sftpKey?: string; sftpKnownHosts?: string; sftpAcceptNew?: boolean }): Promise<Backend> {
   return openBackend(target, {
     s3Endpoint: o.s3Endpoint,
     s3PathStyle: o.s3PathStyle,
     s3PartSize: o.s3PartSize ? parseSize(o.s3PartSize, '--s3-part-size') : undefined,
     s3Queue: o.s3Queue ? positiveInt(o.s3Queue, '--s3-queue') : undefined,
     storageClass: o.storageClass,
+    sftpKey: o.sftpKey,
+    sftpKnownHosts: o.sftpKnownHosts,
+    sftpAcceptNew: o.sftpAcceptNew,
   });
 }
 
@@ -82,7 +90,8 @@ function archiveSettings(o: ArchiveCliOptions): ArchiveSettings {
   if (chunkSize < MIN_CHUNK_SIZE || chunkSize > 1024 ** 3) throw new UsageError(`--chunk-size must be between 1M and 1G, got ${o.chunkSize}`);
   const level = Number(o.compressionLevel);
   if (!Number.isInteger(level) || level < -7 || level > 19) throw new UsageError(`--compression-level must be a whole number from -7 to 19, got ${o.compressionLevel}`);
-  return { chunkSize, level, parallel: positiveInt(o.parallel, '--parallel'), progress: o.progress };
+  const stallMs = parseDuration(o.stallTimeout, '--stall-timeout');
+  return { chunkSize, level, parallel: positiveInt(o.parallel, '--parallel'), progress: o.progress, stallMs };
 }
 
 async function withResources<T>(target: string, o: TargetOptions, fn: (backend: Backend, pool: ChunkPool) => Promise<T>): Promise<T> {

@@ -17,7 +17,8 @@ export function archiveSummaryLine(result: ArchiveStreamResult, location: string
   return (
     `archived ${what} (${kind}${m.raw ? ', raw' : ''}) → ${where}: ${formatBytes(m.rawBytes)} stream, ` +
     `${formatBytes(m.storedBytes)} stored (${formatRatio(m.storedBytes, m.rawBytes)}), ${m.chunks.length} chunk${m.chunks.length === 1 ? '' : 's'}, ` +
-    `${result.seconds.toFixed(1)} s (${formatBytes(rate)}/s)`
+    `${result.seconds.toFixed(1)} s (${formatBytes(rate)}/s)` +
+    (result.chunksReused > 0 ? `; resumed: ${result.chunksReused} chunk(s) of an interrupted upload reused, ${formatBytes(result.uploadedBytes)} uploaded` : '')
   );
 }
 

@@ -15,11 +15,14 @@ export interface ArchiveSettings {
   level: number;
   parallel: number;
   progress: boolean;
+  /** No input for this long is an error (a stalled zfs send); 0 = wait forever. */
+  stallMs: number;
 }
 
 export const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_LEVEL = 3;
 export const DEFAULT_PARALLEL = 2;
+export const DEFAULT_STALL_TIMEOUT = '15m';
 
 export interface ArchiveStreamResult {
   status: 'archived' | 'already-archived';
@@ -27,6 +30,9 @@ export interface ArchiveStreamResult {
   streamId: string;
   manifest?: Manifest;
   seconds: number;
+  /** Stored bytes sent by this run, and chunks an interrupted run had stored already. */
+  uploadedBytes: number;
+  chunksReused: number;
 }
 
 export interface ArchiveStreamJob {
@@ -57,6 +63,7 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
       chunkSize: job.settings.chunkSize,
       level: job.settings.level,
       parallel: job.settings.parallel,
+      stallMs: job.settings.stallMs,
       pool: job.pool,
       log: job.log,
       sendArgs: job.sendArgs,
@@ -71,8 +78,11 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
     });
     const seconds = (Date.now() - started) / 1000;
     const { dataset, streamId } = result.identity;
-    if (result.status === 'stopped') return { status: alreadyArchived ? 'already-archived' : 'archived', dataset, streamId, seconds };
-    return { status: 'archived', dataset, streamId, manifest: result.manifest, seconds };
+    if (result.status === 'stopped') {
+      return { status: alreadyArchived ? 'already-archived' : 'archived', dataset, streamId, seconds, uploadedBytes: 0, chunksReused: 0 };
+    }
+    const { uploadedBytes, chunksReused } = result.progress;
+    return { status: 'archived', dataset, streamId, manifest: result.manifest, seconds, uploadedBytes, chunksReused };
   } finally {
     progress.done();
   }

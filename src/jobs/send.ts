@@ -3,6 +3,7 @@ import { archivedSnapshots, loadCatalog } from '../archive/catalog.js';
 import { selectBase } from '../archive/base-selection.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
 import { splitSnapshotName } from '../archive/keys.js';
+import { StreamRejectedError } from '../archive/writer.js';
 import type { Backend } from '../storage/backend.js';
 import type { StreamSummary } from '../stream/validator.js';
 import { OperationalError, UsageError } from '../util/errors.js';
@@ -63,17 +64,20 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
   });
   exited.catch(() => undefined);
 
+  const sendFailed = (code: number | null, signal: NodeJS.Signals | null): OperationalError => {
+    const how = signal ? `was killed by ${signal}` : `failed (exit ${code})`;
+    return new OperationalError(`zfs send ${sendArgs.join(' ')} ${how}: ${Buffer.concat(stderr).toString().trim() || 'no error output'}; nothing was committed`);
+  };
+
   const beforeCommit = async (summary: StreamSummary): Promise<void> => {
     const code = await exited;
-    if (code !== 0) {
-      throw new OperationalError(`zfs send ${sendArgs.join(' ')} failed (exit ${code}): ${Buffer.concat(stderr).toString().trim() || 'no error output'}; nothing was committed`);
-    }
+    if (code !== 0) throw sendFailed(code, child.signalCode);
     const last = summary.substreams[summary.substreams.length - 1];
     if (!last || last.toguid !== target.guid) {
-      throw new OperationalError(`stream ends at GUID ${last?.toguid}, but ${o.snapshot} has GUID ${target.guid}; nothing was committed`);
+      throw new StreamRejectedError(`stream ends at GUID ${last?.toguid}, but ${o.snapshot} has GUID ${target.guid}; nothing was committed`);
     }
     if (base && summary.substreams[0]?.fromguid !== base.guid) {
-      throw new OperationalError(`stream starts from GUID ${summary.substreams[0]?.fromguid}, expected ${base.name} (${base.guid})`);
+      throw new StreamRejectedError(`stream starts from GUID ${summary.substreams[0]?.fromguid}, expected ${base.name} (${base.guid}); nothing was committed`);
     }
   };
 
@@ -96,11 +100,9 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
     child.stdout.unpipe(stream);
     child.stdout.resume(); // drain, so the child's 'close' (and its exit code) arrives
     // A zfs send failure explains a broken stream better than the stream itself does.
-    const code = await Promise.race([exited.catch(() => null), new Promise((r) => setTimeout(() => r(undefined), 2000))]);
-    const text = Buffer.concat(stderr).toString().trim();
-    if (typeof code === 'number' && code !== 0 && text) {
-      throw new OperationalError(`zfs send ${sendArgs.join(' ')} failed (exit ${code}): ${text}; nothing was committed`);
-    }
+    const code = await Promise.race([exited.catch(() => null), new Promise((r) => setTimeout(() => r(undefined), 2000).unref())]);
+    if (typeof code === 'number' && code !== 0 && Buffer.concat(stderr).length > 0) throw sendFailed(code, null);
+    if (code === null && child.signalCode && child.signalCode !== 'SIGTERM') throw sendFailed(null, child.signalCode);
     throw err;
   } finally {
     child.kill('SIGTERM');

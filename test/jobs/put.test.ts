@@ -188,12 +188,36 @@ describe.each(testTargets())('put to $name', (target: TestTarget) => {
     expect((await allKeys(backend)).filter((k) => k.startsWith('corrupt/flipped/'))).toEqual([]);
   });
 
-  it('commits nothing for a truncated stream', async () => {
-    const stream = fixtureBytes('zse-advanced-raw-full.zfs');
-    const r = await put(['--dataset', 'corrupt/truncated'], stream.subarray(0, stream.length - 312));
+  it('commits nothing for a truncated stream, keeps what it stored, and a rerun resumes from it', async () => {
+    const stream = multiChunkStream();
+    const cut = stream.subarray(0, 3 * 1024 * KiB + 5000);
+    const r = await put(['--dataset', 'resume/truncated', '--chunk-size', '1M'], cut);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/truncated|END/i);
-    expect((await allKeys(backend)).filter((k) => k.startsWith('corrupt/truncated/'))).toEqual([]);
+    expect(r.stderr).toMatch(/truncated/);
+    const left = (await allKeys(backend)).filter((k) => k.startsWith('resume/truncated/'));
+    expect(left.some((k) => k.endsWith('manifest.json'))).toBe(false);
+    expect(left.filter((k) => k.endsWith('journal.json'))).toHaveLength(1);
+    const again = await put(['--dataset', 'resume/truncated', '--chunk-size', '1M', '--json'], stream);
+    expect(again.code).toBe(0);
+    const result = JSON.parse(again.stdout) as { chunksReused: number; uploadedBytes: number; manifest: Manifest };
+    expect(result.chunksReused).toBe(3);
+    expect(result.uploadedBytes).toBeLessThan(result.manifest.storedBytes);
+    const [stored] = await readArchive(backend, 'resume/truncated');
+    expect(zstdDecompress(stored!.chunks).equals(stream)).toBe(true);
+    expect(stored!.objects.filter((k) => !/\/(\d{6}\.zst|manifest\.json|SHA256SUMS)$/.test(k))).toEqual([]);
+  });
+
+  it('discards an interrupted upload of a different stream under the same name from the first differing chunk', async () => {
+    const first = multiChunkStream();
+    expect((await put(['--dataset', 'resume/diverged', '--chunk-size', '1M'], first.subarray(0, 4 * 1024 * KiB + 10))).code).toBe(1);
+    const other = multiChunkStream(); // same names and GUIDs, other random payload
+    const r = await put(['--dataset', 'resume/diverged', '--chunk-size', '1M', '--json'], other);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/differs from the interrupted upload at chunk 0/);
+    const result = JSON.parse(r.stdout) as { chunksReused: number };
+    expect(result.chunksReused).toBe(0);
+    const [stored] = await readArchive(backend, 'resume/diverged');
+    expect(zstdDecompress(stored!.chunks).equals(other)).toBe(true);
   });
 
   it('refuses empty and non-ZFS input with exit 2 and writes nothing', async () => {

@@ -129,7 +129,9 @@ describe('send', () => {
     const r = await send(`${PLAIN}@base`);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^zfs-offsite: error: zfs send .*failed \(exit 1\): warning: cannot send: I\/O error; nothing was committed\n$/);
-    expect(listFiles(archive).filter((f) => f !== 'zfs-offsite.json')).toEqual([]);
+    // Nothing committed; the journal stays so that a rerun resumes.
+    expect(manifests()).toEqual([]);
+    expect(listFiles(archive).filter((f) => f.endsWith('journal.json'))).toHaveLength(1);
   });
 
   it('commits nothing when zfs send exits non-zero after a complete stream', async () => {

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestBucket, rgwSettings } from './rgw.js';
+import { SSHD_HINT, sshdSettings, uniqueSftpDir } from './sshd.js';
 
 export interface TestTarget {
   name: string;
@@ -9,8 +10,9 @@ export interface TestTarget {
 }
 
 /**
- * The targets every archive test runs against: a local directory and the real Ceph RGW
- * (started by `npm test`). Without RGW the S3 target is reported as skipped, saying why.
+ * The targets every archive test runs against: a local directory, the real Ceph RGW and the
+ * real OpenSSH SFTP server (both started by `npm test`). Without a server its target is reported
+ * as skipped, saying why (under CI a missing server is an error).
  */
 export function testTargets(): TestTarget[] {
   const targets: TestTarget[] = [
@@ -44,6 +46,25 @@ export function testTargets(): TestTarget[] {
     throw new Error('CI must test S3: no Ceph RGW is running (scripts/rgw.sh start)');
   } else {
     console.warn('S3 tests skipped: no Ceph RGW running. Start it with `scripts/rgw.sh start`, or run `npm test`, which does.');
+  }
+  const sshd = sshdSettings();
+  if (sshd) {
+    targets.push({
+      name: 'SFTP (OpenSSH storage box)',
+      async make() {
+        // A fresh directory under the login directory; the CLI finds key and known_hosts in the env.
+        const dir = uniqueSftpDir(sshd, 'archive');
+        return {
+          url: `sftp://${sshd.user}@${sshd.host}:${sshd.port}/${dir.rel}`,
+          env: { ZFS_OFFSITE_SFTP_KEY: sshd.key, ZFS_OFFSITE_SFTP_KNOWN_HOSTS: sshd.knownHosts },
+          cleanup: dir.cleanup,
+        };
+      },
+    });
+  } else if (process.env.CI) {
+    throw new Error(`CI must test SFTP: the test SFTP server is not running (${SSHD_HINT})`);
+  } else {
+    console.warn(`SFTP tests skipped: the test SFTP server is not running; ${SSHD_HINT}.`);
   }
   return targets;
 }

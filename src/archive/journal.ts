@@ -1,0 +1,135 @@
+import { hostname } from 'node:os';
+import type { Backend } from '../storage/backend.js';
+import { isNotFound } from '../storage/backend.js';
+import type { Logger } from '../util/logger.js';
+import { JOURNAL_NAME } from './keys.js';
+
+/**
+ * The resume journal of an in-progress stream (design.md): which chunks are stored, with their
+ * raw and stored SHA-256. A rerun of the same stream (same id, chunk size and send arguments)
+ * hashes each regenerated chunk and skips the upload where the journal already holds those
+ * exact raw bytes, stored and of the recorded size.
+ */
+export interface JournalChunk {
+  index: number;
+  key: string;
+  rawSize: number;
+  storedSize: number;
+  rawSha256: string;
+  storedSha256: string;
+  level: number;
+}
+
+interface JournalData {
+  format: 'zfs-offsite-journal';
+  formatVersion: '1.0';
+  streamId: string;
+  dataset: string;
+  chunkSize: number;
+  sendArgs: string[] | null;
+  host: string;
+  pid: number;
+  startedAt: string;
+  updatedAt: string;
+  chunks: JournalChunk[];
+}
+
+export interface JournalIdentity {
+  streamId: string;
+  dataset: string;
+  prefix: string;
+  chunkSize: number;
+  sendArgs: string[] | null;
+}
+
+export class ResumeJournal {
+  private readonly entries = new Map<number, JournalChunk>();
+  private writing: Promise<void> = Promise.resolve();
+  private readonly startedAt = new Date().toISOString();
+  /** Chunks found reusable when the journal was opened. */
+  readonly resumable: number;
+
+  private constructor(
+    private readonly backend: Backend,
+    private readonly id: JournalIdentity,
+    reusable: JournalChunk[],
+  ) {
+    for (const c of reusable) this.entries.set(c.index, c);
+    this.resumable = reusable.length;
+  }
+
+  /**
+   * Opens the journal of a stream: keeps what an interrupted run stored and can still be
+   * proven (full chunks, objects present with the recorded size); anything else of that
+   * run is deleted.
+   */
+  static async open(backend: Backend, id: JournalIdentity, log: Logger): Promise<ResumeJournal> {
+    const objects = new Map<string, number>();
+    await backend.list(id.prefix, (o) => objects.set(o.key, o.size));
+    let reusable: JournalChunk[] = [];
+    const old = await readJournal(backend, id.prefix + JOURNAL_NAME);
+    if (old) {
+      const compatible = old.streamId === id.streamId && old.chunkSize === id.chunkSize && JSON.stringify(old.sendArgs) === JSON.stringify(id.sendArgs);
+      // A short chunk was the tail of an interrupted stream, not a chunk of the whole one.
+      reusable = compatible ? old.chunks.filter((c) => c.rawSize === id.chunkSize && objects.get(id.prefix + c.key) === c.storedSize) : [];
+      if (compatible) log.warn({ stream: id.streamId, chunks: reusable.length }, `resuming an interrupted upload: ${reusable.length} stored chunk(s) can be reused if the stream is the same`);
+      else log.warn({ stream: id.streamId }, 'discarding an interrupted upload made with other settings (chunk size or zfs send arguments)');
+    }
+    const keep = new Set([id.prefix + JOURNAL_NAME, ...reusable.map((c) => id.prefix + c.key)]);
+    const stale = [...objects.keys()].filter((k) => !keep.has(k));
+    if (stale.length > 0) await backend.delete(stale);
+    const journal = new ResumeJournal(backend, id, reusable);
+    await journal.save();
+    return journal;
+  }
+
+  reusable(index: number): JournalChunk | undefined {
+    return this.entries.get(index);
+  }
+
+  /** Records a stored chunk. Writes are serialized and each writes the whole journal atomically. */
+  record(chunk: JournalChunk): Promise<void> {
+    this.entries.set(chunk.index, chunk);
+    return this.save();
+  }
+
+  /** The stream differs from the interrupted run from `index` on: forget those chunks. */
+  forgetFrom(index: number): Promise<void> {
+    for (const i of [...this.entries.keys()]) if (i >= index) this.entries.delete(i);
+    return this.save();
+  }
+
+  private save(): Promise<void> {
+    const data: JournalData = {
+      format: 'zfs-offsite-journal',
+      formatVersion: '1.0',
+      streamId: this.id.streamId,
+      dataset: this.id.dataset,
+      chunkSize: this.id.chunkSize,
+      sendArgs: this.id.sendArgs,
+      host: hostname(),
+      pid: process.pid,
+      startedAt: this.startedAt,
+      updatedAt: new Date().toISOString(),
+      chunks: [...this.entries.values()].sort((a, b) => a.index - b.index),
+    };
+    const body = Buffer.from(`${JSON.stringify(data, null, 1)}\n`);
+    this.writing = this.writing.catch(() => undefined).then(() => this.backend.put(this.id.prefix + JOURNAL_NAME, body));
+    return this.writing;
+  }
+
+  /** Waits for the last journal write. */
+  async flush(): Promise<void> {
+    await this.writing;
+  }
+}
+
+async function readJournal(backend: Backend, key: string): Promise<JournalData | undefined> {
+  try {
+    const data = JSON.parse((await backend.getBuffer(key)).toString()) as Partial<JournalData>;
+    return data.format === 'zfs-offsite-journal' && Array.isArray(data.chunks) ? (data as JournalData) : undefined;
+  } catch (err) {
+    if (isNotFound(err) || err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+}
