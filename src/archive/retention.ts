@@ -222,6 +222,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const restorable = all.filter((c) => bestPath(trees, c.guid));
   chooseSnapshots(restorable, policy, now);
 
+  /** Kept stream → the snapshots (guids) it is kept for. */
   const kept = new Map<Manifest, string[]>();
   // A path may enter a -I stream after its first substream (its base came by another stream);
   // the stream is still kept whole, so its own base is kept too: no kept stream ever loses its base.
@@ -235,7 +236,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const keepSnapshot = (c: Candidate) => {
     const path = bestPath(trees, c.guid)!;
     const tree = trees.find((t) => t.get(c.guid) === path)!;
-    for (const m of pathStreams(tree, c.guid)) keepStream(m, c.name);
+    for (const m of pathStreams(tree, c.guid)) keepStream(m, c.guid);
   };
   for (const c of restorable) if (c.why.length > 0) keepSnapshot(c);
 
@@ -246,7 +247,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     if (fulls.filter((f) => kept.has(f)).length >= policy.minFulls) break;
     if (kept.has(full)) continue;
     minFullReason.add(full);
-    keepStream(full, full.to.name);
+    keepStream(full, full.to.guid);
     for (const c of restorable) {
       if (c.why.length === 0 && bestPath(trees, c.guid)?.full === full.streamId) {
         c.why.push(`chain of full ${full.streamId} (min_fulls ${policy.minFulls})`);
@@ -264,12 +265,12 @@ export function planRetention(input: RetentionInput): RetentionPlan {
 
   const reasons = new Map<string, string>();
   for (const m of streams) {
-    const names = kept.get(m);
+    const guids = kept.get(m);
     if (broken.includes(m)) {
       const base = m.substreams[0]?.fromguid;
       reasons.set(m.streamId, `broken chain: no full stream leads to its base (guid ${base}) in the same raw-ness; kept, never deleted automatically (see verify)`);
-    } else if (names) {
-      const unique = [...new Set(names)];
+    } else if (guids) {
+      const unique = [...new Set(guids)].map((g) => snapshotOf.get(g)!).sort((a, b) => (a.time || 0) - (b.time || 0)).map((c) => c.name);
       const minFull = minFullReason.has(m) ? `one of the ${policy.minFulls} newest full streams (min_fulls)` : '';
       reasons.set(m.streamId, [minFull, `needed to restore ${listNames(unique)}`].filter(Boolean).join('; '));
     } else {

@@ -24,12 +24,16 @@ export class SftpSession {
   active = 0;
   dead = false;
   private readonly pending = new Set<(err: Error) => void>();
+  private readonly lost: Promise<never>;
+  private signalLost!: (err: Error) => void;
 
   constructor(
     private readonly client: SftpClient,
     readonly sftp: SFTPWrapper,
     private readonly server: string,
   ) {
+    this.lost = new Promise<never>((_, reject) => (this.signalLost = reject));
+    this.lost.catch(() => undefined); // only a signal: awaiting it is optional
     // Without these listeners a dropped connection would be an unhandled 'error' event.
     sftp.on('error', () => this.die('SFTP channel error'));
     sftp.on('close', () => this.die('connection closed'));
@@ -80,12 +84,18 @@ export class SftpSession {
     });
   }
 
+  /** Rejects when the connection dies: lets a put stop waiting for its producer at once. */
+  whenLost(): Promise<never> {
+    return this.lost;
+  }
+
   /** Marks the connection unusable and fails every outstanding request. */
   die(reason: string): void {
     if (this.dead) return;
     this.dead = true;
     const err = new SftpConnectionLost(`connection to ${this.server} lost (${reason})`);
     for (const fail of [...this.pending]) fail(err);
+    this.signalLost(err);
   }
 
   async end(): Promise<void> {

@@ -189,12 +189,12 @@ export class SftpBackend implements Backend {
         } else {
           const chunks = (body as AsyncIterable<Buffer | Uint8Array | string>)[Symbol.asyncIterator]();
           for (;;) {
-            let next: IteratorResult<Buffer | Uint8Array | string>;
-            try {
-              next = await chunks.next();
-            } catch (err) {
+            const pulled = chunks.next().catch((err: unknown) => {
               throw new BodyFailure(err); // the caller's own error: passed on unchanged below
-            }
+            });
+            pulled.catch(() => undefined); // a dead connection may win the race below
+            // A dropped connection fails the put at once, even while the producer is idle.
+            const next = await Promise.race([pulled, s.whenLost()]);
             if (next.done) break;
             const chunk = next.value;
             await writer.write(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));

@@ -120,6 +120,51 @@ export class Zfs {
       throw asNotFound(err, dataset);
     }
   }
+
+  /** `zfs snapshot pool/ds@snap` (one dataset, not recursive: each dataset is archived on its own). */
+  async createSnapshot(name: string): Promise<void> {
+    checkZfsName(name, 'snapshot');
+    if (!/^[^@#]+@[^@#]+$/.test(name)) throw new UsageError(`invalid ZFS snapshot name: ${JSON.stringify(name)} (expected pool/dataset@snapshot)`);
+    try {
+      await this.run(['snapshot', name]);
+    } catch (err) {
+      throw asNotFound(err, name.slice(0, name.indexOf('@')));
+    }
+  }
+
+  /**
+   * `zfs bookmark pool/ds@snap pool/ds#bm`: keeps the snapshot's GUID and txg as an incremental
+   * base after a snapshot-pruning tool destroys the snapshot (base protection).
+   */
+  async createBookmark(snapshot: string, bookmark: string): Promise<void> {
+    checkZfsName(snapshot, 'snapshot');
+    checkZfsName(bookmark, 'bookmark');
+    const source = /^([^@#]+)[@#][^@#]+$/.exec(snapshot);
+    const target = /^([^@#]+)#[^@#]+$/.exec(bookmark);
+    if (!source) throw new UsageError(`invalid ZFS snapshot name: ${JSON.stringify(snapshot)} (expected pool/dataset@snapshot)`);
+    if (!target) throw new UsageError(`invalid ZFS bookmark name: ${JSON.stringify(bookmark)} (expected pool/dataset#bookmark)`);
+    if (source[1] !== target[1]) throw new UsageError(`bookmark ${bookmark} must belong to the dataset of ${snapshot}`);
+    await this.run(['bookmark', snapshot, bookmark]);
+  }
+
+  /** `zfs destroy pool/ds#bm`. Only ever a bookmark: a name without '#' is refused, never passed to destroy. */
+  async destroyBookmark(name: string): Promise<void> {
+    checkZfsName(name, 'bookmark');
+    if (!/^[^@#]+#[^@#]+$/.test(name)) throw new UsageError(`invalid ZFS bookmark name: ${JSON.stringify(name)} (expected pool/dataset#bookmark)`);
+    await this.run(['destroy', name]);
+  }
+
+  /** Filesystems and volumes: `root` itself, and with `recursive` every descendant, parents first. */
+  async listDatasets(root: string, recursive: boolean): Promise<string[]> {
+    checkZfsName(root, 'dataset');
+    if (/[@#]/.test(root)) throw new UsageError(`invalid ZFS dataset name: ${JSON.stringify(root)} (a dataset, not a snapshot or bookmark)`);
+    try {
+      const out = await this.run(['list', '-H', '-o', 'name', '-t', 'filesystem,volume', ...(recursive ? ['-r'] : []), root]);
+      return out.split('\n').filter((line) => line.trim() !== '');
+    } catch (err) {
+      throw asNotFound(err, root);
+    }
+  }
 }
 
 /** Snapshots of a dataset that may not exist yet (a restore destination): none when absent. */

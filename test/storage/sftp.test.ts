@@ -192,7 +192,7 @@ describe.skipIf(!sshd)(`SFTP backend on OpenSSH (skipped without a server: ${SSH
 
     it('names itself in the URL convention and resolves relative and //absolute paths alike', async () => {
       const relative = make(`${dir.rel}/paths`);
-      const absolute = make(`//home/${dir.rel}/paths`);
+      const absolute = make(`/home/${dir.rel}/paths`); // the parsed form of …//home/…
       expect(relative.location).toBe(`sftp://${s.user}@${s.host}:${s.port}/${dir.rel}/paths`);
       expect(absolute.location).toBe(`sftp://${s.user}@${s.host}:${s.port}//home/${dir.rel}/paths`);
       await relative.put('ds/x.bin', Buffer.from('written via the relative path'));
@@ -323,18 +323,18 @@ describe.skipIf(!sshd)(`SFTP backend on OpenSSH (skipped without a server: ${SSH
     });
 
     it('permission denied outside the writable login directory: permanent "permission"', async () => {
-      const inReadonly = make('//readonly/sub');
+      const inReadonly = make('/readonly/sub');
       for (const op of [() => inReadonly.check(), () => inReadonly.put('x/y', Buffer.from('data'))]) {
         const err = await failure(op());
         expect(err).toMatchObject({ permanent: true, kind: 'permission' });
         expect(err.message).toContain('permission denied');
         expect(err.message).toContain('//readonly/sub');
       }
-      const atRoot = make('//');
+      const atRoot = make('/');
       const err = await failure(atRoot.put('file-in-the-box-root', Buffer.from('x')));
       expect(err).toMatchObject({ permanent: true, kind: 'permission' });
       // Reading there works, and deleting is refused the same way.
-      const readonly = make('//readonly');
+      const readonly = make('/readonly');
       expect((await readonly.getBuffer('hello.txt')).toString()).toBe('hello\n');
       expect(await failure(readonly.delete(['hello.txt']))).toMatchObject({ permanent: true, kind: 'permission' });
     });
