@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what it needs
-# (npm packages, zstd/bzip2, Ceph RGW), builds, starts the servers, runs vitest, stops them.
+# (npm packages, zstd/bzip2, Ceph RGW, OpenSSH), builds, starts the servers, runs vitest, stops them.
 #   npm test                 everything
 #   npm test -- test/stream  only some files (arguments go to vitest)
 set -euo pipefail
@@ -31,8 +31,10 @@ npm run --silent build
 npm run --silent typecheck
 
 STARTED_RGW=0
+STARTED_SSHD=0
 cleanup() {
   if [ "$STARTED_RGW" = 1 ]; then scripts/rgw.sh stop || true; fi
+  if [ "$STARTED_SSHD" = 1 ]; then scripts/sshd.sh stop || true; fi
 }
 trap cleanup EXIT
 
@@ -42,6 +44,12 @@ if ! scripts/rgw.sh status >/dev/null 2>&1; then
 fi
 # shellcheck disable=SC1091
 source "${RGW_DIR:-/tmp/zfs-offsite-rgw}/env"
+
+# The SFTP storage box (OpenSSH); the tests read its env file themselves.
+if ! scripts/sshd.sh status >/dev/null 2>&1; then
+  scripts/sshd.sh start
+  STARTED_SSHD=1
+fi
 
 log "running vitest"
 npx vitest run "$@"

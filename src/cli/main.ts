@@ -33,6 +33,7 @@ interface TargetOptions {
   s3PartSize?: string;
   s3Queue?: string;
   storageClass?: string;
+  s3Timeout?: string;
 }
 
 interface ArchiveCliOptions extends TargetOptions {
@@ -57,6 +58,7 @@ function addTargetOptions(cmd: Command): Command {
     .option('--s3-part-size <size>', 'S3 multipart part size', '16M')
     .option('--s3-queue <n>', 'S3 parts uploaded in parallel per object', '4')
     .option('--storage-class <class>', 'S3 storage class for chunk objects')
+    .option('--s3-timeout <duration>', 'a request whose connection is silent this long fails and is retried', '2m')
     .option('--sftp-key <file>', 'SSH private key for sftp:// targets (env ZFS_OFFSITE_SFTP_KEY; passphrase in ZFS_OFFSITE_SFTP_PASSPHRASE)')
     .option('--sftp-known-hosts <file>', 'known_hosts file for sftp:// targets (env ZFS_OFFSITE_SFTP_KNOWN_HOSTS; default ~/.ssh/known_hosts)')
     .option('--sftp-accept-new', 'record an SFTP server host key seen for the first time (never a changed one)');
@@ -79,6 +81,7 @@ function open(target: string, o: TargetOptions & { sftpKey?: string; sftpKnownHo
     s3PartSize: o.s3PartSize ? parseSize(o.s3PartSize, '--s3-part-size') : undefined,
     s3Queue: o.s3Queue ? positiveInt(o.s3Queue, '--s3-queue') : undefined,
     storageClass: o.storageClass,
+    s3TimeoutMs: o.s3Timeout ? parseDuration(o.s3Timeout, '--s3-timeout') : undefined,
     sftpKey: o.sftpKey,
     sftpKnownHosts: o.sftpKnownHosts,
     sftpAcceptNew: o.sftpAcceptNew,

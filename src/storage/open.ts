@@ -21,6 +21,8 @@ export interface OpenOptions {
   /** Region; default AWS_REGION / the profile's region, else us-east-1. */
   s3Region?: string;
   storageClass?: string;
+  /** A request whose connection is silent this long fails and is retried (default 120 s). */
+  s3TimeoutMs?: number;
   /** SSH private key file for sftp:// targets; default env ZFS_OFFSITE_SFTP_KEY (see sftp-config.ts). */
   sftpKey?: string;
   /** known_hosts file; default env ZFS_OFFSITE_SFTP_KNOWN_HOSTS, else ~/.ssh/known_hosts. */
@@ -106,6 +108,7 @@ export async function openBackend(target: string, options: OpenOptions = {}): Pr
       ...(options.s3PartSize !== undefined ? { partSize: options.s3PartSize } : {}),
       ...(options.s3Queue !== undefined ? { queueSize: options.s3Queue } : {}),
       ...(options.storageClass !== undefined ? { storageClass: options.storageClass } : {}),
+      ...(options.s3TimeoutMs !== undefined ? { idleTimeoutMs: options.s3TimeoutMs } : {}),
     });
     await s3.captureEnvironment();
     backend = s3;

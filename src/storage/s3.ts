@@ -62,7 +62,7 @@ export class S3Backend implements Backend {
   private readonly storageClass: StorageClass | undefined;
   private readonly endpoint: string;
 
-  constructor(options: S3BackendOptions) {
+  constructor(options: S3BackendOptions & { idleTimeoutMs?: number }) {
     this.bucket = options.bucket;
     const prefix = options.prefix.replace(/^\/+|\/+$/g, '');
     this.keyPrefix = prefix === '' ? '' : `${prefix}/`;
@@ -95,9 +95,9 @@ export class S3Backend implements Backend {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: {
         connectionTimeout: 10_000,
-        // Idle timeout: a dead connection fails instead of hanging forever, while a reader that
-        // pauses a download (backpressure from zfs receive) keeps it for a while.
-        socketTimeout: 300_000,
+        // Idle timeout: a dead or stalled connection fails (and is retried) instead of hanging.
+        // Bodies are Buffers both ways, so no caller pauses a socket on purpose.
+        socketTimeout: options.idleTimeoutMs ?? 120_000,
       },
     });
   }

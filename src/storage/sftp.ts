@@ -179,7 +179,14 @@ export class SftpBackend implements Backend {
     await this.removeOrphans(s);
     const dir = posix.dirname(path);
     const tmp = `${dir === '.' ? '' : `${dir}/`}${TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}`;
-    const handle = await this.createTemp(s, dir, tmp, key);
+    let handle: Buffer;
+    try {
+      handle = await this.createTemp(s, dir, tmp, key);
+    } catch (err) {
+      // The server may have created the file while its answer was lost with the connection.
+      if (s.dead) this.orphans.add(tmp);
+      throw err;
+    }
     const writer = new PipelinedWriter(s, handle);
     let open = true;
     try {

@@ -8,9 +8,12 @@
  *
  * State: { log, datasets: { NAME: { encryption, snapshots: [{ name, guid, createtxg, creation }],
  *          bookmarks: [...] } }, streams: { "<fromguid or 0>:<toguid>": "/path/to/stream" },
- *          send: { failAfterBytes?, exitCode?, stderr? } }
+ *          send: { failAfterBytes?, killAfterBytes?, exitCode?, stderr? } }
+ *
+ * `snapshot`, `bookmark` and `destroy` (of bookmarks only) change the state file, so a test sees
+ * what the CLI created; `list -t filesystem,volume [-r] ROOT` lists the dataset names.
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 
 const state = JSON.parse(readFileSync(process.env.ZFS_STAND_IN_STATE, 'utf8'));
 const args = process.argv.slice(2);
@@ -40,6 +43,21 @@ function find(fullName) {
 const row = (e) => `${e.full}\t${e.guid}\t${e.createtxg}\t${e.creation}`;
 const [cmd, ...rest] = args;
 
+function saveState() {
+  writeFileSync(process.env.ZFS_STAND_IN_STATE, JSON.stringify(state));
+}
+
+/** The next transaction group: one above every snapshot and bookmark of the pool. */
+function nextTxg() {
+  const all = Object.values(state.datasets).flatMap((ds) => [...ds.snapshots, ...(ds.bookmarks ?? [])]);
+  return Math.max(0, ...all.map((e) => Number(e.createtxg))) + 1;
+}
+
+function randomGuid() {
+  const high = BigInt(Math.floor(Math.random() * 2 ** 31) + 1) << 32n;
+  return String(high | BigInt(Math.floor(Math.random() * 2 ** 32)));
+}
+
 if (cmd === 'version') {
   process.stdout.write('zfs-2.3.2-1\nzfs-kmod-2.3.2-1\n');
 } else if (cmd === 'get') {
@@ -47,6 +65,11 @@ if (cmd === 'version') {
   const ds = state.datasets[name];
   if (!ds) fail(`cannot open '${name}': dataset does not exist`);
   process.stdout.write(`${ds.encryption}\n`);
+} else if (cmd === 'list' && rest[rest.indexOf('-t') + 1] === 'filesystem,volume') {
+  const root = rest[rest.length - 1];
+  if (!state.datasets[root]) fail(`cannot open '${root}': dataset does not exist`);
+  const names = Object.keys(state.datasets).filter((n) => n === root || (rest.includes('-r') && n.startsWith(`${root}/`)));
+  process.stdout.write(names.sort().map((n) => `${n}\n`).join(''));
 } else if (cmd === 'list') {
   const name = rest[rest.length - 1];
   if (rest.includes('-d')) process.stdout.write(entries(name).sort((a, b) => a.createtxg - b.createtxg).map(row).join('\n') + '\n');
@@ -60,9 +83,33 @@ if (cmd === 'version') {
   let bytes = readFileSync(path);
   const plan = state.send ?? {};
   if (plan.failAfterBytes !== undefined) bytes = bytes.subarray(0, plan.failAfterBytes);
-  process.stdout.write(bytes, () => {
-    if (plan.exitCode) fail(plan.stderr ?? 'send failed', plan.exitCode);
-  });
+  if (plan.killAfterBytes !== undefined) {
+    // Like a zfs send killed by the OOM killer or an admin: output stops, no exit status.
+    process.stdout.write(bytes.subarray(0, plan.killAfterBytes), () => process.kill(process.pid, 'SIGKILL'));
+  } else {
+    process.stdout.write(bytes, () => {
+      if (plan.exitCode) fail(plan.stderr ?? 'send failed', plan.exitCode);
+    });
+  }
+} else if (cmd === 'snapshot') {
+  const [dataset, snap] = rest[rest.length - 1].split('@');
+  const ds = state.datasets[dataset];
+  if (!ds) fail(`cannot open '${dataset}': dataset does not exist`);
+  if (ds.snapshots.some((s) => s.name === snap)) fail(`cannot create snapshot '${dataset}@${snap}': dataset already exists`);
+  ds.snapshots.push({ name: snap, guid: randomGuid(), createtxg: nextTxg(), creation: Math.floor(Date.now() / 1000) });
+  saveState();
+} else if (cmd === 'bookmark') {
+  const source = find(rest[0]);
+  const [dataset, mark] = rest[1].split('#');
+  const ds = state.datasets[dataset];
+  if ((ds.bookmarks ?? []).some((b) => b.name === mark)) fail(`cannot create bookmark '${rest[1]}': bookmark exists`);
+  ds.bookmarks = [...(ds.bookmarks ?? []), { name: mark, guid: source.guid, createtxg: source.createtxg, creation: source.creation }];
+  saveState();
+} else if (cmd === 'destroy' && rest.length === 1 && rest[0].includes('#')) {
+  const [dataset, mark] = rest[0].split('#');
+  find(rest[0]);
+  state.datasets[dataset].bookmarks = state.datasets[dataset].bookmarks.filter((b) => b.name !== mark);
+  saveState();
 } else {
   fail(`stand-in: unsupported zfs ${args.join(' ')}`, 2);
 }

@@ -1,0 +1,276 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { RetentionPolicy } from '../archive/retention.js';
+import { MIN_CHUNK_SIZE } from '../archive/writer.js';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL } from '../jobs/archive-stream.js';
+import { parseTarget } from '../storage/open.js';
+import { UsageError } from '../util/errors.js';
+import { ConfigChecker } from './checks.js';
+import { ConfigSource } from './yaml-source.js';
+
+/**
+ * The config file of `zfs-offsite run` (YAML):
+ *
+ *   defaults:                 # any dataset setting; each dataset may override it
+ *     target: s3://bucket/zfs
+ *     keep: { daily: 7, weekly: 4, monthly: 12, min_fulls: 1 }
+ *   datasets:
+ *     - name: tank/home
+ *       recursive: true
+ *       snapshot: { mode: pick, pattern: "autosnap_*_daily" }
+ *
+ * Merging: a dataset's value replaces the default; `keep`, `s3` and `sftp` merge key by key
+ * (a dataset may change one count), `snapshot` is replaced whole (its keys depend on its mode).
+ * `keep: false` on a dataset turns pruning off for it. Secrets are never in the file: only the
+ * names of environment variables or files that hold them.
+ */
+
+export type SnapshotPolicy = { mode: 'create'; prefix: string } | { mode: 'pick'; pattern: string };
+
+export interface S3Settings {
+  endpoint?: string;
+  pathStyle?: boolean;
+  region?: string;
+  profile?: string;
+  storageClass?: string;
+  /** Names of the environment variables holding the key id and secret (default AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). */
+  accessKeyIdEnv?: string;
+  secretAccessKeyEnv?: string;
+  /** An AWS shared-credentials file (absolute). */
+  credentialsFile?: string;
+}
+
+export interface SftpSettings {
+  /** Private key file (absolute). */
+  key?: string;
+  knownHosts?: string;
+  passwordEnv?: string;
+  passphraseEnv?: string;
+}
+
+export interface ResolvedDatasetConfig {
+  name: string;
+  /** Also every descendant filesystem and volume (expanded by the run, each archived on its own). */
+  recursive: boolean;
+  target: string;
+  snapshot: SnapshotPolicy;
+  /** 'auto' = raw when the dataset is encrypted. */
+  raw: boolean | 'auto';
+  /** Send a new full when the newest full is older than this. */
+  fullEveryMs?: number;
+  /** Send a new full when the chain since the last full has this many incrementals. */
+  maxChain?: number;
+  /** Retention; undefined = never prune this dataset. */
+  keep?: RetentionPolicy;
+  compressionLevel: number;
+  chunkSize: number;
+  /** Upload bandwidth limit in bytes per second. */
+  bwlimit?: number;
+  /** Command run when this dataset fails: argv (a string is run by /bin/sh -c). */
+  onFailure?: string[];
+  s3: S3Settings;
+  sftp: SftpSettings;
+  /** "datasets[1]": where it is defined, for messages. */
+  where: string;
+}
+
+export interface ZfsOffsiteConfig {
+  file: string;
+  datasets: ResolvedDatasetConfig[];
+}
+
+const TOP_KEYS = ['defaults', 'datasets'] as const;
+const SETTING_KEYS = ['target', 'recursive', 'snapshot', 'raw', 'full_every', 'max_chain', 'keep', 'compression_level', 'chunk_size', 'bwlimit', 'on_failure', 's3', 'sftp'] as const;
+const DATASET_KEYS = ['name', ...SETTING_KEYS] as const;
+const KEEP_KEYS = ['daily', 'weekly', 'monthly', 'yearly', 'last', 'min_fulls'] as const;
+const S3_KEYS = ['endpoint', 'path_style', 'region', 'profile', 'storage_class', 'access_key_id_env', 'secret_access_key_env', 'credentials_file'] as const;
+const SFTP_KEYS = ['key', 'known_hosts', 'password_env', 'passphrase_env'] as const;
+
+const SNAPSHOT_PART = { re: /^[A-Za-z0-9_.:-]+$/, what: 'a snapshot name part (letters, digits, _ . : -)' };
+const SNAPSHOT_GLOB = { re: /^[A-Za-z0-9_.:*?-]+$/, what: 'a snapshot name pattern (letters, digits, _ . : - and the wildcards * ?)' };
+const DATASET_NAME = { re: /^[A-Za-z0-9][A-Za-z0-9_.:\- ]*(\/[A-Za-z0-9_.:\- ]+)*$/, what: 'a ZFS dataset name such as tank/home' };
+
+type KeepCounts = Partial<Record<(typeof KEEP_KEYS)[number], number>>;
+
+/** One level of settings as written (defaults or a dataset), validated, not yet merged. */
+interface Settings {
+  target?: string;
+  recursive?: boolean;
+  snapshot?: SnapshotPolicy;
+  raw?: boolean | 'auto';
+  fullEveryMs?: number;
+  maxChain?: number;
+  keep?: KeepCounts | false;
+  compressionLevel?: number;
+  chunkSize?: number;
+  bwlimit?: number;
+  onFailure?: string[];
+  s3?: S3Settings;
+  sftp?: SftpSettings;
+}
+
+function readSnapshot(c: ConfigChecker, value: unknown, path: string): SnapshotPolicy {
+  const raw = c.mapping(value, path, ['mode', 'prefix', 'pattern']);
+  const mode = raw.mode ?? 'create';
+  if (mode === 'create') {
+    if (raw.pattern !== undefined) throw c.fail(`${path}.pattern`, 'only mode pick takes a pattern (mode create takes prefix)');
+    return { mode, prefix: raw.prefix === undefined ? 'zfs-offsite' : c.string(raw.prefix, `${path}.prefix`, SNAPSHOT_PART) };
+  }
+  if (mode === 'pick') {
+    if (raw.prefix !== undefined) throw c.fail(`${path}.prefix`, 'only mode create takes a prefix (mode pick takes pattern)');
+    if (raw.pattern === undefined) throw c.fail(`${path}.pattern`, 'missing: mode pick needs the pattern of the snapshots to pick, e.g. "autosnap_*_daily"');
+    return { mode, pattern: c.string(raw.pattern, `${path}.pattern`, SNAPSHOT_GLOB) };
+  }
+  throw c.fail(`${path}.mode`, `expected create or pick, got ${JSON.stringify(mode)}`);
+}
+
+function readTarget(c: ConfigChecker, value: unknown, path: string): string {
+  const text = c.string(value, path, { re: /./, what: 'a target URL (s3://bucket/prefix, sftp://user@host/path or a directory)' });
+  let target;
+  try {
+    target = parseTarget(text);
+  } catch (err) {
+    throw c.fail(path, err instanceof UsageError ? err.message : String(err));
+  }
+  // A relative directory is taken from the config file's place, not from cron's working directory.
+  if (target.kind === 'local' && !/^file:/i.test(text) && !isAbsolute(text)) return resolve(c.baseDir, text);
+  return text;
+}
+
+function readOnFailure(c: ConfigChecker, value: unknown, path: string): string[] {
+  if (typeof value === 'string') return ['/bin/sh', '-c', c.string(value, path)];
+  if (!Array.isArray(value) || value.length === 0) throw c.fail(path, `expected a command line or a list of arguments, got ${value === null ? 'nothing' : Array.isArray(value) ? 'an empty list' : JSON.stringify(value)}`);
+  return value.map((arg, i) => c.string(arg, `${path}[${i}]`));
+}
+
+function readS3(c: ConfigChecker, value: unknown, path: string): S3Settings {
+  const raw = c.mapping(value, path, S3_KEYS);
+  const out: S3Settings = {};
+  if (raw.endpoint !== undefined) out.endpoint = c.string(raw.endpoint, `${path}.endpoint`, { re: /^https?:\/\/[^/\s@]+/i, what: 'an http:// or https:// URL without credentials' });
+  if (raw.path_style !== undefined) out.pathStyle = c.boolean(raw.path_style, `${path}.path_style`);
+  if (raw.region !== undefined) out.region = c.string(raw.region, `${path}.region`, { re: /^[a-z0-9-]+$/i, what: 'a region name such as eu-central-1' });
+  if (raw.profile !== undefined) out.profile = c.string(raw.profile, `${path}.profile`);
+  if (raw.storage_class !== undefined) out.storageClass = c.string(raw.storage_class, `${path}.storage_class`, { re: /^[A-Z_]+$/, what: 'an S3 storage class such as STANDARD_IA' });
+  if (raw.access_key_id_env !== undefined) out.accessKeyIdEnv = c.envName(raw.access_key_id_env, `${path}.access_key_id_env`);
+  if (raw.secret_access_key_env !== undefined) out.secretAccessKeyEnv = c.envName(raw.secret_access_key_env, `${path}.secret_access_key_env`);
+  if (raw.credentials_file !== undefined) out.credentialsFile = c.file(raw.credentials_file, `${path}.credentials_file`);
+  return out;
+}
+
+function readSftp(c: ConfigChecker, value: unknown, path: string): SftpSettings {
+  const raw = c.mapping(value, path, SFTP_KEYS);
+  const out: SftpSettings = {};
+  if (raw.key !== undefined) out.key = c.file(raw.key, `${path}.key`);
+  if (raw.known_hosts !== undefined) out.knownHosts = c.file(raw.known_hosts, `${path}.known_hosts`);
+  if (raw.password_env !== undefined) out.passwordEnv = c.envName(raw.password_env, `${path}.password_env`);
+  if (raw.passphrase_env !== undefined) out.passphraseEnv = c.envName(raw.passphrase_env, `${path}.passphrase_env`);
+  return out;
+}
+
+function readKeep(c: ConfigChecker, value: unknown, path: string): KeepCounts | false {
+  if (value === false) return false;
+  const raw = c.mapping(value, path, KEEP_KEYS);
+  const out: KeepCounts = {};
+  for (const key of KEEP_KEYS) if (raw[key] !== undefined) out[key] = c.wholeNumber(raw[key], `${path}.${key}`, 0);
+  return out;
+}
+
+/** The settings of `defaults` or of one dataset entry (the keys checked by the caller). */
+function readSettings(c: ConfigChecker, raw: Record<string, unknown>, path: string): Settings {
+  const at = (key: string) => `${path}.${key}`;
+  const s: Settings = {};
+  if (raw.target !== undefined) s.target = readTarget(c, raw.target, at('target'));
+  if (raw.recursive !== undefined) s.recursive = c.boolean(raw.recursive, at('recursive'));
+  if (raw.snapshot !== undefined) s.snapshot = readSnapshot(c, raw.snapshot, at('snapshot'));
+  if (raw.raw !== undefined) {
+    if (raw.raw !== 'auto' && typeof raw.raw !== 'boolean') throw c.fail(at('raw'), `expected true, false or auto, got ${JSON.stringify(raw.raw)}`);
+    s.raw = raw.raw;
+  }
+  if (raw.full_every !== undefined) s.fullEveryMs = c.duration(raw.full_every, at('full_every'));
+  if (raw.max_chain !== undefined) s.maxChain = c.wholeNumber(raw.max_chain, at('max_chain'), 1);
+  if (raw.keep !== undefined) s.keep = readKeep(c, raw.keep, at('keep'));
+  if (raw.compression_level !== undefined) s.compressionLevel = c.wholeNumber(raw.compression_level, at('compression_level'), -7, 19);
+  if (raw.chunk_size !== undefined) s.chunkSize = c.size(raw.chunk_size, at('chunk_size'), MIN_CHUNK_SIZE, 1024 ** 3);
+  if (raw.bwlimit !== undefined) s.bwlimit = c.size(raw.bwlimit, at('bwlimit'), 1024, Number.MAX_SAFE_INTEGER, 'a rate in bytes per second such as 20M or 512K');
+  if (raw.on_failure !== undefined) s.onFailure = readOnFailure(c, raw.on_failure, at('on_failure'));
+  if (raw.s3 !== undefined) s.s3 = readS3(c, raw.s3, at('s3'));
+  if (raw.sftp !== undefined) s.sftp = readSftp(c, raw.sftp, at('sftp'));
+  return s;
+}
+
+function resolveKeep(c: ConfigChecker, defaults: Settings, own: Settings, where: string): RetentionPolicy | undefined {
+  if (own.keep === false || (own.keep === undefined && (defaults.keep === undefined || defaults.keep === false))) return undefined;
+  const merged = { ...(defaults.keep || {}), ...(own.keep || {}) };
+  const policy: RetentionPolicy = {
+    keepDaily: merged.daily ?? 0,
+    keepWeekly: merged.weekly ?? 0,
+    keepMonthly: merged.monthly ?? 0,
+    keepYearly: merged.yearly ?? 0,
+    keepLast: merged.last ?? 0,
+    minFulls: merged.min_fulls ?? 1,
+  };
+  if ([policy.keepDaily, policy.keepWeekly, policy.keepMonthly, policy.keepYearly, policy.keepLast].every((n) => n === 0)) {
+    throw c.fail(own.keep ? `${where}.keep` : 'defaults.keep', 'keeps nothing: give at least one of last, daily, weekly, monthly, yearly a count above 0 (or keep: false to never prune)');
+  }
+  return policy;
+}
+
+/** Parses and validates a config; every problem is a one-line UsageError naming file, line and key. */
+export function parseConfig(text: string, file: string): ZfsOffsiteConfig {
+  const src = ConfigSource.parse(text, file);
+  const c = new ConfigChecker(src, dirname(resolve(file)));
+  if (src.value === null || src.value === undefined) throw c.fail('', 'the config file is empty: it needs a datasets list');
+  const top = c.mapping(src.value, '', TOP_KEYS);
+  const defaults = top.defaults === undefined ? {} : readSettings(c, c.mapping(top.defaults, 'defaults', SETTING_KEYS), 'defaults');
+  if (top.datasets === undefined) throw c.fail('datasets', 'missing: list the datasets to archive');
+  if (!Array.isArray(top.datasets) || top.datasets.length === 0) throw c.fail('datasets', 'expected a non-empty list of datasets');
+  const seen = new Map<string, string>();
+  const datasets = top.datasets.map((entry, i): ResolvedDatasetConfig => {
+    const where = `datasets[${i}]`;
+    const raw = c.mapping(entry, where, DATASET_KEYS);
+    if (raw.name === undefined) throw c.fail(`${where}.name`, 'missing: the dataset to archive, e.g. tank/home');
+    const name = c.string(raw.name, `${where}.name`, DATASET_NAME);
+    const earlier = seen.get(name);
+    if (earlier) throw c.fail(`${where}.name`, `${name} is already configured in ${earlier}`);
+    seen.set(name, where);
+    const own = readSettings(c, raw, where);
+    const target = own.target ?? defaults.target;
+    if (target === undefined) throw c.fail(`${where}.target`, 'missing: set target here or in defaults (s3://bucket/prefix, sftp://user@host/path or a directory)');
+    return {
+      name,
+      recursive: own.recursive ?? defaults.recursive ?? false,
+      target,
+      snapshot: own.snapshot ?? defaults.snapshot ?? { mode: 'create', prefix: 'zfs-offsite' },
+      raw: own.raw ?? defaults.raw ?? 'auto',
+      fullEveryMs: own.fullEveryMs ?? defaults.fullEveryMs,
+      maxChain: own.maxChain ?? defaults.maxChain,
+      keep: resolveKeep(c, defaults, own, where),
+      compressionLevel: own.compressionLevel ?? defaults.compressionLevel ?? DEFAULT_LEVEL,
+      chunkSize: own.chunkSize ?? defaults.chunkSize ?? DEFAULT_CHUNK_SIZE,
+      bwlimit: own.bwlimit ?? defaults.bwlimit,
+      onFailure: own.onFailure ?? defaults.onFailure,
+      s3: { ...defaults.s3, ...own.s3 },
+      sftp: { ...defaults.sftp, ...own.sftp },
+      where,
+    };
+  });
+  return { file, datasets };
+}
+
+/** Reads and validates a config file; a missing or unreadable file is a UsageError too. */
+export async function loadConfig(file: string): Promise<ZfsOffsiteConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`${file}: cannot read the config file (${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message})`);
+  }
+  return parseConfig(text, file);
+}
+
+/** The snapshot names a `pick` pattern matches: `*` any run of characters, `?` one character. */
+export function snapshotPattern(pattern: string): RegExp {
+  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`);
+}
