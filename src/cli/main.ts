@@ -34,6 +34,8 @@ interface TargetOptions {
   s3Queue?: string;
   storageClass?: string;
   s3Timeout?: string;
+  retries?: string;
+  retryTime?: string;
 }
 
 interface ArchiveCliOptions extends TargetOptions {
@@ -59,6 +61,8 @@ function addTargetOptions(cmd: Command): Command {
     .option('--s3-queue <n>', 'S3 parts uploaded in parallel per object', '4')
     .option('--storage-class <class>', 'S3 storage class for chunk objects')
     .option('--s3-timeout <duration>', 'a request whose connection is silent this long fails and is retried', '2m')
+    .option('--retries <n>', 'attempts per storage request on transient failures (5xx, throttling, resets, timeouts)', '6')
+    .option('--retry-time <duration>', 'give up retrying a request after this long', '2m')
     .option('--sftp-key <file>', 'SSH private key for sftp:// targets (env ZFS_OFFSITE_SFTP_KEY; passphrase in ZFS_OFFSITE_SFTP_PASSPHRASE)')
     .option('--sftp-known-hosts <file>', 'known_hosts file for sftp:// targets (env ZFS_OFFSITE_SFTP_KNOWN_HOSTS; default ~/.ssh/known_hosts)')
     .option('--sftp-accept-new', 'record an SFTP server host key seen for the first time (never a changed one)');
@@ -82,6 +86,10 @@ function open(target: string, o: TargetOptions & { sftpKey?: string; sftpKnownHo
     s3Queue: o.s3Queue ? positiveInt(o.s3Queue, '--s3-queue') : undefined,
     storageClass: o.storageClass,
     s3TimeoutMs: o.s3Timeout ? parseDuration(o.s3Timeout, '--s3-timeout') : undefined,
+    retry: {
+      maxAttempts: o.retries ? positiveInt(o.retries, '--retries') : undefined,
+      maxTotalMs: o.retryTime ? parseDuration(o.retryTime, '--retry-time') : undefined,
+    },
     sftpKey: o.sftpKey,
     sftpKnownHosts: o.sftpKnownHosts,
     sftpAcceptNew: o.sftpAcceptNew,
