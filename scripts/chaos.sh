@@ -9,7 +9,7 @@ npm run --silent build
 log=$(mktemp)
 status=0
 KILL_TRIALS="$N" npx vitest run test/resilience/kill.test.ts 2>&1 | tee "$log" || status=$?
-line=$(grep -o 'kill trials: [0-9]* passed, [0-9]* failed' "$log" | tail -n 1 | sed 's/^kill trials: //')
+line=$(grep -o 'kill trials: [0-9]* passed, [0-9]* failed' "$log" | tail -n 1 | sed 's/^kill trials: //' || true)
 rm -f "$log"
 echo "chaos: ${line:-0 passed, $N failed}"
 exit "$status"

@@ -276,9 +276,12 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
   start | stop)
-    exec 8>"$LOCK"
-    flock 8
-    "$cmd"
+    # One start/stop at a time. flock -o: the lock's file descriptor is NOT inherited by the
+    # command, so the daemons it leaves behind (qemu, the ssh master) do not hold the lock.
+    exec flock -o "$LOCK" "$0" "_$cmd"
+    ;;
+  _start | _stop)
+    "${cmd#_}"
     ;;
   status)
     if status; then echo "running (ssh -F $SSH_CONFIG $HOST)"; exit 0; fi

@@ -17,6 +17,7 @@ import { UsageError } from '../util/errors.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { TOOL_VERSION } from '../util/version.js';
 import { Zfs } from '../zfs/zfs.js';
+import { registerPrune } from './commands/prune.js';
 import { exitCodeFor, oneLineError } from './exit.js';
 import { archiveSummaryLine, formatVerifyReport, printJson } from './output.js';
 
@@ -258,6 +259,7 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
     }
   });
 
+  registerPrune(program, { addTargetOptions, open, getLog });
   return program;
 }
 

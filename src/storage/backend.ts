@@ -75,6 +75,14 @@ export interface Backend {
    */
   check(): Promise<void>;
 
+  /**
+   * Optional, for backends that can hold invisible partial uploads (S3 multipart uploads that
+   * were never completed or aborted, e.g. after a crash): abort those under `prefix` (default:
+   * the whole backend) started before `olderThan`, and return how many were found. With
+   * `dryRun` nothing is aborted. Backends whose failed writes leave nothing behind omit it.
+   */
+  cleanupIncompleteUploads?(olderThan: Date, options?: { prefix?: string; dryRun?: boolean }): Promise<number>;
+
   close(): Promise<void>;
 }
 

@@ -164,6 +164,13 @@ export class RetryingBackend implements Backend {
     return this.retry(() => this.inner.check());
   }
 
+  /** Present exactly when the wrapped backend has it; listing and aborting are idempotent, so retried. */
+  get cleanupIncompleteUploads(): Backend['cleanupIncompleteUploads'] {
+    const inner = this.inner;
+    if (!inner.cleanupIncompleteUploads) return undefined;
+    return (olderThan, options) => this.retry(() => inner.cleanupIncompleteUploads!(olderThan, options));
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

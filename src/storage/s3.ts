@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -265,6 +267,39 @@ export class S3Backend implements Backend {
         );
       }
     }
+  }
+
+  /**
+   * Aborts multipart uploads under the prefix started before `olderThan`: a crash between
+   * CreateMultipartUpload and Complete/Abort leaves parts that no listing shows but that are
+   * stored and billed until aborted (buckets without a lifecycle rule keep them forever).
+   */
+  async cleanupIncompleteUploads(olderThan: Date, options: { prefix?: string; dryRun?: boolean } = {}): Promise<number> {
+    let found = 0;
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.keyPrefix + (options.prefix ?? ''), KeyMarker, UploadIdMarker }));
+      } catch (err) {
+        throw this.fail(err, 'list incomplete multipart uploads');
+      }
+      for (const upload of page.Uploads ?? []) {
+        if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated >= olderThan) continue;
+        found++;
+        if (options.dryRun) continue;
+        try {
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }));
+        } catch (err) {
+          if (httpStatus(err) !== 404) throw this.fail(err, 'abort the multipart upload of', upload.Key.slice(this.keyPrefix.length));
+        }
+      }
+      const more = page.IsTruncated === true;
+      KeyMarker = more ? page.NextKeyMarker : undefined;
+      UploadIdMarker = more ? page.NextUploadIdMarker : undefined;
+    } while (KeyMarker !== undefined);
+    return found;
   }
 
   /** One cheap authenticated request that tells a missing bucket and bad credentials apart. */

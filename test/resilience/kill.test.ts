@@ -59,7 +59,7 @@ describe(`kill -9 while archiving (${TRIALS} trials, seed ${SEED})`, () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('resumes every interrupted upload into a verified, byte-identical archive', async () => {
+  it('resumes every interrupted upload into a verified, byte-identical archive', { timeout: 60_000 * (TRIALS + 1) }, async () => {
     const random = seededRandom(SEED);
     const results = [];
     for (let trial = 0; trial < TRIALS; trial++) {

@@ -458,6 +458,37 @@ describe.skipIf(!sshd)(`SFTP backend on OpenSSH (skipped without a server: ${SSH
         await make(`${dir.rel}/auth`, { auth: { key: { file, data, passphrase: s.keyPassphrase } } }).check();
       });
 
+      it('logs in through an ssh-agent (SSH_AUTH_SOCK)', async () => {
+        const sock = join(scratch, 'agent.sock');
+        const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+        try {
+          for (let i = 0; i < 100; i++) {
+            try {
+              statSync(sock);
+              break;
+            } catch {
+              await new Promise((r) => setTimeout(r, 20));
+            }
+          }
+          execFileSync('ssh-add', ['-q', s.key], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'pipe' });
+          const saved = { ...process.env };
+          Object.assign(process.env, { SSH_AUTH_SOCK: sock, ZFS_OFFSITE_SFTP_KNOWN_HOSTS: s.knownHosts });
+          delete process.env.ZFS_OFFSITE_SFTP_KEY;
+          delete process.env.ZFS_OFFSITE_SFTP_PASSWORD;
+          let backend;
+          try {
+            backend = await openBackend(`sftp://${s.user}@${s.host}:${s.port}/${dir.rel}/agent`);
+          } finally {
+            process.env = saved;
+          }
+          await backend.put('via-agent', Buffer.from('agent'));
+          expect((await backend.getBuffer('via-agent')).toString()).toBe('agent');
+          await backend.close();
+        } finally {
+          agent.kill();
+        }
+      });
+
       it('no configured method at all is a UsageError before connecting', async () => {
         const saved = { ...process.env };
         for (const k of ['SSH_AUTH_SOCK', 'ZFS_OFFSITE_SFTP_KEY', 'ZFS_OFFSITE_SFTP_PASSWORD']) delete process.env[k];

@@ -1,0 +1,241 @@
+import { groupByStream, type StreamDir } from '../archive/audit.js';
+import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, SUMS_NAME } from '../archive/keys.js';
+import { type Manifest, parseManifest } from '../archive/manifest.js';
+import { planRetention, type RetentionPolicy } from '../archive/retention.js';
+import type { Backend, ObjectInfo } from '../storage/backend.js';
+import { errorMessage, UsageError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+
+/**
+ * `prune`: applies the retention planner to each dataset of an archive and deletes what it lets
+ * go, plus uploads abandoned long ago. Order of deletion, so that a crash at any point leaves
+ * nothing a restore would trip over, only leftovers that verify reports and the next prune removes:
+ *   - within a stream: manifest.json first (the stream stops existing), then SHA256SUMS and chunks;
+ *   - across streams: newest first, so a stream is never left behind without its base (an
+ *     incremental's base snapshot is always older than the incremental itself).
+ */
+
+/** Holds a dataset while it is pruned: listing, planning and deleting happen under it. */
+export interface HeldLock {
+  release(): Promise<void>;
+  /** Re-checks the lock just before deleting (a lease may have been taken over). */
+  assertHeld?(): Promise<void>;
+}
+
+export interface PruneOptions {
+  backend: Backend;
+  log: Logger;
+  /** Only this dataset (not its children); default every dataset of the archive. */
+  dataset?: string;
+  policy: RetentionPolicy;
+  /** Streams without a manifest whose newest object is older than this are removed. */
+  staleAfterMs: number;
+  dryRun: boolean;
+  now?: Date;
+  /**
+   * Locks a dataset for the prune (the CLI takes the dataset lock; `run` already holds it and
+   * passes nothing). Not called in a dry run, which changes nothing.
+   */
+  lockDataset?(dataset: string): Promise<HeldLock>;
+}
+
+export interface PrunedStream {
+  dataset: string;
+  streamId: string;
+  kind: 'full' | 'incr';
+  snapshots: string[];
+  storedBytes: number;
+  objects: number;
+  reason: string;
+}
+
+export interface AbandonedStream {
+  dataset: string;
+  streamId: string;
+  /** An interrupted upload (journal) or the leftovers of an interrupted delete (no journal). */
+  hasJournal: boolean;
+  objects: number;
+  bytes: number;
+  ageSeconds: number;
+}
+
+export interface PruneDatasetReport {
+  dataset: string;
+  keptStreams: number;
+  keptBytes: number;
+  deleted: PrunedStream[];
+  /** Snapshots chosen by the policy, newest first, with why. */
+  keptSnapshots: { name: string; why: string[] }[];
+  /** Snapshots restorable before the prune and not after it. */
+  lostSnapshots: string[];
+  /** Streams kept because no full leads to them (verify reports them as chain-broken). */
+  brokenKept: { streamId: string; reason: string }[];
+  abandoned: AbandonedStream[];
+  /** Why this dataset was not pruned (unreadable manifest, held lock, storage failure). */
+  error?: string;
+}
+
+export interface PruneReport {
+  target: string;
+  dryRun: boolean;
+  policy: RetentionPolicy;
+  datasets: PruneDatasetReport[];
+  /** Incomplete S3 multipart uploads aborted (or found, in a dry run); null when the backend has none. */
+  incompleteUploads: number | null;
+  deletedStreams: number;
+  deletedObjects: number;
+  deletedBytes: number;
+  seconds: number;
+}
+
+async function listObjects(backend: Backend, prefix: string): Promise<ObjectInfo[]> {
+  const objects: ObjectInfo[] = [];
+  await backend.list(prefix, (info) => objects.push(info));
+  return objects;
+}
+
+/** The stream directories of exactly one dataset (a dataset prefix also lists its children). */
+function datasetStreams(objects: readonly ObjectInfo[], dataset: string): StreamDir[] {
+  return [...groupByStream(objects).streams.values()].filter((s) => s.dataset === dataset);
+}
+
+export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
+  const started = Date.now();
+  const now = o.now ?? new Date();
+  await o.backend.check();
+  let datasets: string[];
+  if (o.dataset) {
+    datasets = [o.dataset];
+  } else {
+    const all = await listObjects(o.backend, '');
+    datasets = [...new Set([...groupByStream(all).streams.values()].map((s) => s.dataset))].sort();
+  }
+  const reports: PruneDatasetReport[] = [];
+  for (const dataset of datasets) reports.push(await pruneDataset(o, dataset, now));
+  if (o.dataset && reports[0]!.keptStreams + reports[0]!.deleted.length + reports[0]!.abandoned.length === 0 && !reports[0]!.error) {
+    throw new UsageError(`the archive at ${o.backend.location} holds no streams of dataset ${o.dataset} (see: zfs-offsite list)`);
+  }
+  const olderThan = new Date(now.getTime() - o.staleAfterMs);
+  const incompleteUploads = (await o.backend.cleanupIncompleteUploads?.(olderThan, { prefix: o.dataset ? `${datasetPath(o.dataset)}/` : '', dryRun: o.dryRun })) ?? null;
+  if (incompleteUploads) o.log.info({ count: incompleteUploads }, `${o.dryRun ? 'would abort' : 'aborted'} incomplete multipart uploads older than ${olderThan.toISOString()}`);
+  const deleted = reports.flatMap((r) => r.deleted);
+  const abandoned = reports.flatMap((r) => r.abandoned);
+  return {
+    target: o.backend.location,
+    dryRun: o.dryRun,
+    policy: o.policy,
+    datasets: reports,
+    incompleteUploads,
+    deletedStreams: deleted.length,
+    deletedObjects: deleted.reduce((n, s) => n + s.objects, 0) + abandoned.reduce((n, a) => n + a.objects, 0),
+    deletedBytes: deleted.reduce((n, s) => n + s.storedBytes, 0) + abandoned.reduce((n, a) => n + a.bytes, 0),
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+async function pruneDataset(o: PruneOptions, dataset: string, now: Date): Promise<PruneDatasetReport> {
+  const report: PruneDatasetReport = { dataset, keptStreams: 0, keptBytes: 0, deleted: [], keptSnapshots: [], lostSnapshots: [], brokenKept: [], abandoned: [] };
+  let lock: HeldLock | undefined;
+  try {
+    if (!o.dryRun && o.lockDataset) lock = await o.lockDataset(dataset);
+    // Listed under the lock: a stream committed just before it is part of the plan.
+    const dirs = datasetStreams(await listObjects(o.backend, `${datasetPath(dataset)}/`), dataset);
+    const manifests = await readManifests(o.backend, dirs);
+    const committed = dirs.filter((d) => manifests.has(d));
+    if (committed.length > 0) {
+      const plan = planRetention({ streams: [...manifests.values()], policy: o.policy, now });
+      const dirOf = new Map(committed.map((d) => [manifests.get(d)!, d]));
+      report.keptStreams = plan.keep.length;
+      report.keptBytes = plan.keep.reduce((n, m) => n + m.storedBytes, 0);
+      report.keptSnapshots = plan.snapshots.filter((s) => s.kept).map((s) => ({ name: s.name, why: s.why }));
+      report.lostSnapshots = plan.snapshots.filter((s) => s.restorable && !s.restorableAfter).map((s) => s.name);
+      report.brokenKept = plan.broken.map((m) => ({ streamId: m.streamId, reason: plan.reasons.get(m.streamId)! }));
+      // Newest first: dependents go before the streams they are based on.
+      const doomed = [...plan.delete].sort((a, b) => b.streamId.localeCompare(a.streamId));
+      report.deleted = doomed.map((m) => describeStream(m, dirOf.get(m)!, plan.reasons.get(m.streamId)!));
+      if (!o.dryRun && doomed.length > 0) {
+        await lock?.assertHeld?.();
+        for (const m of doomed) await deleteStream(o, m, dirOf.get(m)!);
+      }
+    }
+    report.abandoned = await removeAbandoned(o, dirs.filter((d) => !manifests.has(d) && !hasManifestObject(d)), now);
+  } catch (err) {
+    if (err instanceof UsageError && o.dataset) throw err;
+    report.error = errorMessage(err);
+    o.log.error({ dataset }, `not pruned: ${report.error}`);
+  } finally {
+    await lock?.release();
+  }
+  return report;
+}
+
+function hasManifestObject(d: StreamDir): boolean {
+  return d.objects.some((obj) => obj.key === d.prefix + MANIFEST_NAME);
+}
+
+/** Reads every listed manifest; an unreadable one stops this dataset's prune (its chains are unknown). */
+async function readManifests(backend: Backend, dirs: StreamDir[]): Promise<Map<StreamDir, Manifest>> {
+  const out = new Map<StreamDir, Manifest>();
+  const withManifest = dirs.filter(hasManifestObject);
+  for (let i = 0; i < withManifest.length; i += 8) {
+    await Promise.all(
+      withManifest.slice(i, i + 8).map(async (d) => {
+        const key = d.prefix + MANIFEST_NAME;
+        try {
+          out.set(d, parseManifest(await backend.getBuffer(key), `${backend.location}/${key}`));
+        } catch (err) {
+          throw new Error(`cannot plan without every manifest: ${errorMessage(err)} (fix or remove the stream; verify reports it)`);
+        }
+      }),
+    );
+  }
+  return out;
+}
+
+function describeStream(m: Manifest, dir: StreamDir, reason: string): PrunedStream {
+  const keys = objectKeys(m, dir);
+  return {
+    dataset: m.dataset,
+    streamId: m.streamId,
+    kind: m.kind,
+    snapshots: m.substreams.map((s) => s.toname.slice(s.toname.indexOf('@') + 1)),
+    storedBytes: dir.objects.reduce((n, obj) => n + obj.size, 0) || m.storedBytes,
+    objects: keys.length + 1,
+    reason,
+  };
+}
+
+/** Everything of a stream but its manifest: SHA256SUMS, chunks, and whatever else was listed there. */
+function objectKeys(m: Manifest, dir: StreamDir): string[] {
+  const keys = new Set([dir.prefix + SUMS_NAME, ...m.chunks.map((c) => dir.prefix + c.key), ...dir.objects.map((obj) => obj.key)]);
+  keys.delete(dir.prefix + MANIFEST_NAME);
+  return [...keys];
+}
+
+async function deleteStream(o: PruneOptions, m: Manifest, dir: StreamDir): Promise<void> {
+  // The manifest first: from here on the stream does not exist for list, restore or send.
+  await o.backend.delete([dir.prefix + MANIFEST_NAME]);
+  await o.backend.delete(objectKeys(m, dir));
+  o.log.info({ dataset: m.dataset, stream: m.streamId }, 'deleted stream');
+}
+
+/** Stream directories without a manifest whose newest object is older than the grace period. */
+async function removeAbandoned(o: PruneOptions, dirs: StreamDir[], now: Date): Promise<AbandonedStream[]> {
+  const out: AbandonedStream[] = [];
+  for (const d of dirs) {
+    const times = d.objects.map((obj) => obj.modified?.getTime());
+    if (times.some((t) => t === undefined)) continue; // cannot tell its age: leave it
+    const age = now.getTime() - Math.max(...(times as number[]));
+    if (age < o.staleAfterMs) continue;
+    out.push({
+      dataset: d.dataset,
+      streamId: d.streamId,
+      hasJournal: d.objects.some((obj) => obj.key === d.prefix + JOURNAL_NAME),
+      objects: d.objects.length,
+      bytes: d.objects.reduce((n, obj) => n + obj.size, 0),
+      ageSeconds: Math.round(age / 1000),
+    });
+    if (!o.dryRun) await o.backend.delete(d.objects.map((obj) => obj.key));
+  }
+  return out;
+}
