@@ -1,6 +1,6 @@
 import type { ObjectInfo } from '../storage/backend.js';
 import { buildChains } from './chains.js';
-import { JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseManifestKey, SUMS_NAME } from './keys.js';
+import { JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseManifestKey, SUMS_NAME } from './keys.js';
 import type { Manifest } from './manifest.js';
 
 /**
@@ -56,7 +56,8 @@ export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<st
     const dir = o.key.slice(0, slash + 1);
     const parsed = slash > 0 ? parseManifestKey(`${dir}${MANIFEST_NAME}`) : undefined;
     if (!parsed) {
-      if (o.key !== MARKER_KEY) loose.push(o);
+      // The archive marker and a dataset's lease (held by a running job) belong where they are.
+      if (o.key !== MARKER_KEY && !o.key.endsWith(`/${LEASE_NAME}`)) loose.push(o);
       continue;
     }
     let s = streams.get(dir);

@@ -15,7 +15,8 @@ import { mainSubstreams } from './restore-plan.js';
  * 2. Every stream on the restore path of a kept snapshot is kept. The path is the one the restore
  *    planner takes (restore-plan.ts): fewest links, ties to the newest full, raw and non-raw never
  *    mixed, a `-I` stream kept or deleted as one stream. So `restore` after a prune uses exactly
- *    the streams the prune kept for it.
+ *    the streams the prune kept for it. A kept stream's own base is always kept too, even when
+ *    the path only uses the later part of a `-I` stream: no kept stream ever loses its base.
  * 3. While fewer than `minFulls` full streams are kept, the newest other full is kept together
  *    with its chain: every snapshot whose restore path starts at that full (duplicity's
  *    "remove-all-but-n-full"), so each kept full is a complete, independent history.

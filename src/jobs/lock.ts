@@ -1,3 +1,4 @@
+import { LEASE_NAME } from '../archive/keys.js';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
@@ -27,7 +28,7 @@ import type { Logger } from '../util/logger.js';
  * before a step that must not run twice (e.g. pruning).
  */
 
-export const LEASE_NAME = 'lease.json';
+export { LEASE_NAME };
 export const LEASE_FORMAT = 'zfs-offsite-lease';
 
 export interface LeaseRecord {

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../util/errors.js';
@@ -132,7 +132,9 @@ export async function resolveSftpSettings(
     const passphrase = env[SFTP_ENV.passphrase];
     auth.key = { file: keyFile, data, ...(passphrase ? { passphrase } : {}) };
   }
-  if (env[SFTP_ENV.agent]) auth.agent = env[SFTP_ENV.agent];
+  // A stale SSH_AUTH_SOCK (the agent is gone) is skipped, as ssh does, instead of failing the log-in.
+  const agent = env[SFTP_ENV.agent];
+  if (agent && (await stat(agent).then((st) => st.isSocket(), () => false))) auth.agent = agent;
   const password = env[SFTP_ENV.password];
   if (password) auth.password = password;
   if (!auth.key && !auth.agent && auth.password === undefined) {

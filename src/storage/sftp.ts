@@ -6,9 +6,10 @@ import { Semaphore } from '../util/semaphore.js';
 import { type Backend, type ByteRange, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
 import { TEMP_PREFIX } from './local.js';
 import { type SftpAuth, type SftpHostKeyPolicy, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
-import { connectSftp, type SftpSession } from './sftp-connect.js';
+import type { SftpSession } from './sftp-connect.js';
 import { SFTP_STATUS, sftpStatus, sftpStorageError } from './sftp-errors.js';
 import { PipelinedWriter, rangeReader } from './sftp-io.js';
+import { SftpPool } from './sftp-pool.js';
 
 export interface SftpBackendOptions extends SftpLocation {
   auth: SftpAuth;
@@ -42,85 +43,22 @@ const isLink = (mode: number) => (mode & S_IFMT) === 0o120000;
 export class SftpBackend implements Backend {
   readonly location: string;
   readonly connections: number;
+  /** The SSH connections (public for tests and diagnostics). */
+  readonly pool: SftpPool;
   private readonly root: string;
-  private maxSessions: number;
-  private sessions: SftpSession[] = [];
-  private opening: Promise<SftpSession> | undefined;
-  private pinnedKey: Buffer | undefined;
-  private closed = false;
   /** Temp files a failed put could not remove (its connection died); removed later. */
   private readonly orphans = new Set<string>();
 
-  constructor(private readonly options: SftpBackendOptions) {
+  constructor(options: SftpBackendOptions) {
     this.location = sftpLocationUrl(options);
     this.root = options.path;
     this.connections = options.connections ?? 4;
-    this.maxSessions = Math.max(1, options.sessions ?? 2);
+    const { host, port, user, auth, hostKeys } = options;
+    this.pool = new SftpPool({ host, port, user, auth, hostKeys, where: this.location }, options.sessions ?? 2);
   }
 
-  // ---------------------------------------------------------------- connections
-
-  /** A session for one operation: the least busy one, opening another while all are busy. */
-  private async acquire(): Promise<SftpSession> {
-    for (;;) {
-      if (this.closed) throw new StorageError(`${this.location}: the backend is closed`, true);
-      this.sessions = this.sessions.filter((s) => !s.dead);
-      let best: SftpSession | undefined;
-      for (const s of this.sessions) if (!best || s.active < best.active) best = s;
-      const wantMore = !best || (best.active > 0 && this.sessions.length < this.maxSessions);
-      if (wantMore && !this.opening) {
-        const opening = this.openSession();
-        this.opening = opening;
-        opening.then(
-          () => (this.opening = undefined),
-          () => (this.opening = undefined),
-        );
-        // A failed extra connection (e.g. the server's connection limit) only caps the pool.
-        if (best) opening.catch(() => undefined);
-      }
-      if (!best) {
-        await this.opening; // the first connection: its failure is this operation's failure
-        continue;
-      }
-      best.active++;
-      return best;
-    }
-  }
-
-  private release(s: SftpSession): void {
-    s.active--;
-  }
-
-  private async openSession(): Promise<SftpSession> {
-    const { session, hostKey } = await connectSftp({
-      host: this.options.host,
-      port: this.options.port,
-      user: this.options.user,
-      auth: this.options.auth,
-      hostKeys: this.options.hostKeys,
-      where: this.location,
-      ...(this.pinnedKey ? { pinnedKey: this.pinnedKey } : {}),
-    }).catch((err: unknown) => {
-      // Once one connection works, a refused extra one (connection limit) just caps the pool.
-      if (this.sessions.length > 0) this.maxSessions = this.sessions.length;
-      throw err;
-    });
-    this.pinnedKey ??= hostKey;
-    if (this.closed) {
-      await session.end();
-      throw new StorageError(`${this.location}: the backend is closed`, true);
-    }
-    this.sessions.push(session);
-    return session;
-  }
-
-  private async use<T>(fn: (s: SftpSession) => Promise<T>): Promise<T> {
-    const s = await this.acquire();
-    try {
-      return await fn(s);
-    } finally {
-      this.release(s);
-    }
+  private use<T>(fn: (s: SftpSession) => Promise<T>): Promise<T> {
+    return this.pool.use(fn);
   }
 
   // ---------------------------------------------------------------- paths and errors
@@ -316,18 +254,18 @@ export class SftpBackend implements Backend {
     if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
       throw new RangeError(`invalid byte range ${JSON.stringify(range)} for ${key}`);
     }
-    const s = await this.acquire();
+    const s = await this.pool.acquire();
     let opened: { handle: Buffer; size: number };
     try {
       opened = await this.openObject(s, key);
     } catch (err) {
-      this.release(s);
+      this.pool.release(s);
       throw err;
     }
     const end = Math.min(opened.size, length === undefined ? Infinity : offset + length);
     // The stream holds the session until it ends or is destroyed.
     return rangeReader(s, opened.handle, offset, Math.max(offset, end), (err) => this.fail(err, 'read', key), async () => {
-      this.release(s);
+      this.pool.release(s);
       await s.call((sftp, done) => sftp.close(opened.handle, done)).catch(() => undefined);
     });
   }
@@ -449,17 +387,14 @@ export class SftpBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    await this.opening?.catch(() => undefined);
-    const live = this.sessions.filter((s) => !s.dead);
-    if (live[0] && this.orphans.size > 0) await this.removeOrphans(live[0]);
-    await Promise.all(this.sessions.map((s) => s.end()));
-    this.sessions = [];
+    await this.pool.close(async (s) => {
+      if (this.orphans.size > 0) await this.removeOrphans(s);
+    });
   }
 
   /** Tests only: cut every connection, as a network failure would. */
   killConnectionsForTests(): void {
-    for (const s of this.sessions) s.destroyForTests();
+    this.pool.killForTests();
   }
 }
 

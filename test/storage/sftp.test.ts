@@ -145,8 +145,9 @@ describe('known_hosts matching (no server needed)', () => {
 });
 
 describe.skipIf(!sshd)(`SFTP backend on OpenSSH (skipped without a server: ${SSHD_HINT})`, () => {
-  const s = sshd!;
-  const home = join(s.chroot, 'home');
+  // The body is still collected when skipped: nothing here may touch the settings eagerly.
+  const s = sshd ?? ({} as NonNullable<typeof sshd>);
+  const home = sshd ? join(sshd.chroot, 'home') : '';
 
   runBackendContract('SFTP (OpenSSH, chrooted storage box, path relative to the login directory)', async () => {
     const dir = uniqueSftpDir(s, 'contract');
@@ -314,8 +315,10 @@ describe.skipIf(!sshd)(`SFTP backend on OpenSSH (skipped without a server: ${SSH
     it('replaces an existing file also without posix-rename@openssh.com (plain SFTP rename refuses to)', async () => {
       const backend = make(`${dir.rel}/norename`);
       await backend.put('k', Buffer.from('first'));
-      const sessions = (backend as unknown as { sessions: { sftp: { _extensions: Record<string, string> } }[] }).sessions;
-      for (const session of sessions) delete session.sftp._extensions['posix-rename@openssh.com'];
+      for (const session of backend.pool.sessions) {
+        delete (session.sftp as unknown as { _extensions: Record<string, string> })._extensions['posix-rename@openssh.com'];
+        expect(session.hasExtension('posix-rename@openssh.com')).toBe(false);
+      }
       await backend.put('k', Buffer.from('second'));
       await backend.put('new', Buffer.from('fresh'));
       expect((await backend.getBuffer('k')).toString()).toBe('second');
@@ -521,7 +524,8 @@ describe.skipIf(!sshd)(`SFTP backend on OpenSSH (skipped without a server: ${SSH
       stream.destroy(); // a consumer giving up releases the handle and the session
       expect(head.length).toBeGreaterThan(0);
       expect((await readAll(await backend.get('p/5'))).equals(data)).toBe(true);
-      expect((backend as unknown as { sessions: unknown[] }).sessions.length).toBeLessThanOrEqual(2);
+      expect(backend.pool.sessions.length).toBeGreaterThanOrEqual(1);
+      expect(backend.pool.sessions.length).toBeLessThanOrEqual(2);
     });
 
     it('the CLI takes --sftp-key, --sftp-known-hosts and --sftp-accept-new', async () => {
