@@ -36,6 +36,8 @@ const median = (xs: number[]): number => {
 };
 const rate = (s: Sample): number => s.rawBytes / MiB / s.usage.wallSeconds;
 const f = (n: number, digits = 0): string => n.toFixed(digits);
+/** Table cells: a `|` inside one (shell pipelines) must be escaped. */
+const cell = (s: string): string => s.replace(/\|/g, '\\|');
 
 export function machineFacts(facts: RunFacts): string[] {
   const first = (argv: string[]): string => output(argv)?.split('\n')[0] ?? 'n/a';
@@ -134,15 +136,15 @@ export function table(samples: Sample[], facts: RunFacts): string {
       .map((r) => `${f(r.median, 2)}× ${r.label}${r.label === 'best peer pipeline' ? ` (${[...new Set(r.best)].join(', ')})` : ''}`)
       .join('; ');
     lines.push(
-      `| ${s0.tool} | ${s0.kind} | ${s0.gib} | ${TARGET_NAMES[s0.target]} | ${f(median(rates))} | ${rates.length > 1 ? `${f(Math.min(...rates))}–${f(Math.max(...rates))}` : ''} | ` +
+      `| ${cell(s0.tool)} | ${s0.kind} | ${s0.gib} | ${TARGET_NAMES[s0.target]} | ${f(median(rates))} | ${rates.length > 1 ? `${f(Math.min(...rates))}–${f(Math.max(...rates))}` : ''} | ` +
         `${f(median(g.samples.map((s) => s.usage.wallSeconds)), 1)} | ${f(median(g.samples.map((s) => s.usage.cpuSeconds)), 1)} | ` +
-        `${f(Math.max(...g.samples.map((s) => s.usage.peakRssMiB)))} | ${stored} | ${vs} |`,
+        `${f(Math.max(...g.samples.map((s) => s.usage.peakRssMiB)))} | ${stored} | ${cell(vs)} |`,
     );
   }
   lines.push('', '## Targets (issue 9)', '', '| target | data | GiB | ours ÷ | median | spread | goal | met |', '|---|---|---:|---|---:|---:|---:|---|');
   for (const r of rs.filter((x) => x.goal !== undefined)) {
     const what = r.ours === 'ours-put' ? 'put to RGW' : 'restore from RGW';
-    lines.push(`| ${what} | ${r.kind} | ${r.gib} | ${r.label} | ${f(r.median, 2)} | ${r.min === r.max ? '' : `${f(r.min, 2)}–${f(r.max, 2)}`} | ≥ ${r.goal} | ${r.median >= r.goal! ? 'yes' : 'no'} |`);
+    lines.push(`| ${what} | ${r.kind} | ${r.gib} | ${cell(r.label)} | ${f(r.median, 2)} | ${r.min === r.max ? '' : `${f(r.min, 2)}–${f(r.max, 2)}`} | ≥ ${r.goal} | ${r.median >= r.goal! ? 'yes' : 'no'} |`);
   }
   lines.push(...rssLines(samples), '', ...notes(facts));
   return lines.join('\n');
@@ -164,7 +166,7 @@ function rssLines(samples: Sample[]): string[] {
     });
     const known = peaks.filter((x): x is number => x !== undefined);
     const flat = known.length > 1 ? (Math.max(...known) <= Math.min(...known) * 1.1 ? 'yes' : 'no') : '';
-    lines.push(`| ${tool} | ${TARGET_NAMES[target]} | ${kind} | ${peaks.map((p) => (p === undefined ? '' : `${f(p)}${p > 256 ? ' (over)' : ''}`)).join(' | ')} | ${flat} |`);
+    lines.push(`| ${cell(tool)} | ${TARGET_NAMES[target]} | ${kind} | ${peaks.map((p) => (p === undefined ? '' : `${f(p)}${p > 256 ? ' (over)' : ''}`)).join(' | ')} | ${flat} |`);
   }
   return lines;
 }
