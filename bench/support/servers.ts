@@ -16,6 +16,8 @@ const RGW_SH = join(ROOT, 'scripts/rgw.sh');
 const SSHD_SH = join(ROOT, 'scripts/sshd.sh');
 
 const log = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
+// The SDK warns on Node 20 that future releases will need Node 22: noise in the report.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /** Installs rclone, awscli, zstd and GNU time from Debian when any is missing. */
 export function ensurePeers(): void {

@@ -17,6 +17,7 @@ import { UsageError } from '../util/errors.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { TOOL_VERSION } from '../util/version.js';
 import { Zfs } from '../zfs/zfs.js';
+import { registerRun } from './commands/run.js';
 import { registerPrune } from './commands/prune.js';
 import { exitCodeFor, oneLineError } from './exit.js';
 import { archiveSummaryLine, formatVerifyReport, printJson } from './output.js';
@@ -260,6 +261,13 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
   });
 
   registerPrune(program, { addTargetOptions, open, getLog });
+  registerRun(program, {
+    addTargetOptions,
+    open,
+    getLog,
+    setExitCode: (code) => (outcome.exitCode = code),
+    zfsCommand: () => program.opts<GlobalOptions>().zfsCmd,
+  });
   return program;
 }
 

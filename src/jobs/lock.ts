@@ -66,9 +66,16 @@ export class LockHeldError extends OperationalError {
   }
 }
 
-/** The state directory for local locks: /run/zfs-offsite when writable, else $XDG_RUNTIME_DIR, else the temp dir. */
+/**
+ * The state directory for local locks: $ZFS_OFFSITE_LOCK_DIR, else /run/zfs-offsite when
+ * writable, else $XDG_RUNTIME_DIR, else the temp dir.
+ */
 export function defaultLockDir(): string {
-  const candidates = ['/run/zfs-offsite', ...(process.env.XDG_RUNTIME_DIR ? [join(process.env.XDG_RUNTIME_DIR, 'zfs-offsite')] : [])];
+  const candidates = [
+    ...(process.env.ZFS_OFFSITE_LOCK_DIR ? [process.env.ZFS_OFFSITE_LOCK_DIR] : []),
+    '/run/zfs-offsite',
+    ...(process.env.XDG_RUNTIME_DIR ? [join(process.env.XDG_RUNTIME_DIR, 'zfs-offsite')] : []),
+  ];
   for (const dir of candidates) {
     try {
       mkdirSync(dir, { recursive: true, mode: 0o755 });

@@ -4,10 +4,11 @@ import { UsageError } from '../util/errors.js';
 import type { Backend } from './backend.js';
 import { LocalBackend } from './local.js';
 import { RetryingBackend, type RetryOptions } from './retrying.js';
+import { ThrottledBackend } from './throttled.js';
 import { parseS3Url, S3Backend } from './s3.js';
 import { redactUrl } from './s3-errors.js';
 import { SftpBackend } from './sftp.js';
-import { parseSftpUrl, resolveSftpSettings, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
+import { parseSftpUrl, resolveSftpSettings, SFTP_ENV, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
 
 export interface OpenOptions {
   /** S3-compatible server URL; default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
@@ -23,12 +24,21 @@ export interface OpenOptions {
   storageClass?: string;
   /** A request whose connection is silent this long fails and is retried (default 120 s). */
   s3TimeoutMs?: number;
+  /** Explicit S3 credentials (from a config file's env references), instead of the SDK's chain. */
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** A named profile of the AWS shared config/credentials files. */
+  s3Profile?: string;
+  /** Upload bandwidth limit, bytes per second. */
+  bwlimit?: number;
   /** SSH private key file for sftp:// targets; default env ZFS_OFFSITE_SFTP_KEY (see sftp-config.ts). */
   sftpKey?: string;
   /** known_hosts file; default env ZFS_OFFSITE_SFTP_KNOWN_HOSTS, else ~/.ssh/known_hosts. */
   sftpKnownHosts?: string;
   /** Record an SFTP server's host key seen for the first time (never a changed one). */
   sftpAcceptNew?: boolean;
+  /** Names of env variables holding the SFTP password / key passphrase (a config file's references). */
+  sftpPasswordEnv?: string;
+  sftpPassphraseEnv?: string;
   retry?: RetryOptions;
 }
 
@@ -86,11 +96,18 @@ export async function openBackend(target: string, options: OpenOptions = {}): Pr
     backend = new LocalBackend(parsed.path);
   } else if (parsed.kind === 'sftp') {
     const { kind: _kind, ...location } = parsed;
-    const settings = await resolveSftpSettings(sftpLocationUrl(location), {
-      ...(options.sftpKey !== undefined ? { key: options.sftpKey } : {}),
-      ...(options.sftpKnownHosts !== undefined ? { knownHosts: options.sftpKnownHosts } : {}),
-      ...(options.sftpAcceptNew !== undefined ? { acceptNew: options.sftpAcceptNew } : {}),
-    });
+    const env = { ...process.env };
+    if (options.sftpPasswordEnv) env[SFTP_ENV.password] = process.env[options.sftpPasswordEnv];
+    if (options.sftpPassphraseEnv) env[SFTP_ENV.passphrase] = process.env[options.sftpPassphraseEnv];
+    const settings = await resolveSftpSettings(
+      sftpLocationUrl(location),
+      {
+        ...(options.sftpKey !== undefined ? { key: options.sftpKey } : {}),
+        ...(options.sftpKnownHosts !== undefined ? { knownHosts: options.sftpKnownHosts } : {}),
+        ...(options.sftpAcceptNew !== undefined ? { acceptNew: options.sftpAcceptNew } : {}),
+      },
+      env,
+    );
     backend = new SftpBackend({ ...location, ...settings });
   } else {
     const endpoint = options.s3Endpoint ?? (process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || undefined);
@@ -109,9 +126,12 @@ export async function openBackend(target: string, options: OpenOptions = {}): Pr
       ...(options.s3Queue !== undefined ? { queueSize: options.s3Queue } : {}),
       ...(options.storageClass !== undefined ? { storageClass: options.storageClass } : {}),
       ...(options.s3TimeoutMs !== undefined ? { idleTimeoutMs: options.s3TimeoutMs } : {}),
+      ...(options.s3Credentials !== undefined ? { credentials: options.s3Credentials } : {}),
+      ...(options.s3Profile !== undefined ? { profile: options.s3Profile } : {}),
     });
     await s3.captureEnvironment();
     backend = s3;
   }
+  if (options.bwlimit !== undefined) backend = new ThrottledBackend(backend, options.bwlimit);
   return new RetryingBackend(backend, options.retry);
 }

@@ -64,7 +64,7 @@ export class S3Backend implements Backend {
   private readonly storageClass: StorageClass | undefined;
   private readonly endpoint: string;
 
-  constructor(options: S3BackendOptions & { idleTimeoutMs?: number }) {
+  constructor(options: S3BackendOptions & { idleTimeoutMs?: number; profile?: string }) {
     this.bucket = options.bucket;
     const prefix = options.prefix.replace(/^\/+|\/+$/g, '');
     this.keyPrefix = prefix === '' ? '' : `${prefix}/`;
@@ -87,6 +87,7 @@ export class S3Backend implements Backend {
     this.client = new S3Client({
       ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
       ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
+      ...(options.profile !== undefined ? { profile: options.profile } : {}),
       region: options.region ?? memoize(defaultRegion),
       forcePathStyle: options.forcePathStyle ?? false,
       maxAttempts: 2,

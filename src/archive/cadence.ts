@@ -1,0 +1,51 @@
+import type { Manifest } from './manifest.js';
+import { planRestore } from './restore-plan.js';
+
+/**
+ * The nightly decisions that are pure: when a new full stream is due, what the snapshot is
+ * called, and which protective bookmarks are no longer needed.
+ */
+
+export interface CadencePolicy {
+  /** A new full when the newest full was archived this long ago or longer. */
+  fullEveryMs?: number;
+  /** A new full when the newest snapshot's chain has this many incrementals after its full. */
+  maxChain?: number;
+}
+
+export interface CadenceDecision {
+  full: boolean;
+  reason: string;
+}
+
+export function decideFull(dataset: string, streams: readonly Manifest[], policy: CadencePolicy, now: Date): CadenceDecision {
+  const fulls = streams.filter((m) => m.kind === 'full');
+  if (fulls.length === 0) return { full: true, reason: 'the archive holds no full stream of this dataset' };
+  const newestFull = fulls.reduce((a, b) => (b.finishedAt > a.finishedAt ? b : a));
+  const age = now.getTime() - Date.parse(newestFull.finishedAt);
+  if (policy.fullEveryMs !== undefined && age >= policy.fullEveryMs) {
+    return { full: true, reason: `the newest full was archived ${Math.floor(age / 86_400_000)} day(s) ago (full_every)` };
+  }
+  if (policy.maxChain !== undefined) {
+    try {
+      const chain = planRestore({ dataset, streams }).units;
+      const incrementals = chain.reduce((n, u) => n + (u.manifest.kind === 'full' ? 0 : u.last - u.first + 1), 0);
+      if (incrementals >= policy.maxChain) return { full: true, reason: `the chain has ${incrementals} incremental(s) (max_chain ${policy.maxChain})` };
+    } catch {
+      return { full: true, reason: 'the newest archived snapshot is not restorable (broken chain)' };
+    }
+  }
+  return { full: false, reason: 'incremental from the newest archived snapshot' };
+}
+
+/** `<prefix>_20261122T020000Z`: sortable, and only characters every ZFS accepts. */
+export function snapshotName(prefix: string, now: Date): string {
+  return `${prefix}_${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`;
+}
+
+/** Name of the bookmark that protects an archived snapshot from local pruning. */
+export const BOOKMARK_PREFIX = 'zfs-offsite_';
+
+export function protectiveBookmark(dataset: string, snapshot: string): string {
+  return `${dataset}#${BOOKMARK_PREFIX}${snapshot}`;
+}

@@ -1,0 +1,238 @@
+import { spawn } from 'node:child_process';
+import { selectBase } from '../archive/base-selection.js';
+import { decideFull, protectiveBookmark, snapshotName, BOOKMARK_PREFIX, type CadenceDecision } from '../archive/cadence.js';
+import { archivedSnapshots, loadCatalog } from '../archive/catalog.js';
+import type { ChunkPool } from '../archive/chunk-pool.js';
+import { splitSnapshotName } from '../archive/keys.js';
+import { type ResolvedDatasetConfig, snapshotPattern, type ZfsOffsiteConfig } from '../config/config.js';
+import type { Backend } from '../storage/backend.js';
+import { errorMessage, OperationalError, UsageError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import type { Zfs } from '../zfs/zfs.js';
+import { DEFAULT_PARALLEL } from './archive-stream.js';
+import { acquireDatasetLock } from './lock.js';
+import { pruneArchive } from './prune.js';
+import { sendSnapshot } from './send.js';
+import { verifyArchive } from './verify.js';
+
+/** `zfs-offsite run --config`: the nightly job, per dataset, one failure never stopping the rest. */
+
+export interface RunOptions {
+  config: ZfsOffsiteConfig;
+  zfs: Zfs;
+  pool: ChunkPool;
+  log: Logger;
+  openTarget(dataset: ResolvedDatasetConfig): Promise<Backend>;
+  only?: string;
+  dryRun: boolean;
+  progress: boolean;
+  now?: () => Date;
+}
+
+export interface DatasetRunResult {
+  dataset: string;
+  status: 'ok' | 'failed' | 'planned';
+  /** The step that failed (open, lock, snapshot, plan, send, protect, prune, verify). */
+  step?: string;
+  snapshot?: string;
+  kind?: 'full' | 'incr' | 'none';
+  why?: string;
+  streamId?: string;
+  rawBytes?: number;
+  storedBytes?: number;
+  uploadedBytes?: number;
+  prunedStreams?: number;
+  message?: string;
+  seconds: number;
+}
+
+export interface RunReport {
+  config: string;
+  dryRun: boolean;
+  results: DatasetRunResult[];
+  ok: boolean;
+}
+
+const STALE_AFTER_MS = 48 * 3_600_000;
+
+export async function runNightly(o: RunOptions): Promise<RunReport> {
+  const results: DatasetRunResult[] = [];
+  for (const cfg of o.config.datasets) {
+    let names: string[];
+    try {
+      names = cfg.recursive ? await o.zfs.listDatasets(cfg.name, true) : [cfg.name];
+    } catch (err) {
+      results.push({ dataset: cfg.name, status: 'failed', step: 'list', message: errorMessage(err), seconds: 0 });
+      continue;
+    }
+    for (const name of names) {
+      if (o.only !== undefined && name !== o.only) continue;
+      const result = await new DatasetRun(o, cfg, name).execute();
+      results.push(result);
+      if (result.status === 'failed' && cfg.onFailure) await runOnFailure(cfg, result, o);
+    }
+  }
+  if (o.only !== undefined && results.length === 0) throw new UsageError(`dataset ${o.only} is not in ${o.config.file}`);
+  return { config: o.config.file, dryRun: o.dryRun, results, ok: results.every((r) => r.status !== 'failed') };
+}
+
+class DatasetRun {
+  private readonly started = Date.now();
+  private readonly now: Date;
+  private step = 'open';
+  private readonly result: DatasetRunResult;
+
+  constructor(
+    private readonly o: RunOptions,
+    private readonly cfg: ResolvedDatasetConfig,
+    private readonly dataset: string,
+  ) {
+    this.now = o.now?.() ?? new Date();
+    this.result = { dataset, status: 'ok', seconds: 0 };
+  }
+
+  async execute(): Promise<DatasetRunResult> {
+    let backend: Backend | undefined;
+    try {
+      backend = await this.o.openTarget(this.cfg);
+      if (this.o.dryRun) await this.plan(backend);
+      else await this.archive(backend);
+    } catch (err) {
+      Object.assign(this.result, { status: 'failed', step: this.step, message: errorMessage(err) });
+      this.o.log.error({ dataset: this.dataset, step: this.step }, errorMessage(err));
+    } finally {
+      await backend?.close().catch(() => undefined);
+    }
+    this.result.seconds = (Date.now() - this.started) / 1000;
+    return this.result;
+  }
+
+  /** --dry-run: what would be sent and pruned; nothing is created, sent or deleted. */
+  private async plan(backend: Backend): Promise<void> {
+    this.result.status = 'planned';
+    this.step = 'snapshot';
+    const snapshot = this.cfg.snapshot.mode === 'create' ? `${this.dataset}@${snapshotName(this.cfg.snapshot.prefix, this.now)}` : await this.pickSnapshot();
+    this.result.snapshot = snapshot;
+    this.step = 'plan';
+    const decision = await this.decide(backend, snapshot);
+    Object.assign(this.result, { kind: decision.full ? 'full' : 'incr', why: decision.reason });
+    if (this.cfg.keep) {
+      this.step = 'prune';
+      const pruned = await pruneArchive({ backend, log: this.o.log, dataset: this.dataset, policy: this.cfg.keep, staleAfterMs: STALE_AFTER_MS, dryRun: true });
+      this.result.prunedStreams = pruned.deletedStreams;
+    }
+  }
+
+  private async archive(backend: Backend): Promise<void> {
+    this.step = 'lock';
+    const lock = await acquireDatasetLock({ dataset: this.dataset, backend, log: this.o.log });
+    try {
+      this.step = 'snapshot';
+      const snapshot = await this.takeSnapshot();
+      this.result.snapshot = snapshot;
+      this.step = 'plan';
+      const decision = await this.decide(backend, snapshot);
+      this.result.why = decision.reason;
+      this.step = 'send';
+      const sent = await sendSnapshot({
+        snapshot,
+        backend,
+        zfs: this.o.zfs,
+        pool: this.o.pool,
+        log: this.o.log,
+        full: decision.full,
+        ...(this.cfg.raw === 'auto' ? {} : { raw: this.cfg.raw }),
+        settings: { chunkSize: this.cfg.chunkSize, level: this.cfg.compressionLevel, parallel: DEFAULT_PARALLEL, progress: this.o.progress, stallMs: 15 * 60_000 },
+      });
+      Object.assign(this.result, {
+        streamId: sent.streamId,
+        kind: sent.status === 'already-archived' ? 'none' : decision.full ? 'full' : 'incr',
+        rawBytes: sent.manifest?.rawBytes ?? 0,
+        storedBytes: sent.manifest?.storedBytes ?? 0,
+        uploadedBytes: sent.uploadedBytes,
+      });
+      if (lock.lost) throw lock.lost;
+      this.step = 'protect';
+      await this.protect(snapshot);
+      if (this.cfg.keep) {
+        this.step = 'prune';
+        await lock.assertHeld();
+        const pruned = await pruneArchive({ backend, log: this.o.log, dataset: this.dataset, policy: this.cfg.keep, staleAfterMs: STALE_AFTER_MS, dryRun: false });
+        this.result.prunedStreams = pruned.deletedStreams;
+        const error = pruned.datasets.find((d) => d.error)?.error;
+        if (error) throw new OperationalError(error);
+      }
+      this.step = 'verify';
+      const report = await verifyArchive({ backend, pool: this.o.pool, log: this.o.log, dataset: this.dataset, deep: false, parallel: 4, staleAfterMs: STALE_AFTER_MS, progress: false });
+      const mine = report.problems.filter((p) => p.stream === sent.streamId || p.kind === 'chain-broken');
+      if (mine.length > 0) throw new OperationalError(`quick verify after the archive: ${mine.map((p) => `${p.kind}: ${p.message}`).join('; ')}`);
+    } finally {
+      await lock.release().catch((err: unknown) => this.o.log.warn({ dataset: this.dataset, err: errorMessage(err) }, 'could not release the lock'));
+    }
+  }
+
+  private async takeSnapshot(): Promise<string> {
+    if (this.cfg.snapshot.mode === 'pick') return this.pickSnapshot();
+    const name = `${this.dataset}@${snapshotName(this.cfg.snapshot.prefix, this.now)}`;
+    await this.o.zfs.createSnapshot(name);
+    return name;
+  }
+
+  /** The newest existing snapshot whose name matches the pattern (e.g. one made by sanoid). */
+  private async pickSnapshot(): Promise<string> {
+    const { pattern } = this.cfg.snapshot as { pattern: string };
+    const re = snapshotPattern(pattern);
+    const matching = (await this.o.zfs.listSnapshots(this.dataset)).filter((s) => s.kind === 'snapshot' && re.test(splitSnapshotName(s.name).snapshot));
+    const newest = matching.at(-1);
+    if (!newest) throw new UsageError(`no snapshot of ${this.dataset} matches ${JSON.stringify(pattern)}`);
+    return newest.name;
+  }
+
+  /** Full or incremental: the cadence policy first, then whether the source still shares a base with the archive. */
+  private async decide(backend: Backend, snapshot: string): Promise<CadenceDecision> {
+    const { streams } = await loadCatalog(backend, this.dataset);
+    const decision = decideFull(this.dataset, streams, this.cfg, this.now);
+    if (decision.full) return decision;
+    const source = await this.o.zfs.listSnapshots(this.dataset);
+    const target = source.find((s) => s.name === snapshot);
+    const raw = this.cfg.raw === 'auto' ? streams.at(-1)?.raw ?? false : this.cfg.raw;
+    if (target && !selectBase({ target, source, archived: archivedSnapshots(streams), raw })) {
+      return { full: true, reason: 'the source diverged from the archive (no archived snapshot exists on it as a snapshot or bookmark): new full' };
+    }
+    return decision;
+  }
+
+  /** A bookmark of the archived snapshot, so local snapshot pruning cannot break the next incremental. */
+  private async protect(snapshot: string): Promise<void> {
+    const { snapshot: short } = splitSnapshotName(snapshot);
+    const keep = protectiveBookmark(this.dataset, short);
+    const existing = (await this.o.zfs.listSnapshots(this.dataset)).filter((s) => s.kind === 'bookmark');
+    if (!existing.some((b) => b.name === keep)) await this.o.zfs.createBookmark(snapshot, keep);
+    for (const b of existing) {
+      if (b.name !== keep && b.name.startsWith(`${this.dataset}#${BOOKMARK_PREFIX}`)) await this.o.zfs.destroyBookmark(b.name);
+    }
+  }
+}
+
+/** on_failure: the configured command, told what failed through its environment. */
+async function runOnFailure(cfg: ResolvedDatasetConfig, result: DatasetRunResult, o: RunOptions): Promise<void> {
+  const [cmd, ...args] = cfg.onFailure!;
+  const env = {
+    ...process.env,
+    ZFS_OFFSITE_DATASET: result.dataset,
+    ZFS_OFFSITE_STEP: result.step ?? '',
+    ZFS_OFFSITE_ERROR: result.message ?? '',
+    ZFS_OFFSITE_TARGET: cfg.target.replace(/\/\/[^@/]*@/, '//'),
+    ZFS_OFFSITE_CONFIG: o.config.file,
+  };
+  await new Promise<void>((resolve) => {
+    const child = spawn(cmd!, args, { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const timer = setTimeout(() => child.kill('SIGTERM'), 5 * 60_000);
+    child.on('error', (err) => o.log.error({ dataset: result.dataset, err: err.message }, 'on_failure could not be run'));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) o.log.error({ dataset: result.dataset, code }, 'on_failure exited with an error');
+      resolve();
+    });
+  });
+}

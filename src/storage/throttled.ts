@@ -1,0 +1,57 @@
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Backend, ByteRange, ObjectInfo } from './backend.js';
+
+/**
+ * An upload bandwidth limit (`--bwlimit`): each put waits for its share of time at the given
+ * rate, so the average rate holds over a stream; a single object still goes at full speed.
+ */
+export class ThrottledBackend implements Backend {
+  private nextFree = 0;
+
+  constructor(
+    readonly inner: Backend,
+    private readonly bytesPerSecond: number,
+  ) {}
+
+  get location(): string {
+    return this.inner.location;
+  }
+  get connections(): number {
+    return this.inner.connections;
+  }
+
+  async put(key: string, body: Buffer | Readable, size?: number): Promise<void> {
+    const bytes = size ?? (Buffer.isBuffer(body) ? body.length : 0);
+    const now = Date.now();
+    const start = Math.max(now, this.nextFree);
+    this.nextFree = start + (bytes / this.bytesPerSecond) * 1000;
+    if (start > now) await sleep(start - now);
+    return this.inner.put(key, body, size);
+  }
+
+  get(key: string, range?: ByteRange): Promise<Readable> {
+    return this.inner.get(key, range);
+  }
+  getBuffer(key: string): Promise<Buffer> {
+    return this.inner.getBuffer(key);
+  }
+  head(key: string): Promise<ObjectInfo> {
+    return this.inner.head(key);
+  }
+  list(prefix: string, onObject: (info: ObjectInfo) => void): Promise<void> {
+    return this.inner.list(prefix, onObject);
+  }
+  delete(keys: string[]): Promise<void> {
+    return this.inner.delete(keys);
+  }
+  check(): Promise<void> {
+    return this.inner.check();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  get cleanupIncompleteUploads(): Backend['cleanupIncompleteUploads'] {
+    return this.inner.cleanupIncompleteUploads?.bind(this.inner);
+  }
+}
