@@ -38,6 +38,7 @@ interface TargetOptions {
   s3Timeout?: string;
   retries?: string;
   retryTime?: string;
+  bwlimit?: string;
 }
 
 interface ArchiveCliOptions extends TargetOptions {
@@ -75,6 +76,7 @@ function addArchiveOptions(cmd: Command): Command {
     .option('--chunk-size <size>', 'raw bytes per chunk object', String(DEFAULT_CHUNK_SIZE / 1024 / 1024) + 'M')
     .option('--compression-level <n>', 'zstd level (1-19; incompressible chunks use a faster one)', String(DEFAULT_LEVEL))
     .option('--parallel <n>', 'chunk uploads in flight', String(DEFAULT_PARALLEL))
+    .option('--bwlimit <rate>', 'upload bandwidth limit in bytes per second, e.g. 20M (average over the stream)')
     .option('--stall-timeout <duration>', 'fail when the stream produces no data for this long (0 = never)', DEFAULT_STALL_TIMEOUT)
     .option('--no-progress', 'no progress line on a terminal')
     .option('--json', 'print a machine-readable summary');
@@ -88,6 +90,7 @@ function open(target: string, o: TargetOptions & { sftpKey?: string; sftpKnownHo
     s3Queue: o.s3Queue ? positiveInt(o.s3Queue, '--s3-queue') : undefined,
     storageClass: o.storageClass,
     s3TimeoutMs: o.s3Timeout ? parseDuration(o.s3Timeout, '--s3-timeout') : undefined,
+    bwlimit: o.bwlimit ? parseSize(o.bwlimit, '--bwlimit') : undefined,
     retry: {
       maxAttempts: o.retries ? positiveInt(o.retries, '--retries') : undefined,
       maxTotalMs: o.retryTime ? parseDuration(o.retryTime, '--retry-time') : undefined,

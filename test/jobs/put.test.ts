@@ -252,3 +252,21 @@ describe('put: bad targets and options', () => {
     expect(r.stderr).toMatch(/--chunk-size/);
   });
 });
+
+describe('put --bwlimit', () => {
+  it('holds the average upload rate', async () => {
+    const stream = multiChunkStream(); // ~6 MiB, mostly incompressible
+    const dir = mkdtempSync(join(tmpdir(), 'zfs-offsite-bw-'));
+    try {
+      const started = Date.now();
+      const r = await runCli(['put', '--to', dir, '--chunk-size', '1M', '--bwlimit', '1M', '--json'], { input: stream });
+      const seconds = (Date.now() - started) / 1000;
+      expect(r.code).toBe(0);
+      const stored = (JSON.parse(r.stdout) as { uploadedBytes: number }).uploadedBytes;
+      // All but the first chunk wait for their share: at least (stored - 1 chunk) / rate.
+      expect(seconds).toBeGreaterThanOrEqual((stored - 1024 * KiB) / (1024 * KiB) - 0.5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
