@@ -166,12 +166,13 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
       .option('-I, --intermediates', 'include every snapshot between base and target (zfs send -I)')
       .option('--full', 'send a full stream even when the archive has a base')
       .addOption(new Option('--raw', 'raw send (zfs send -w); default for encrypted datasets'))
-      .addOption(new Option('--no-raw', 'never raw, even for encrypted datasets (the archive then holds plaintext)')),
-  ).action(async (snapshot: string, o: ArchiveCliOptions & { to: string; from?: string; intermediates?: boolean; full?: boolean; raw?: boolean }) => {
+      .addOption(new Option('--no-raw', 'never raw, even for encrypted datasets (the archive then holds plaintext)'))
+      .option('--no-bookmark', 'do not keep a zfs-offsite_<snap> bookmark of the archived snapshot on the source'),
+  ).action(async (snapshot: string, o: ArchiveCliOptions & { to: string; from?: string; intermediates?: boolean; full?: boolean; raw?: boolean; bookmark: boolean }) => {
     const settings = archiveSettings(o);
     const zfs = Zfs.fromCommand(program.opts<GlobalOptions>().zfsCmd);
     await withResources(o.to, o, async (backend, pool) => {
-      const result = await sendSnapshot({ snapshot, backend, zfs, pool, settings, log: getLog(), from: o.from, intermediates: o.intermediates, full: o.full, raw: o.raw });
+      const result = await sendSnapshot({ snapshot, backend, zfs, pool, settings, log: getLog(), from: o.from, intermediates: o.intermediates, full: o.full, raw: o.raw, bookmark: o.bookmark });
       if (o.json) printJson(result);
       else process.stdout.write(`${archiveSummaryLine(result, backend.location)}\n`);
     });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { selectBase } from '../archive/base-selection.js';
-import { decideFull, protectiveBookmark, snapshotName, BOOKMARK_PREFIX, type CadenceDecision } from '../archive/cadence.js';
+import { decideFull, snapshotName, type CadenceDecision } from '../archive/cadence.js';
 import { archivedSnapshots, loadCatalog } from '../archive/catalog.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
 import { splitSnapshotName } from '../archive/keys.js';
@@ -152,8 +152,6 @@ class DatasetRun {
         uploadedBytes: sent.uploadedBytes,
       });
       if (lock.lost) throw lock.lost;
-      this.step = 'protect';
-      await this.protect(snapshot);
       if (this.cfg.keep) {
         this.step = 'prune';
         await lock.assertHeld();
@@ -200,17 +198,6 @@ class DatasetRun {
       return { full: true, reason: 'the source diverged from the archive (no archived snapshot exists on it as a snapshot or bookmark): new full' };
     }
     return decision;
-  }
-
-  /** A bookmark of the archived snapshot, so local snapshot pruning cannot break the next incremental. */
-  private async protect(snapshot: string): Promise<void> {
-    const { snapshot: short } = splitSnapshotName(snapshot);
-    const keep = protectiveBookmark(this.dataset, short);
-    const existing = (await this.o.zfs.listSnapshots(this.dataset)).filter((s) => s.kind === 'bookmark');
-    if (!existing.some((b) => b.name === keep)) await this.o.zfs.createBookmark(snapshot, keep);
-    for (const b of existing) {
-      if (b.name !== keep && b.name.startsWith(`${this.dataset}#${BOOKMARK_PREFIX}`)) await this.o.zfs.destroyBookmark(b.name);
-    }
   }
 }
 

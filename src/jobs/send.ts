@@ -11,6 +11,7 @@ import type { Logger } from '../util/logger.js';
 import { checkZfsName } from '../zfs/command.js';
 import type { SnapshotInfo, Zfs } from '../zfs/zfs.js';
 import { type ArchiveSettings, type ArchiveStreamResult, archiveStream } from './archive-stream.js';
+import { protectBase } from './protect.js';
 
 export interface SendOptions {
   /** pool/ds@snap */
@@ -27,11 +28,15 @@ export interface SendOptions {
   full?: boolean;
   /** undefined = raw when the dataset is encrypted. */
   raw?: boolean;
+  /** Keep a bookmark of the archived snapshot on the source (default true). */
+  bookmark?: boolean;
 }
 
 export interface SendResult extends ArchiveStreamResult {
   base?: string;
   sendArgs: string[];
+  /** The protective bookmark kept on the source. */
+  bookmark?: string;
 }
 
 /** Plans the `zfs send` (raw?, which base?) and archives its stream. */
@@ -94,7 +99,8 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
       fromName: async () => (base ? base.name.slice(base.name.search(/[@#]/) + (base.kind === 'snapshot' ? 1 : 0)) : ''),
       beforeCommit,
     });
-    return { ...result, base: base?.name, sendArgs };
+    const bookmark = o.bookmark === false ? undefined : await protectBase(o.zfs, dataset, snapshot);
+    return { ...result, base: base?.name, sendArgs, ...(bookmark ? { bookmark } : {}) };
   } catch (err) {
     child.kill('SIGTERM');
     child.stdout.unpipe(stream);
