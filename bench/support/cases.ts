@@ -56,17 +56,19 @@ function storedFromJson(stdout: string): number {
 }
 
 /** Our put then restore to/from `target`, and the restore checked against the input. */
-function ours(c: CaseContext, target: Target, location: string, extra: Pipeline['env'], extraArgs: string[] = []): Measurement[] {
+function ours(c: CaseContext, target: Target, location: string, extra: Pipeline['env'], extraArgs: string[] = [], serverCpu?: () => number): Measurement[] {
   const node = [process.execPath, ...c.nodeArgs, CLI];
   const put = measure({
     input: c.stream.path,
     stages: [[...node, 'put', '--to', location, '--no-progress', '--json', ...extraArgs, ...c.putArgs]],
     env: extra,
+    serverCpu,
   });
   const restored = join(c.dir, 'restored.zfs');
   const back = measure({
     stages: [[...node, 'restore', '--from', location, c.stream.dataset, '--output', restored, '--no-progress', ...extraArgs, ...c.restoreArgs]],
     env: extra,
+    serverCpu,
   });
   assertIdentical(c.stream.path, restored, `zfs-offsite restore from ${TARGET_NAMES[target]}`);
   rmSync(restored, { force: true });
@@ -77,9 +79,9 @@ function ours(c: CaseContext, target: Target, location: string, extra: Pipeline[
 }
 
 /** A peer's compressed object fetched back with `fetch` | zstd -d, checked against the input. */
-function peerRestore(c: CaseContext, id: CaseId, tool: string, target: Target, fetch: string[], env: Pipeline['env']): Measurement {
+function peerRestore(c: CaseContext, id: CaseId, tool: string, target: Target, fetch: string[], env: Pipeline['env'], serverCpu?: () => number): Measurement {
   const restored = join(c.dir, 'restored.zfs');
-  const usage = measure({ stages: [fetch, UNZSTD], output: restored, env });
+  const usage = measure({ stages: [fetch, UNZSTD], output: restored, env, serverCpu });
   assertIdentical(c.stream.path, restored, tool);
   rmSync(restored, { force: true });
   return { id, tool, op: 'restore', target, usage };
@@ -107,6 +109,7 @@ export async function rgwCases(c: CaseContext): Promise<Measurement[]> {
   const bucket = s3.bucket.name;
   const base = `${c.stream.kind}-${c.stream.gib}g-r${c.rep}`;
   const rows: Measurement[] = [];
+  const serverCpu = (): number => s3.cpuSeconds();
   const step = async <T>(prefix: string, fn: () => T): Promise<T> => {
     try {
       return fn();
@@ -114,30 +117,30 @@ export async function rgwCases(c: CaseContext): Promise<Measurement[]> {
       await s3.clear(prefix);
     }
   };
-  rows.push(...(await step(`${base}/ours/`, () => ours(c, 'rgw', `s3://${bucket}/${base}/ours`, s3.env))));
+  rows.push(...(await step(`${base}/ours/`, () => ours(c, 'rgw', `s3://${bucket}/${base}/ours`, s3.env, [], serverCpu))));
 
   const peerKey = `${base}/peer/stream.zst`;
   const rcloneEnv = { ...s3.env, ...s3.rcloneEnv };
   await step(`${base}/peer/`, () => {
-    const put = measure({ input: c.stream.path, stages: [ZSTD, [RCLONE, 'rcat', `rgw:${bucket}/${peerKey}`]], env: rcloneEnv });
+    const put = measure({ input: c.stream.path, stages: [ZSTD, [RCLONE, 'rcat', `rgw:${bucket}/${peerKey}`]], env: rcloneEnv, serverCpu });
     const stored = Number(JSON.parse(measure({ stages: [[RCLONE, 'lsjson', '--stat', `rgw:${bucket}/${peerKey}`]], env: rcloneEnv }).stdout).Size);
     rows.push({ id: 'zstd-rclone', tool: 'zstd -T0 -3 | rclone rcat', op: 'put', target: 'rgw', usage: put, stored });
-    rows.push(peerRestore(c, 'rclone-zstd-d', 'rclone cat | zstd -d', 'rgw', [RCLONE, 'cat', `rgw:${bucket}/${peerKey}`], rcloneEnv));
+    rows.push(peerRestore(c, 'rclone-zstd-d', 'rclone cat | zstd -d', 'rgw', [RCLONE, 'cat', `rgw:${bucket}/${peerKey}`], rcloneEnv, serverCpu));
   });
 
   const aws = (...args: string[]): string[] => [AWS, 's3', 'cp', '--only-show-errors', '--endpoint-url', s3.settings.endpoint, ...args];
   await step(`${base}/aws/`, () => {
     const key = `s3://${bucket}/${base}/aws/stream.zst`;
-    const put = measure({ input: c.stream.path, stages: [ZSTD, aws('-', key)], env: s3.env });
+    const put = measure({ input: c.stream.path, stages: [ZSTD, aws('-', key)], env: s3.env, serverCpu });
     rows.push({ id: 'zstd-aws', tool: 'zstd -T0 -3 | aws s3 cp -', op: 'put', target: 'rgw', usage: put });
-    rows.push(peerRestore(c, 'aws-zstd-d', 'aws s3 cp - | zstd -d', 'rgw', aws(key, '-'), s3.env));
+    rows.push(peerRestore(c, 'aws-zstd-d', 'aws s3 cp - | zstd -d', 'rgw', aws(key, '-'), s3.env, serverCpu));
   });
   await step(`${base}/aws-raw/`, () => {
-    const put = measure({ input: c.stream.path, stages: [aws('-', `s3://${bucket}/${base}/aws-raw/stream.zfs`)], env: s3.env });
+    const put = measure({ input: c.stream.path, stages: [aws('-', `s3://${bucket}/${base}/aws-raw/stream.zfs`)], env: s3.env, serverCpu });
     rows.push({ id: 'aws-raw', tool: 'aws s3 cp - (uncompressed)', op: 'put', target: 'rgw', usage: put, stored: c.stream.bytes });
   });
   await step(`${base}/lib-storage/`, () => {
-    const put = measure({ input: c.stream.path, stages: [[process.execPath, LIB_STORAGE, bucket, `${base}/lib-storage/stream.zfs`, '16', '4']], env: s3.env });
+    const put = measure({ input: c.stream.path, stages: [[process.execPath, LIB_STORAGE, bucket, `${base}/lib-storage/stream.zfs`, '16', '4']], env: s3.env, serverCpu });
     rows.push({ id: 'lib-storage', tool: 'lib-storage Upload (16 MiB × 4, uncompressed)', op: 'put', target: 'rgw', usage: put, stored: c.stream.bytes });
   });
   return rows;

@@ -17,6 +17,8 @@ export interface Usage {
   /** Per stage: peak RSS MiB, for the table's notes. */
   stages: { argv0: string; cpuSeconds: number; rssMiB: number }[];
   stdout: string;
+  /** CPU seconds the server's processes used meanwhile (RGW: radosgw + OSD + mon), when probed. */
+  serverCpuSeconds?: number;
 }
 
 export const shellQuote = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
@@ -30,6 +32,8 @@ export interface Pipeline {
   output?: string;
   /** Extra environment; a value of undefined removes the variable. */
   env?: Record<string, string | undefined>;
+  /** CPU seconds used so far by the server's processes: the server shares the machine's cores. */
+  serverCpu?: () => number;
 }
 
 /** Runs the pipeline; throws with its stderr when any stage fails. */
@@ -45,9 +49,11 @@ export function measure(p: Pipeline): Usage {
       if (v === undefined) delete env[k];
       else env[k] = v;
     }
+    const serverBefore = p.serverCpu?.();
     const started = performance.now();
     const r = spawnSync('bash', ['-c', `set -o pipefail; ${script}`], { env, encoding: 'utf8', maxBuffer: 1 << 28 });
     const wallSeconds = (performance.now() - started) / 1000;
+    const serverCpuSeconds = serverBefore === undefined ? undefined : p.serverCpu!() - serverBefore;
     if (r.status !== 0) {
       throw new Error(`failed (exit ${r.status ?? r.signal}): ${script}\n${(r.stderr ?? '').slice(-4000)}`);
     }
@@ -62,6 +68,7 @@ export function measure(p: Pipeline): Usage {
       peakRssMiB: stages.reduce((n, s) => n + s.rssMiB, 0),
       stages,
       stdout: r.stdout,
+      ...(serverCpuSeconds !== undefined ? { serverCpuSeconds } : {}),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -72,6 +79,23 @@ export function measure(p: Pipeline): Usage {
 export function assertIdentical(expected: string, actual: string, what: string): void {
   const r = spawnSync('cmp', ['--silent', expected, actual]);
   if (r.status !== 0) throw new Error(`${what}: restored bytes differ from the input stream (cmp ${expected} ${actual})`);
+}
+
+/** CPU seconds (user + sys) used so far by the processes whose pids are in these pid files. */
+export function processCpuSeconds(pidFiles: string[]): number {
+  const tick = 100; // USER_HZ on Linux
+  let total = 0;
+  for (const file of pidFiles) {
+    try {
+      const pid = readFileSync(file, 'utf8').trim();
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / tick; // utime, stime (fields 14, 15)
+    } catch {
+      // gone or unreadable: counts nothing
+    }
+  }
+  return total;
 }
 
 /** Runs a command for its output (set-up steps, versions); undefined when it fails. */

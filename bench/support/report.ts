@@ -120,12 +120,18 @@ export function ratios(samples: Sample[]): Ratio[] {
   return out;
 }
 
+/** Median CPU seconds of the RGW daemons during the measurement (blank when not probed). */
+function server(samples: Sample[]): string {
+  const xs = samples.flatMap((s) => (s.usage.serverCpuSeconds === undefined ? [] : [s.usage.serverCpuSeconds]));
+  return xs.length ? f(median(xs), 1) : '';
+}
+
 export function table(samples: Sample[], facts: RunFacts): string {
   const rs = ratios(samples);
   const lines = ['# zfs-offsite throughput (`npm run bench`)', '', ...machineFacts(facts), ''];
   lines.push(
-    '| tool | data | GiB | target | MiB/s | spread MiB/s | wall s | CPU s | peak RSS MiB | stored/raw | ours ÷ peer |',
-    '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|',
+    '| tool | data | GiB | target | MiB/s | spread MiB/s | wall s | CPU s | server CPU s | peak RSS MiB | stored/raw | ours ÷ peer |',
+    '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|',
   );
   for (const g of groups(samples)) {
     const s0 = g.samples[0]!;
@@ -137,7 +143,7 @@ export function table(samples: Sample[], facts: RunFacts): string {
       .join('; ');
     lines.push(
       `| ${cell(s0.tool)} | ${s0.kind} | ${s0.gib} | ${TARGET_NAMES[s0.target]} | ${f(median(rates))} | ${rates.length > 1 ? `${f(Math.min(...rates))}–${f(Math.max(...rates))}` : ''} | ` +
-        `${f(median(g.samples.map((s) => s.usage.wallSeconds)), 1)} | ${f(median(g.samples.map((s) => s.usage.cpuSeconds)), 1)} | ` +
+        `${f(median(g.samples.map((s) => s.usage.wallSeconds)), 1)} | ${f(median(g.samples.map((s) => s.usage.cpuSeconds)), 1)} | ${server(g.samples)} | ` +
         `${f(Math.max(...g.samples.map((s) => s.usage.peakRssMiB)))} | ${stored} | ${cell(vs)} |`,
     );
   }
@@ -176,6 +182,7 @@ function notes(facts: RunFacts): string[] {
     'Notes:',
     '- MiB/s = raw stream MiB ÷ wall time of the whole pipeline, fed by `cat FILE |` (like `zfs send |`); the median over repetitions, spread = min–max.',
     '- CPU s = user + sys of every stage (not `cat`); peak RSS of a pipeline = the SUM of its stages\' peaks. GNU time per stage.',
+    '- server CPU s = CPU used meanwhile by radosgw + ceph-osd + ceph-mon, which run on the SAME cores: client CPU taken from them slows the server down. (A shared test RGW also serves other users\' tests.)',
     '- ours ÷ peer = our MiB/s ÷ the peer\'s, per repetition (measured back to back), median. "best peer pipeline" = the fastest of `zstd -T0 -3 | rclone rcat`, `zstd -T0 -3 | aws s3 cp -` and `aws s3 cp -` in that repetition.',
     '- stored/raw: ours from the manifest (chunk frames only), zstd from the .zst size; lib-storage and `aws s3 cp -` store raw bytes.',
     '- Every restore (ours and the peers\') is compared byte for byte with the input (`cmp`); a mismatch fails the run.',

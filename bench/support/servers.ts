@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { createTestBucket, rgwClient, type RgwSettings, type TestBucket } from '../../test/support/rgw.js';
 import { type SshdSettings, sshdSettings } from '../../test/support/sshd.js';
+import { processCpuSeconds } from './measure.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 const RGW_SH = join(ROOT, 'scripts/rgw.sh');
@@ -45,6 +46,8 @@ export interface S3Server {
   env: Record<string, string | undefined>;
   /** Environment defining the rclone remote `rgw:`. */
   rcloneEnv: Record<string, string | undefined>;
+  /** CPU seconds used so far by radosgw, the OSD and the monitor (they share the machine's cores). */
+  cpuSeconds(): number;
   /** Deletes every object under the prefix (between measurements, to keep the server's RAM/disk low). */
   clear(prefix: string): Promise<void>;
   close(): Promise<void>;
@@ -107,6 +110,7 @@ export async function openS3(store: 'memstore' | 'bluestore'): Promise<S3Server>
       RCLONE_CONFIG: '/dev/null',
       AWS_CA_BUNDLE: undefined,
     },
+    cpuSeconds: () => processCpuSeconds(['client.rgw', 'osd.0', 'mon.a'].map((n) => join(own.RGW_DIR, 'run', `${n}.pid`))),
     async clear(prefix: string) {
       for (;;) {
         const page = await client.send(new ListObjectsV2Command({ Bucket: bucket.name, Prefix: prefix }));

@@ -51,7 +51,7 @@ describe('parseTarget', () => {
   });
 
   it.each([
-    ['sftp://u@storagebox.example:23/backups', /SFTP targets are not supported yet/],
+    ['sftp://u@storagebox.example:0/backups', /invalid port/],
     ['ftp://host/dir', /unknown target scheme "ftp:\/\/"/],
     ['https://bucket.s3.amazonaws.com/x', /unknown target scheme "https:\/\/"/],
     ['s3://', /bucket name is missing/],
@@ -145,7 +145,7 @@ describe('openBackend', () => {
     await expect(openBackend('s3://bucket/p', { s3PartSize: 1024 * 1024 })).rejects.toThrow(UsageError);
     await expect(openBackend('s3://bucket/p', { s3Queue: 0 })).rejects.toThrow(UsageError);
     await expect(openBackend('s3://bucket/p', { s3Endpoint: 'minio:9000' })).rejects.toThrow(/not an http/);
-    await expect(openBackend('sftp://host/x', {})).rejects.toThrow(/SFTP targets are not supported yet/);
+    await expect(openBackend('sftp://u:pw@host/x', {})).rejects.toThrow(/password does not belong in the URL/);
   });
 
   const rgw = rgwSettings();
