@@ -3,16 +3,17 @@
  * Ceph RGW, a full or read-only local target, zfs send killed mid-stream. Each either completes
  * correctly or fails with a clear error and nothing committed — and never leaks a secret.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/util/random.js';
 import { listFiles } from '../support/archive-files.js';
-import { runCli } from '../support/cli.js';
+import { CLI, runCli } from '../support/cli.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { FIXTURE_DIR, firstBeginGuids, fixtureBytes } from '../support/fixtures.js';
 import { createTestBucket, rgwSettings, type TestBucket } from '../support/rgw.js';
@@ -145,5 +146,60 @@ describe.skipIf(!rgw)('secrets in failures', () => {
     const all = outputs.join('\n');
     expect(all).toMatch(/secret access key is wrong|access key ID is unknown|cannot/); // the failures did happen
     expect(all).not.toContain(secret);
+  });
+});
+
+describe('SFTP server stopped mid-upload', () => {
+  const dir = '/tmp/zfs-offsite-sshd-stopped';
+  const env = { SFTP_DIR: dir, SFTP_PORT: '2297' };
+  const script = fileURLToPath(new URL('../../scripts/sshd.sh', import.meta.url));
+  let up = false;
+  beforeAll(() => {
+    try {
+      execFileSync('bash', [script, 'start'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+      up = true;
+    } catch {
+      up = false;
+    }
+  });
+  afterAll(() => {
+    if (up) execFileSync('bash', [script, 'stop'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  });
+
+  it('fails with a clear error, exit 1, nothing committed, and the password never shown', async () => {
+    if (!up) {
+      if (process.env.CI) throw new Error('CI must test SFTP: scripts/sshd.sh could not start a second server');
+      return void console.warn('skipped: scripts/sshd.sh cannot start an SFTP server here (needs root and openssh-server)');
+    }
+    const vars = Object.fromEntries(
+      readFileSync(join(dir, 'env'), 'utf8').split('\n').flatMap((l) => {
+        const m = /^(?:export\s+)?(\w+)=(.*)$/.exec(l.trim());
+        return m ? [[m[1]!, m[2]!.replace(/^(['"])(.*)\1$/, '$2')]] : [];
+      }),
+    ) as Record<string, string>;
+    const chroot = vars.SFTP_TEST_CHROOT!;
+    const child = spawn(process.execPath, [CLI, 'put', '--to', vars.SFTP_TEST_URL!, '--sftp-known-hosts', vars.SFTP_TEST_KNOWN_HOSTS!, '--chunk-size', '1M', '--retries', '3', '--retry-time', '5s', '--log-level', 'debug'], {
+      env: { ...process.env, ZFS_OFFSITE_SFTP_PASSWORD: vars.SFTP_TEST_PASSWORD!, ZFS_OFFSITE_SFTP_KEY: '', SSH_AUTH_SOCK: '' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => out.push(b));
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    child.stdin.on('error', () => undefined);
+    child.stdin.write(STREAM.subarray(0, 8 * 1024 * 1024)); // the rest comes after the server is gone
+    const journal = () => listFiles(join(chroot, 'home')).some((f) => f.endsWith('journal.json'));
+    for (let i = 0; i < 600 && !journal(); i++) await sleep(50);
+    expect(journal()).toBe(true);
+    const pid = readFileSync(join(dir, 'sshd.pid'), 'utf8').trim();
+    execFileSync('pkill', ['-P', pid]); // the sessions …
+    execFileSync('kill', [pid]); // … and the server
+    child.stdin.end(STREAM.subarray(8 * 1024 * 1024));
+    const code = await closed;
+    const output = Buffer.concat(out).toString();
+    expect(code).toBe(1);
+    expect(output).toMatch(/zfs-offsite: error: .*(ECONNREFUSED|connect|connection)/i);
+    expect(output).not.toContain(vars.SFTP_TEST_PASSWORD!);
+    expect(listFiles(join(chroot, 'home')).filter((f) => f.endsWith('manifest.json'))).toEqual([]);
   });
 });
