@@ -135,8 +135,9 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
       }
     }
   }
+  const everywhere = new Set([...committed.values()].flat().flatMap((m) => m.substreams.map((s) => s.toguid)));
   for (const [dataset, manifests] of committed) {
-    for (const m of buildChains(manifests).broken) {
+    for (const m of buildChains(manifests, everywhere).broken) {
       const first = m.substreams[0];
       problems.push({ dataset, stream: m.streamId, kind: 'chain-broken', expected: first?.fromguid, message: `incremental stream whose base snapshot (guid ${first?.fromguid}) is in no archived stream of ${dataset}` });
     }

@@ -11,9 +11,11 @@ export interface Chain {
 
 /**
  * Groups a dataset's streams into chains by following fromguid → toguid links. A stream
- * whose base GUID is in no other stream goes to `broken`. Pure.
+ * whose base GUID is in no other stream goes to `broken` — unless it is a clone's stream whose
+ * origin is archived under another dataset (`elsewhere`: snapshot GUIDs of the whole archive);
+ * such a stream starts its own chain. Pure.
  */
-export function buildChains(streams: readonly Manifest[]): { chains: Chain[]; broken: Manifest[] } {
+export function buildChains(streams: readonly Manifest[], elsewhere: ReadonlySet<string> = new Set()): { chains: Chain[]; broken: Manifest[] } {
   const byToGuid = new Map<string, Manifest>();
   for (const m of streams) for (const s of m.substreams) byToGuid.set(s.toguid, m);
   const rootOf = new Map<Manifest, Manifest | null>();
@@ -24,7 +26,7 @@ export function buildChains(streams: readonly Manifest[]): { chains: Chain[]; br
     seen.add(m);
     const base = m.substreams[0]?.fromguid ?? '0';
     let root: Manifest | null;
-    if (base === '0') root = m;
+    if (base === '0' || (m.substreams[0]?.clone && !byToGuid.has(base) && elsewhere.has(base))) root = m;
     else {
       const parent = byToGuid.get(base);
       root = parent && parent !== m ? findRoot(parent, seen) : null;

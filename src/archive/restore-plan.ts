@@ -38,6 +38,11 @@ export interface PlanRequest {
   snapshot?: string;
   /** GUIDs of the snapshots the destination already holds. */
   present?: ReadonlySet<string>;
+  /**
+   * GUIDs of snapshots anywhere in the destination pool: a clone's stream (DRR_FLAG_CLONE)
+   * starts from its origin, which `zfs receive` finds by GUID in the pool.
+   */
+  origins?: ReadonlySet<string>;
 }
 
 interface Link {
@@ -46,6 +51,8 @@ interface Link {
   from: string;
   to: string;
   raw: boolean;
+  /** A clone's stream: its base is the origin, a snapshot of another dataset. */
+  clone: boolean;
   /** Whole-only streams (multi-dataset -R packages) cannot be cut into parts. */
   wholeOnly: boolean;
 }
@@ -63,9 +70,9 @@ function linksOf(m: Manifest): Link[] {
   const multiDataset = mainSubstreams(m).length !== m.substreams.length;
   if (multiDataset) {
     const last = mainSubstreams(m).at(-1)!;
-    return [{ manifest: m, index: m.substreams.length - 1, from: m.substreams[0]!.fromguid, to: last.toguid, raw: m.raw, wholeOnly: true }];
+    return [{ manifest: m, index: m.substreams.length - 1, from: m.substreams[0]!.fromguid, to: last.toguid, raw: m.raw, clone: m.substreams[0]!.clone, wholeOnly: true }];
   }
-  return m.substreams.map((s, index) => ({ manifest: m, index, from: s.fromguid, to: s.toguid, raw: s.raw, wholeOnly: false }));
+  return m.substreams.map((s, index) => ({ manifest: m, index, from: s.fromguid, to: s.toguid, raw: s.raw, clone: s.clone, wholeOnly: false }));
 }
 
 /** Every snapshot the archive of a dataset can name: short name → guid and creation, newest wins. */
@@ -164,6 +171,11 @@ function missingLink(links: readonly Link[], target: { name: string; guid: strin
     const guid = queue.shift()!;
     for (const l of into.get(guid) ?? []) {
       if (l.from === '0' || present.has(l.from) || seen.has(l.from)) continue;
+      if (!into.has(l.from) && l.clone) {
+        return new UsageError(
+          `cannot restore ${req.dataset}@${target.name}: it is a clone, and its origin (snapshot guid ${l.from}) is not in the destination pool; restore the origin's dataset first`,
+        );
+      }
       if (!into.has(l.from)) {
         return new UsageError(
           `cannot restore ${req.dataset}@${target.name} (guid ${target.guid}): stream ${l.manifest.streamId} needs base snapshot guid ${l.from}, which no archived stream provides (missing or deleted stream)`,
@@ -187,6 +199,8 @@ export function planRestore(req: PlanRequest): RestorePlan {
   const links = req.streams.flatMap(linksOf);
   const starts = new Map<string, string>([['0', '']]);
   for (const guid of present) starts.set(guid, '~present'); // '~' sorts after every 'full:…'
+  // A clone's chain starts at its origin when the destination pool holds it (restored before).
+  for (const l of links) if (l.clone && req.origins?.has(l.from) && !starts.has(l.from)) starts.set(l.from, `origin:${l.manifest.streamId}`);
   let best: { reach: Reach; raw: boolean } | undefined;
   for (const raw of [true, false]) {
     const reach = search(links.filter((l) => l.raw === raw), starts, target.guid);

@@ -167,12 +167,14 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
       .option('--full', 'send a full stream even when the archive has a base')
       .addOption(new Option('--raw', 'raw send (zfs send -w); default for encrypted datasets'))
       .addOption(new Option('--no-raw', 'never raw, even for encrypted datasets (the archive then holds plaintext)'))
-      .option('--no-bookmark', 'do not keep a zfs-offsite_<snap> bookmark of the archived snapshot on the source'),
-  ).action(async (snapshot: string, o: ArchiveCliOptions & { to: string; from?: string; intermediates?: boolean; full?: boolean; raw?: boolean; bookmark: boolean }) => {
+      .option('--no-bookmark', 'do not keep a zfs-offsite_<snap> bookmark of the archived snapshot on the source')
+      .option('--no-large-blocks', 'non-raw sends: split large records into 128K blocks (no zfs send -L)')
+      .option('--no-compressed', 'non-raw sends: send blocks decompressed (no zfs send -c)'),
+  ).action(async (snapshot: string, o: ArchiveCliOptions & { to: string; from?: string; intermediates?: boolean; full?: boolean; raw?: boolean; bookmark: boolean; largeBlocks: boolean; compressed: boolean }) => {
     const settings = archiveSettings(o);
     const zfs = Zfs.fromCommand(program.opts<GlobalOptions>().zfsCmd);
     await withResources(o.to, o, async (backend, pool) => {
-      const result = await sendSnapshot({ snapshot, backend, zfs, pool, settings, log: getLog(), from: o.from, intermediates: o.intermediates, full: o.full, raw: o.raw, bookmark: o.bookmark });
+      const result = await sendSnapshot({ snapshot, backend, zfs, pool, settings, log: getLog(), from: o.from, intermediates: o.intermediates, full: o.full, raw: o.raw, bookmark: o.bookmark, largeBlocks: o.largeBlocks, compressed: o.compressed });
       if (o.json) printJson(result);
       else process.stdout.write(`${archiveSummaryLine(result, backend.location)}\n`);
     });

@@ -34,8 +34,9 @@ export async function listArchive(backend: Backend, dataset?: string): Promise<L
   const byDataset = new Map<string, Manifest[]>();
   for (const m of catalog.streams) byDataset.set(m.dataset, [...(byDataset.get(m.dataset) ?? []), m]);
   for (const p of catalog.inProgress) if (!byDataset.has(p.dataset)) byDataset.set(p.dataset, []);
+  const everywhere = new Set(catalog.streams.flatMap((m) => m.substreams.map((s) => s.toguid)));
   return [...byDataset.entries()].map(([name, streams]) => {
-    const { chains, broken } = buildChains(streams);
+    const { chains, broken } = buildChains(streams, everywhere);
     return {
       dataset: name,
       streams: streams.map(describe),

@@ -55,7 +55,9 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   await o.backend.check();
   const { streams } = await loadCatalog(o.backend, dataset);
   const present = o.output !== undefined ? [] : await presentSnapshots(o, receiveInto);
-  const plan = planRestore({ dataset, streams, snapshot, present: new Set(present.map((s) => s.guid.toString())) });
+  const hasClones = streams.some((m) => m.substreams.some((s) => s.clone));
+  const origins = hasClones && o.output === undefined ? await poolSnapshots(o, receiveInto.split('/')[0]!) : undefined;
+  const plan = planRestore({ dataset, streams, snapshot, present: new Set(present.map((s) => s.guid.toString())), origins });
   const result = { plan, destination, done: false, bytes: 0, seconds: 0 };
   if (o.dryRun || plan.units.length === 0) {
     return { ...result, done: plan.units.length === 0, seconds: (Date.now() - started) / 1000 };
@@ -107,6 +109,16 @@ function drained(sink: Writable): Promise<void> {
     sink.on('close', done);
     sink.on('error', done);
   });
+}
+
+/** Snapshot GUIDs of the destination pool, where a clone's origin must be. */
+async function poolSnapshots(o: RestoreOptions, pool: string): Promise<Set<string> | undefined> {
+  try {
+    return await o.zfs!.poolSnapshotGuids(pool);
+  } catch (err) {
+    if (!o.dryRun) throw err;
+    return undefined;
+  }
 }
 
 type Feed = (unit: RestoreUnit, k: number, sink: Writable) => Promise<void>;

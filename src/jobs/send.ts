@@ -30,6 +30,9 @@ export interface SendOptions {
   raw?: boolean;
   /** Keep a bookmark of the archived snapshot on the source (default true). */
   bookmark?: boolean;
+  /** Non-raw sends: keep large blocks (-L) and on-disk compression (-c); both default true. */
+  largeBlocks?: boolean;
+  compressed?: boolean;
 }
 
 export interface SendResult extends ArchiveStreamResult {
@@ -54,7 +57,9 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
 
   await o.backend.check();
   const base = await chooseBase(o, dataset, target, raw);
-  const sendArgs = [...(raw ? ['-w'] : []), ...(base ? [o.intermediates ? '-I' : '-i', base.name] : []), o.snapshot];
+  // Raw sends carry blocks as stored (large, compressed) anyway; plain ones are told to.
+  const plain = [...(o.largeBlocks === false ? [] : ['-L']), ...(o.compressed === false ? [] : ['-c'])];
+  const sendArgs = [...(raw ? ['-w'] : plain), ...(base ? [o.intermediates ? '-I' : '-i', base.name] : []), o.snapshot];
   o.log.info({ args: sendArgs.join(' ') }, base ? `incremental from ${base.name}` : 'full stream');
 
   const zfsVersion = await o.zfs.version();

@@ -110,6 +110,17 @@ export class Zfs {
     }
   }
 
+  /** GUIDs of every snapshot in a pool (where `zfs receive` looks for a clone's origin). */
+  async poolSnapshotGuids(pool: string): Promise<Set<string>> {
+    checkZfsName(pool, 'pool');
+    try {
+      const out = await this.run(['list', '-H', '-p', '-r', '-t', 'snapshot', '-o', 'guid', pool]);
+      return new Set(out.split('\n').map((l) => l.trim()).filter(Boolean));
+    } catch (err) {
+      throw asNotFound(err, pool);
+    }
+  }
+
   /** Snapshots and bookmarks of one dataset, oldest first. */
   async listSnapshots(dataset: string): Promise<SnapshotInfo[]> {
     checkZfsName(dataset, 'dataset');

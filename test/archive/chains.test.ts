@@ -37,4 +37,13 @@ describe('buildChains', () => {
     expect(chains).toEqual([]);
     expect(broken).toHaveLength(2);
   });
+
+  it("roots a clone's stream at an origin archived under another dataset", () => {
+    const clone = stream('1', [['ORIGIN', '10', 'z1']]);
+    (clone.substreams[0] as { clone?: boolean }).clone = true;
+    expect(buildChains([clone]).broken).toHaveLength(1);
+    const { chains, broken } = buildChains([clone], new Set(['ORIGIN']));
+    expect(broken).toEqual([]);
+    expect(chains[0]!.snapshots).toEqual(['z1']);
+  });
 });

@@ -4,12 +4,12 @@ import { planRestore } from '../../src/archive/restore-plan.js';
 
 let clock = 0;
 /** A manifest with the given links (from, to, snapshot name); -I streams have several. */
-function stream(id: string, links: [from: string, to: string, name: string][], opts: { raw?: boolean; dataset?: string } = {}): Manifest {
+function stream(id: string, links: [from: string, to: string, name: string][], opts: { raw?: boolean; dataset?: string; clone?: boolean } = {}): Manifest {
   const ds = opts.dataset ?? 'tank/ds';
   const compound = links.length > 1;
   let offset = compound ? 624 : 0;
   const substreams = links.map(([fromguid, toguid, name]) => {
-    const s = { fromguid, toguid, toname: `${name.includes('@') ? name : `${ds}@${name}`}`, raw: opts.raw ?? true, offset, bytes: 1000, creation: new Date(1_700_000_000_000 + clock++ * 1000).toISOString() };
+    const s = { fromguid, toguid, toname: `${name.includes('@') ? name : `${ds}@${name}`}`, raw: opts.raw ?? true, clone: (opts.clone ?? false) && fromguid === links[0]![0], offset, bytes: 1000, creation: new Date(1_700_000_000_000 + clock++ * 1000).toISOString() };
     offset += 1000;
     return s;
   });
@@ -145,5 +145,18 @@ describe('planRestore', () => {
     const p = plan([r, ab], 'b');
     expect(ids(p)).toEqual(['01-full-R[0-1]', '02-incr-b[0-0]']);
     expect(p.units[0]!.toname).toBe('tank/ds@a');
+  });
+
+  it("starts a clone's chain at its origin when the destination pool holds it", () => {
+    const zone = stream('01-incr-I-snap', [['ORIGIN', 'Z1', 'z1'], ['Z1', 'Z2', 'z2']], { clone: true, dataset: 'tank/ds' });
+    expect(() => plan([zone], 'z2')).toThrow(/it is a clone, and its origin \(snapshot guid ORIGIN\) is not in the destination pool; restore the origin's dataset first/);
+    const p = planRestore({ dataset: 'tank/ds', streams: [zone], snapshot: 'z2', origins: new Set(['ORIGIN', 'OTHER']) });
+    expect(ids(p)).toEqual(['01-incr-I-snap[0-1]']);
+    expect(p.startsAfter).toEqual({ guid: 'ORIGIN' });
+  });
+
+  it('never starts a non-clone incremental from a snapshot of another dataset', () => {
+    const incr = stream('02-incr-b', [['A', 'B', 'b']]);
+    expect(() => planRestore({ dataset: 'tank/ds', streams: [incr], snapshot: 'b', origins: new Set(['A']) })).toThrow(/needs base snapshot guid A/);
   });
 });

@@ -94,7 +94,7 @@ describe('run --config', () => {
     const r = await run('--config', config('*'), '--dataset', DS);
     expect(r.code).toBe(0);
     const sends = readFileSync(join(dir, 'zfs.log'), 'utf8').split('\n').filter((l) => l.startsWith('["send"'));
-    expect(JSON.parse(sends.at(-1)!)).toEqual(['send', '-i', `${DS}#zfs-offsite_base`, `${DS}@incremental`]);
+    expect(JSON.parse(sends.at(-1)!)).toEqual(['send', '-L', '-c', '-i', `${DS}#zfs-offsite_base`, `${DS}@incremental`]);
   });
 
   it('starts a new full when the source diverged from the archive, and says so', async () => {
@@ -108,7 +108,7 @@ describe('run --config', () => {
     const report = JSON.parse(r.stdout) as { results: { kind: string; why: string }[] };
     expect(report.results[0]!.why).toMatch(/diverged/);
     const sends = readFileSync(join(dir, 'zfs.log'), 'utf8').split('\n').filter((l) => l.startsWith('["send"'));
-    expect(JSON.parse(sends.at(-1)!)).toEqual(['send', `${DS}@incremental`]);
+    expect(JSON.parse(sends.at(-1)!)).toEqual(['send', '-L', '-c', `${DS}@incremental`]);
   });
 
   it('--dry-run plans without snapshotting, sending or pruning', async () => {

@@ -86,12 +86,12 @@ describe('send', () => {
     const incr = await send(`${PLAIN}@incremental`);
     expect(incr.code).toBe(0);
     expect(sends()).toEqual([
-      ['send', `${PLAIN}@base`],
-      ['send', '-i', `${PLAIN}@base`, `${PLAIN}@incremental`],
+      ['send', '-L', '-c', `${PLAIN}@base`],
+      ['send', '-L', '-c', '-i', `${PLAIN}@base`, `${PLAIN}@incremental`],
     ]);
     const [m1, m2] = manifests().sort((a, b) => a.kind.localeCompare(b.kind));
     expect(m1!.kind).toBe('full');
-    expect(m1!.sendArgs).toEqual(['zfs', 'send', `${PLAIN}@base`]);
+    expect(m1!.sendArgs).toEqual(['zfs', 'send', '-L', '-c', `${PLAIN}@base`]);
     expect(m1!.zfsVersion).toBe('zfs-2.3.2-1');
     expect(m2!.kind).toBe('incr');
     expect(m2!.from).toEqual({ name: 'base', guid: base });
@@ -111,14 +111,14 @@ describe('send', () => {
     state.datasets[PLAIN]!.bookmarks = [{ name: 'base', guid: base, createtxg: 100, creation: 1786111636 }];
     const r = await send(`${PLAIN}@incremental`);
     expect(r.code).toBe(0);
-    expect(sends()[1]).toEqual(['send', '-i', `${PLAIN}#base`, `${PLAIN}@incremental`]);
+    expect(sends()[1]).toEqual(['send', '-L', '-c', '-i', `${PLAIN}#base`, `${PLAIN}@incremental`]);
     expect(manifests().find((m) => m.kind === 'incr')!.from).toEqual({ name: '#base', guid: base });
   });
 
   it('honours --from and --full', async () => {
     expect((await send(`${PLAIN}@base`)).code).toBe(0);
     expect((await send(`${PLAIN}@incremental`, '--from', 'base')).code).toBe(0);
-    expect(sends()[1]).toEqual(['send', '-i', `${PLAIN}@base`, `${PLAIN}@incremental`]);
+    expect(sends()[1]).toEqual(['send', '-L', '-c', '-i', `${PLAIN}@base`, `${PLAIN}@incremental`]);
     const bad = await send(`${PLAIN}@incremental`, '--from', 'nope');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe(`zfs-offsite: error: base not found: ${PLAIN}@nope\n`);
