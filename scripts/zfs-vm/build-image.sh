@@ -5,9 +5,11 @@
 #   scripts/zfs-vm/build-image.sh --print-dir  print the image directory only (no build)
 #   scripts/zfs-vm/build-image.sh --check      exit 0 if the image is built, 1 if not
 #
-# Needs root (debootstrap, chroot, mounts) and Debian's archive. The first build takes about
-# 15 minutes, most of it compiling the ZFS module under DKMS; run it in the background if your
-# shell has a time limit:  nice -n 10 scripts/zfs-vm/build-image.sh >build.log 2>&1 &
+# Needs root (debootstrap, chroot, mounts) and Debian's archive. A build takes 6-15 minutes
+# (most of it compiling the ZFS module under DKMS, on 2 cores); run it in the background if
+# your shell has a time limit:  scripts/zfs-vm/build-image.sh >build.log 2>&1 &
+# (it runs at nice 10 by itself). All progress goes to stderr; stdout gets only the image
+# directory, so callers can do  img=$(scripts/zfs-vm/build-image.sh).
 #
 # What it makes: a bookworm root filesystem (debootstrap minbase, default mirror) with the
 # Debian kernel, zfs-dkms + zfsutils-linux from bookworm-backports (OpenZFS 2.3.x) built for
@@ -27,10 +29,12 @@
 # The build happens in <cache>/.build-<key>-<pid>/ and is renamed into place at the very end,
 # so an interrupted build never leaves a directory that looks complete. The .deb files are
 # kept in <cache>/debs/ and reused by later builds (never `apt-get clean` that directory).
+# After a successful build, images of other keys (older recipes) are removed.
 #
 # Environment:
 #   ZFS_VM_CACHE        cache root (default $HOME/.cache/zfs-offsite-vm)
 #   ZFS_VM_BUILD_NICE   niceness of the build (default 10; the machine is shared)
+#   ZFS_VM_KEEP_OLD_IMAGES=1  keep the images of other keys
 set -euo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
@@ -393,4 +397,14 @@ EOF
 rm -rf --one-file-system "$OUT"
 mv "$STAGE" "$OUT"
 log "image ready in $OUT after $(elapsed): kernel $KVER, zfs $ZVER"
+
+# Images built by older versions of this script are not used any more (1.2 GB each).
+if [ "${ZFS_VM_KEEP_OLD_IMAGES:-0}" != 1 ]; then
+  for old in "$CACHE_ROOT"/*; do
+    name=${old##*/}
+    [[ "$name" =~ ^[0-9a-f]{16}$ ]] && [ "$name" != "$KEY" ] && [ -d "$old" ] || continue
+    log "removing the image of an older recipe: $old"
+    rm -rf --one-file-system "$old"
+  done
+fi
 echo "$OUT" >&3

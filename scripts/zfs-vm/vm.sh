@@ -25,7 +25,8 @@
 # VM); a new vmgenid makes the guest kernel reseed its RNG on resume.
 #
 # Environment:
-#   ZFS_VM_RUN         run directory (default /tmp/zfs-offsite-vm): overlay, disks, sockets, env
+#   ZFS_VM_RUN         run directory (default /tmp/zfs-offsite-vm): overlay, disks, sockets, env;
+#                      a directory of its own: `stop` deletes it
 #   ZFS_VM_CACHE       image cache (default $HOME/.cache/zfs-offsite-vm), see build-image.sh
 #   ZFS_VM_IMAGE       use this image directory instead of build-image.sh's (no build)
 #   ZFS_VM_SSH_PORT    ssh port on 127.0.0.1 (default 2222)
@@ -197,16 +198,18 @@ EOF
     if [ "$WARM" = 1 ]; then save_warm_state "$warm" || log "WARNING: could not save the warm-start state (the VM keeps running)"; fi
   fi
 
-  # The shared connection, the guest clock (stale after a resume), fresh entropy, zfs.ko.
+  # The shared connection first (so the clock below is not late by a handshake), then the
+  # guest clock (stale after a resume), fresh entropy, zfs.ko.
+  vm_ssh true || die "ssh to the VM failed"
   head -c 64 /dev/urandom | vm_ssh "cat >/dev/urandom; date -u -s @$(date +%s.%N) >/dev/null" ||
-    die "ssh to the VM failed"
+    die "setting the VM's clock failed"
   log "loading zfs.ko"
   vm_ssh 'modprobe zfs && for i in $(seq 100); do [ -c /dev/zfs ] && [ "$(cat /sys/module/zfs/initstate)" = live ] && break; sleep 0.1; done; [ -c /dev/zfs ]' ||
     die "modprobe zfs failed in the VM"
   local version
   version=$(vm_ssh zfs version | tr '\n' ' ')
 
-  local guest_disks=() 
+  local guest_disks=()
   for i in $(seq 1 "$NDISKS"); do guest_disks+=("/dev/disk/by-id/virtio-zfsdisk$i"); done
   cat >"$RUN/env.tmp" <<EOF
 export ZFS_VM_RUN="$RUN"

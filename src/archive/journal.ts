@@ -3,6 +3,7 @@ import type { Backend } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
 import type { Logger } from '../util/logger.js';
 import { JOURNAL_NAME } from './keys.js';
+import type { ManifestChunk } from './manifest.js';
 
 /**
  * The resume journal of an in-progress stream (design.md): which chunks are stored, with their
@@ -10,15 +11,8 @@ import { JOURNAL_NAME } from './keys.js';
  * hashes each regenerated chunk and skips the upload where the journal already holds those
  * exact raw bytes, stored and of the recorded size.
  */
-export interface JournalChunk {
-  index: number;
-  key: string;
-  rawSize: number;
-  storedSize: number;
-  rawSha256: string;
-  storedSha256: string;
-  level: number;
-}
+/** A stored chunk, as the manifest will record it. */
+export type JournalChunk = ManifestChunk;
 
 interface JournalData {
   format: 'zfs-offsite-journal';

@@ -214,7 +214,7 @@ class StreamWriteRun {
       identity,
       summary,
       sha256,
-      chunks: this.chunks.map(({ index, key, rawSize, storedSize, rawSha256, storedSha256, level }) => ({ index, key, rawSize, storedSize, rawSha256, storedSha256, level })),
+      chunks: this.chunks,
       chunkSize: this.o.chunkSize,
       level: this.o.level,
       sendArgs: this.o.sendArgs,

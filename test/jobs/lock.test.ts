@@ -12,8 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeComponent } from '../../src/archive/keys.js';
 import { acquireDatasetLock, type LeaseRecord, leaseKey, LockHeldError } from '../../src/jobs/lock.js';
 import type { Backend } from '../../src/storage/backend.js';
-import { openBackend } from '../../src/storage/open.js';
-import { type TestTarget, testTargets } from '../support/targets.js';
+import { openTestTarget, type TestTarget, testTargets } from '../support/targets.js';
 
 const CHILD = fileURLToPath(new URL('../support/lock-child.mjs', import.meta.url));
 
@@ -56,15 +55,10 @@ describe.each(testTargets())('dataset locks on $name', (target: TestTarget) => {
   const dataset = () => `tank/locked-${++n}`;
 
   beforeAll(async () => {
-    ({ url, env, cleanup } = await target.make());
-    const saved = { ...process.env };
-    Object.assign(process.env, env);
-    backend = await openBackend(url, {});
-    process.env = saved;
+    ({ url, env, backend, cleanup } = await openTestTarget(target));
     dirs = mkdtempSync(join(tmpdir(), 'zfs-offsite-lock-'));
   });
   afterAll(async () => {
-    await backend?.close();
     await cleanup?.();
     rmSync(dirs, { recursive: true, force: true });
   });

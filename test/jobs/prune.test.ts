@@ -20,7 +20,7 @@ import { silentLogger } from '../../src/util/logger.js';
 import { runCli } from '../support/cli.js';
 import { rgwClient, rgwSettings } from '../support/rgw.js';
 import { buildStream, type ContentRecord, type SubstreamSpec } from '../support/synthetic-stream.js';
-import { type TestTarget, testTargets } from '../support/targets.js';
+import { openTestTarget, type TestTarget, testTargets } from '../support/targets.js';
 
 const DS = 'pool/prune';
 const OTHER = 'pool/other';
@@ -59,16 +59,6 @@ async function manifests(backend: Backend): Promise<Manifest[]> {
   return Promise.all(keys.map(async (o) => JSON.parse((await backend.getBuffer(o.key)).toString()) as Manifest));
 }
 
-async function openWithEnv(url: string, env: NodeJS.ProcessEnv): Promise<Backend> {
-  const saved = { ...process.env };
-  Object.assign(process.env, env);
-  try {
-    return await openBackend(url, {});
-  } finally {
-    process.env = saved;
-  }
-}
-
 describe.each(testTargets())('prune on $name', (target: TestTarget) => {
   let url: string;
   let env: NodeJS.ProcessEnv;
@@ -80,8 +70,7 @@ describe.each(testTargets())('prune on $name', (target: TestTarget) => {
   const restoreTo = (snapshot: string) => cli(['restore', '--from', url, `${DS}@${snapshot}`, '--output', join(out, `${snapshot}.zfs`)]);
 
   beforeAll(async () => {
-    ({ url, env, cleanup } = await target.make());
-    backend = await openWithEnv(url, env);
+    ({ url, env, backend, cleanup } = await openTestTarget(target));
     out = mkdtempSync(join(tmpdir(), 'zfs-offsite-prune-'));
     for (const stream of HISTORY) {
       const put = await runCli(['put', '--to', url, '--chunk-size', '1M'], { env, input: stream });
@@ -95,7 +84,6 @@ describe.each(testTargets())('prune on $name', (target: TestTarget) => {
     }
   });
   afterAll(async () => {
-    await backend?.close();
     await cleanup?.();
     rmSync(out, { recursive: true, force: true });
   });

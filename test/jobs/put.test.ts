@@ -5,13 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/archive/manifest.js';
-import { openBackend } from '../../src/storage/open.js';
 import type { Backend } from '../../src/storage/backend.js';
 import { zstdDecompress } from '../support/archive-files.js';
 import { runCli } from '../support/cli.js';
 import { firstBeginGuids, fixtureBytes, fixtureNames } from '../support/fixtures.js';
 import { type ContentRecord, buildStream, FULL, RAW_FEATURES } from '../support/synthetic-stream.js';
-import { type TestTarget, testTargets } from '../support/targets.js';
+import { openTestTarget, type TestTarget, testTargets } from '../support/targets.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const KiB = 1024;
@@ -65,14 +64,9 @@ describe.each(testTargets())('put to $name', (target: TestTarget) => {
   const put = (args: string[], input: Buffer) => runCli(['put', '--to', url, ...args], { input, env });
 
   beforeAll(async () => {
-    ({ url, env, cleanup } = await target.make());
-    const saved = { ...process.env };
-    Object.assign(process.env, env);
-    backend = await openBackend(url, {});
-    process.env = saved;
+    ({ url, env, backend, cleanup } = await openTestTarget(target));
   });
   afterAll(async () => {
-    await backend?.close();
     await cleanup?.();
   });
 

@@ -5,12 +5,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/archive/manifest.js';
 import type { Backend } from '../../src/storage/backend.js';
-import { openBackend } from '../../src/storage/open.js';
 import { StreamValidator } from '../../src/stream/validator.js';
 import { runCli } from '../support/cli.js';
 import { fixtureBytes } from '../support/fixtures.js';
 import { buildStream, type ContentRecord, FULL, INCR_AB, INCR_BC, RAW_FEATURES } from '../support/synthetic-stream.js';
-import { type TestTarget, testTargets } from '../support/targets.js';
+import { openTestTarget, type TestTarget, testTargets } from '../support/targets.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -46,11 +45,7 @@ describe.each(testTargets())('restore from $name', (target: TestTarget) => {
   const restoreTo = (what: string, file: string, ...args: string[]) => cli(['restore', '--from', url, what, '--output', file, ...args]);
 
   beforeAll(async () => {
-    ({ url, env, cleanup } = await target.make());
-    const saved = { ...process.env };
-    Object.assign(process.env, env);
-    backend = await openBackend(url, {});
-    process.env = saved;
+    ({ url, env, backend, cleanup } = await openTestTarget(target));
     out = mkdtempSync(join(tmpdir(), 'zfs-offsite-restore-'));
     for (const chain of CHAINS) {
       for (const f of [chain.full, chain.incr]) expect((await cli(['put', '--to', url, '--chunk-size', '1M'], fixtureBytes(f))).code).toBe(0);
@@ -59,7 +54,6 @@ describe.each(testTargets())('restore from $name', (target: TestTarget) => {
     expect((await cli(['put', '--to', url, '--chunk-size', '1M'], COMPOUND_BC)).code).toBe(0);
   });
   afterAll(async () => {
-    await backend?.close();
     await cleanup?.();
     rmSync(out, { recursive: true, force: true });
   });

@@ -5,11 +5,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/archive/manifest.js';
 import type { Backend } from '../../src/storage/backend.js';
-import { openBackend } from '../../src/storage/open.js';
 import { runCli } from '../support/cli.js';
 import { fixtureBytes } from '../support/fixtures.js';
 import { buildStream, type ContentRecord, FULL, RAW_FEATURES } from '../support/synthetic-stream.js';
-import { type TestTarget, testTargets } from '../support/targets.js';
+import { openTestTarget, type TestTarget, testTargets } from '../support/targets.js';
 
 interface Report {
   mode: string;
@@ -58,17 +57,12 @@ describe.each(testTargets())('verify on $name', (target: TestTarget) => {
   }
 
   beforeAll(async () => {
-    ({ url, env, cleanup } = await target.make());
-    const saved = { ...process.env };
-    Object.assign(process.env, env);
-    backend = await openBackend(url, {});
-    process.env = saved;
+    ({ url, env, backend, cleanup } = await openTestTarget(target));
     for (const input of [fixtureBytes('zse-tiny-full.zfs'), fixtureBytes('zse-tiny-incremental.zfs'), BIG]) {
       expect((await runCli(['put', '--to', url, '--chunk-size', '1M'], { env, input })).code).toBe(0);
     }
   });
   afterAll(async () => {
-    await backend?.close();
     await cleanup?.();
   });
 

@@ -1,12 +1,46 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Backend } from '../../src/storage/backend.js';
+import { openBackend } from '../../src/storage/open.js';
 import { createTestBucket, rgwSettings } from './rgw.js';
 import { SSHD_HINT, sshdSettings, uniqueSftpDir } from './sshd.js';
 
 export interface TestTarget {
   name: string;
   make(): Promise<{ url: string; env: NodeJS.ProcessEnv; cleanup(): Promise<void> }>;
+}
+
+export interface OpenedTarget {
+  url: string;
+  /** What the CLI needs in its environment to reach the target. */
+  env: NodeJS.ProcessEnv;
+  /** The same target opened in this process, to read and damage what the CLI wrote. */
+  backend: Backend;
+  /** Closes the backend and removes the target. */
+  cleanup(): Promise<void>;
+}
+
+/** Makes a fresh target and opens it here with the CLI's environment (captured at open time). */
+export async function openTestTarget(target: TestTarget): Promise<OpenedTarget> {
+  const made = await target.make();
+  const saved = { ...process.env };
+  Object.assign(process.env, made.env);
+  let backend: Backend;
+  try {
+    backend = await openBackend(made.url, {});
+  } finally {
+    process.env = saved;
+  }
+  return {
+    url: made.url,
+    env: made.env,
+    backend,
+    cleanup: async () => {
+      await backend.close();
+      await made.cleanup();
+    },
+  };
 }
 
 /**
