@@ -41,11 +41,13 @@ const cell = (s: string): string => s.replace(/\|/g, '\\|');
 
 export function machineFacts(facts: RunFacts): string[] {
   const first = (argv: string[]): string => output(argv)?.split('\n')[0] ?? 'n/a';
+  const zstd = /v\d+\.\d+\.\d+/.exec(first(['zstd', '--version']))?.[0] ?? 'n/a';
+  const aws = first([AWS, '--version']).split(' ').slice(0, 2).join(' ');
   const load = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' ');
   return [
     `- date: ${new Date().toISOString()}`,
     `- CPU: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores; RAM ${f(totalmem() / 1024 ** 3, 1)} GiB; kernel ${release()}`,
-    `- node ${process.version}; ${first(['zstd', '--version'])}; ${first([RCLONE, 'version'])}; ${first([AWS, '--version'])}`,
+    `- node ${process.version}; zstd ${zstd}; ${first([RCLONE, 'version'])}; ${aws}`,
     `- S3: Ceph RGW ${facts.rgwStore ? `(${facts.rgwStore}) on 127.0.0.1` : 'not measured'}; SFTP: ${facts.sftp ? 'OpenSSH internal-sftp on 127.0.0.1 (scripts/sshd.sh)' : 'not measured'}`,
     `- streams: ${facts.sizes.map((g) => `${g} GiB`).join(', ')}; repetitions: ${facts.repeats}; load average at start ${load(facts.loadStart)}, at end ${load(loadavg())}`,
     ...(facts.putArgs.length || facts.restoreArgs.length ? [`- extra arguments: put ${facts.putArgs.join(' ') || '(none)'}; restore ${facts.restoreArgs.join(' ') || '(none)'}`] : []),
@@ -150,7 +152,7 @@ export function table(samples: Sample[], facts: RunFacts): string {
   lines.push('', '## Targets (issue 9)', '', '| target | data | GiB | ours ÷ | median | spread | goal | met |', '|---|---|---:|---|---:|---:|---:|---|');
   for (const r of rs.filter((x) => x.goal !== undefined)) {
     const what = r.ours === 'ours-put' ? 'put to RGW' : 'restore from RGW';
-    lines.push(`| ${what} | ${r.kind} | ${r.gib} | ${cell(r.label)} | ${f(r.median, 2)} | ${r.min === r.max ? '' : `${f(r.min, 2)}–${f(r.max, 2)}`} | ≥ ${r.goal} | ${r.median >= r.goal! ? 'yes' : 'no'} |`);
+    lines.push(`| ${what} | ${r.kind} | ${r.gib} | ${cell(r.label)} | ${f(r.median, 3)} | ${r.min === r.max ? '' : `${f(r.min, 3)}–${f(r.max, 3)}`} | ≥ ${r.goal} | ${r.median >= r.goal! ? 'yes' : 'no'} |`);
   }
   lines.push(...rssLines(samples), '', ...notes(facts));
   return lines.join('\n');
