@@ -117,7 +117,7 @@ describe('zfs send killed mid-stream', () => {
         env: { ZFS_OFFSITE_ZFS_CMD: `${process.execPath} ${standIn}`, ZFS_STAND_IN_STATE: join(dir, 'state.json') },
       });
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/^zfs-offsite: error: zfs send labpool\/zfs-send-tiny@base was killed by SIGKILL: .*nothing was committed\n$/);
+      expect(r.stderr).toMatch(/^zfs-offsite: error: zfs send -L -c labpool\/zfs-send-tiny@base was killed by SIGKILL: .*nothing was committed\n$/);
       expect(listFiles(join(dir, 'archive')).filter((f) => f.endsWith('manifest.json'))).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
