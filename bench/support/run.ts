@@ -8,7 +8,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { type CaseContext, localCases, type Measurement, rgwCases, sftpCases, type Target } from './cases.js';
 import { type RunFacts, type Sample, table } from './report.js';
-import { ensurePeers, openS3, openSftp, type S3Server, type SftpServer } from './servers.js';
+import { bluestoreGiB, ensurePeers, openS3, openSftp, type S3Server, type SftpServer } from './servers.js';
 import { benchStream, DATA_KINDS, type DataKind } from './streams.js';
 
 const GiB = 1024 ** 3;
@@ -83,7 +83,10 @@ export async function runBench(c: BenchConfig): Promise<BenchResult> {
   const samples: Sample[] = [];
   try {
     if (c.targets.includes('rgw')) {
-      s3 = await openS3(c.rgwStore);
+      const block = c.rgwStore === 'bluestore' ? bluestoreGiB(Math.max(...c.sizes)) * GiB : 0;
+      const total = block + Math.max(...c.sizes) * GiB * 3.2;
+      if (freeBytes(c.dir) < total) throw new Error(`${(freeBytes(c.dir) / GiB).toFixed(0)} GiB free in ${c.dir}; the run needs ~${(total / GiB).toFixed(0)} GiB (bluestore RGW ${block / GiB} GiB + streams): free some or lower BENCH_SIZES`);
+      s3 = await openS3(c.rgwStore, Math.max(...c.sizes));
       facts.rgwStore = s3.store;
     }
     if (c.targets.includes('sftp')) {
@@ -93,8 +96,9 @@ export async function runBench(c: BenchConfig): Promise<BenchResult> {
     }
     for (const gib of c.sizes) {
       for (const kind of c.kinds) {
-        // Stream, restored copy, and an archive or .zst of it at once, plus a bluestore RGW's writes.
-        const need = gib * GiB * (s3?.store === 'bluestore' ? 4.5 : 3.2);
+        // The stream, then an archive (or .zst) and a restored copy of it at once; the bluestore
+        // RGW's block file (sized at start for the largest stream) already holds its disk space.
+        const need = gib * GiB * 3.2;
         if (freeBytes(c.dir) < need) {
           facts.notes.push(`${gib} GiB ${kind} skipped: ${(freeBytes(c.dir) / GiB).toFixed(0)} GiB free in ${c.dir}, ~${(need / GiB).toFixed(0)} GiB needed.`);
           continue;

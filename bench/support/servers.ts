@@ -53,6 +53,9 @@ export interface S3Server {
   close(): Promise<void>;
 }
 
+/** Size of the private bluestore instance's block file for streams of up to `maxGiB`. */
+export const bluestoreGiB = (maxGiB: number): number => Math.ceil(2 * maxGiB) + 4;
+
 function rgw(args: string[], env: NodeJS.ProcessEnv): boolean {
   return spawnSync('bash', [RGW_SH, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] }).status === 0;
 }
@@ -69,9 +72,17 @@ function envFile(dir: string): RgwSettings {
  * (objects on disk, for streams of several GiB that memstore would hold in RAM), started here
  * and stopped at the end.
  */
-export async function openS3(store: 'memstore' | 'bluestore'): Promise<S3Server> {
+export async function openS3(store: 'memstore' | 'bluestore', maxGiB: number): Promise<S3Server> {
+  // The bluestore block file is sparse but never shrinks: deleted objects leave their blocks
+  // allocated in it. Sized at 2× the largest stream + 4 GiB (and garbage collected after every
+  // measurement, see clear()), bluestore must reuse freed space instead of eating the disk.
   const own = store === 'bluestore'
-    ? { RGW_DIR: process.env.BENCH_RGW_DIR ?? '/tmp/zfs-offsite-bench-rgw', RGW_PORT: process.env.BENCH_RGW_PORT ?? '7490', RGW_STORE: 'bluestore' }
+    ? {
+        RGW_DIR: process.env.BENCH_RGW_DIR ?? '/tmp/zfs-offsite-bench-rgw',
+        RGW_PORT: process.env.BENCH_RGW_PORT ?? '7490',
+        RGW_STORE: 'bluestore',
+        RGW_BLUESTORE_GIB: String(bluestoreGiB(maxGiB)),
+      }
     : { RGW_DIR: process.env.RGW_DIR ?? '/tmp/zfs-offsite-rgw' };
   let started = false;
   if (!rgw(['status'], own)) {
@@ -117,6 +128,8 @@ export async function openS3(store: 'memstore' | 'bluestore'): Promise<S3Server>
         const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
         if (keys.length === 0) return;
         await client.send(new DeleteObjectsCommand({ Bucket: bucket.name, Delete: { Objects: keys, Quiet: true } }));
+        // Free the deleted objects' space now, not after RGW's GC delay (the next upload needs it).
+        if (actualStore === 'bluestore') spawnSync('radosgw-admin', ['-c', join(own.RGW_DIR, 'ceph.conf'), 'gc', 'process', '--include-all'], { stdio: 'ignore' });
       }
     },
     async close() {
