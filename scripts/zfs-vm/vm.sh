@@ -180,7 +180,7 @@ EOF
     qemu-img create -q -f qcow2 -F qcow2 -b "$warm/delta.qcow2" "$RUN/overlay.qcow2"
     log "resuming the saved VM state (warm start)"
     launch "${args[@]}" -incoming "exec:zstd -dc '$warm/state.zst'"
-    if ! wait_ssh 90 master; then
+    if ! wait_running || ! wait_ssh 90 master; then
       log "warm start failed; discarding the saved state and booting cold"
       tail -n 20 "$RUN/qemu.log" >&2 || true
       rm -rf --one-file-system "$warm"
@@ -233,6 +233,19 @@ launch() {
   for i in $(seq 50); do qemu_pid >/dev/null && return 0; sleep 0.1; done
   cat "$RUN/qemu.log" >&2
   die "qemu did not start"
+}
+
+# Waits until an incoming migration has been loaded and the VM runs. (An ssh connection
+# opened before that hangs: loading the state replaces the user-mode network's state.)
+wait_running() {
+  local i
+  for i in $(seq 600); do
+    case "$(hmp 'info status')" in *"status: running"*) return 0 ;; esac
+    qemu_pid >/dev/null || { log "qemu exited:"; tail -n 20 "$RUN/qemu.log" >&2; return 1; }
+    sleep 0.2
+  done
+  log "the saved state was not loaded after 120 s"
+  return 1
 }
 
 # Waits until ssh answers (or qemu dies, or $1 seconds pass). With $2 = master, the first

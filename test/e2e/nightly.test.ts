@@ -4,7 +4,7 @@
  * and a second concurrent run refused.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,10 +78,20 @@ datasets:
     }
     // Night 4: the chain (full + 2 incrementals) reached max_chain 2: a new full.
     expect(kinds).toEqual([['full', 'full'], ['incr', 'incr'], ['incr', 'incr'], ['full', 'full']]);
+    // Night 5, with full_every instead: the newest full is older than 2 s, so a new full again.
+    writeFileSync(config, readFileSync(config, 'utf8').replace('  max_chain: 2\n', '  full_every: 2s\n'));
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    for (const ds of ['a', 'b']) await change(`${POOL}/${ds}`);
+    const night5 = await runOnce();
+    expect(night5.code).toBe(0);
+    expect(night5.report.results.map((r) => [r.kind, r.why])).toEqual([
+      ['full', expect.stringMatching(/full_every/)],
+      ['full', expect.stringMatching(/full_every/)],
+    ]);
     // Protective bookmarks: exactly one per dataset, of the newest archived snapshot.
     const bookmarks = (await vm!.run(`zfs list -H -o name -t bookmark -r ${POOL}`)).trim().split('\n');
     expect(bookmarks).toHaveLength(2);
-    // keep last 1: the first chain (full + 2 incrementals) is gone, the newest restores.
+    // keep last 1: the older chains are gone, the newest restores.
     const listed = JSON.parse((await runCli(['list', `s3://${bucket.name}/nightly`, `${POOL}/a`, '--json'], { env: env() })).stdout) as { streams: { kind: string }[] }[];
     expect(listed[0]!.streams.map((s) => s.kind)).toEqual(['full']);
     const restored = await runCli(['restore', '--from', `s3://${bucket.name}/nightly`, `${POOL}/a`, '--into', 'zonightlydst/a'], { env: env() });
