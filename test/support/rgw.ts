@@ -10,6 +10,7 @@ import {
   ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { parseEnvFile } from './env-file.js';
 
 /**
  * The real S3 server of the test suite: Ceph RGW started by `scripts/rgw.sh start` (which
@@ -29,16 +30,6 @@ export function rgwEnvFile(): string {
   return join(process.env.RGW_DIR || '/tmp/zfs-offsite-rgw', 'env');
 }
 
-/** Parses `export KEY=value` lines (values optionally quoted). */
-function parseEnvFile(text: string): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
-    if (!m?.[1]) continue;
-    vars[m[1]] = (m[2] ?? '').trim().replace(/^(['"])(.*)\1$/, '$2');
-  }
-  return vars;
-}
 
 /** Where the test S3 server is and how to log in, or undefined when there is none. */
 export function rgwSettings(): RgwSettings | undefined {

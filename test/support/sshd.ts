@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SftpBackendOptions } from '../../src/storage/sftp.js';
+import { parseEnvFile } from './env-file.js';
 
 /**
  * The real SFTP server of the test suite: a private OpenSSH sshd on 127.0.0.1 started by
@@ -34,14 +35,6 @@ export function sshdDir(): string {
   return process.env.SFTP_DIR || '/tmp/zfs-offsite-sshd';
 }
 
-function parseEnvFile(text: string): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
-    if (m?.[1]) vars[m[1]] = (m[2] ?? '').trim().replace(/^(['"])(.*)\1$/, '$2');
-  }
-  return vars;
-}
 
 /** The running test server, or undefined when `scripts/sshd.sh` has not started one. */
 export function sshdSettings(): SshdSettings | undefined {

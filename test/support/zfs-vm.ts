@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shellQuote, splitCommandWords } from '../../src/zfs/command.js';
+import { parseEnvFile } from './env-file.js';
 
 /**
  * The real-OpenZFS test VM (Debian 12 + OpenZFS 2.3 under qemu) started by
@@ -51,15 +52,6 @@ export function zfsVmRunDir(): string {
   return process.env.ZFS_VM_RUN || '/tmp/zfs-offsite-vm';
 }
 
-function parseEnvFile(text: string): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
-    if (!m?.[1]) continue;
-    vars[m[1]] = (m[2] ?? '').trim().replace(/^(['"])(.*)\1$/, '$2');
-  }
-  return vars;
-}
 
 function processAlive(pid: number): boolean {
   try {
