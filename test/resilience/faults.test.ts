@@ -191,12 +191,21 @@ describe('SFTP server stopped mid-upload', () => {
     const journal = () => listFiles(join(chroot, 'home')).some((f) => f.endsWith('journal.json'));
     for (let i = 0; i < 600 && !journal(); i++) await sleep(50);
     expect(journal()).toBe(true);
-    const pid = readFileSync(join(dir, 'sshd.pid'), 'utf8').trim();
-    execFileSync('pkill', ['-P', pid]); // the sessions …
-    execFileSync('kill', [pid]); // … and the server
+    // The listener first (no new connections), then every process still holding a connection on
+    // the port — sessions can be accepted while we look, so until none is left.
+    const listener = readFileSync(join(dir, 'sshd.pid'), 'utf8').trim();
+    execFileSync('kill', ['-KILL', listener]);
+    for (let i = 0; i < 50; i++) {
+      const holders = execFileSync('ss', ['-tnpH', 'sport', '=', ':2297']).toString().match(/pid=(\d+)/g)?.map((m) => m.slice(4)) ?? [];
+      if (holders.length === 0) break;
+      execFileSync('kill', ['-KILL', ...new Set(holders)]);
+      await sleep(50);
+    }
+    const after = execFileSync('ss', ['-tnH', 'sport', '=', ':2297']).toString();
     child.stdin.end(STREAM.subarray(8 * 1024 * 1024));
     const code = await closed;
     const output = Buffer.concat(out).toString();
+    if (code !== 1) console.log(`put after the server was killed (sockets then: ${after}):\n${output}`);
     expect(code).toBe(1);
     expect(output).toMatch(/zfs-offsite: error: .*(ECONNREFUSED|connect|connection)/i);
     expect(output).not.toContain(vars.SFTP_TEST_PASSWORD!);
