@@ -81,7 +81,8 @@ class StreamWriteRun {
   private identity?: StreamIdentity;
   private journal?: ResumeJournal;
   private failure?: Error;
-  private diverged = false;
+  /** The first chunk (so far) where the stream differs from an interrupted run's journal. */
+  private divergedAt = Infinity;
   private readonly inFlight: Semaphore;
   private readonly uploads: Semaphore;
   private readonly buffers: BufferPool<SharedArrayBuffer>;
@@ -152,7 +153,7 @@ class StreamWriteRun {
   private async processChunk(chunk: RawChunk, check: StreamCheck): Promise<void> {
     const out = await this.frames.take();
     try {
-      const previous = this.diverged ? undefined : this.journal!.reusable(chunk.index);
+      const previous = chunk.index < this.divergedAt ? this.journal!.reusable(chunk.index) : undefined;
       const checked = check.feed(chunk.buffer, 0, chunk.length);
       const compressed = this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out, skipIfRawSha256: previous?.rawSha256 });
       // The raw buffer is reused only after both the validator and the compressor are done with it.
@@ -180,10 +181,13 @@ class StreamWriteRun {
     }
   }
 
-  /** The regenerated stream differs from the interrupted run's: nothing of that run is trusted from here on. */
+  /**
+   * The regenerated stream differs from the interrupted run's at this chunk: nothing of that run
+   * is trusted from here on. Chunks finish out of order, so a lower index may still come.
+   */
   private async diverge(index: number): Promise<void> {
-    if (this.diverged) return;
-    this.diverged = true;
+    if (index >= this.divergedAt) return;
+    this.divergedAt = index;
     this.o.log.warn({ stream: this.identity!.streamId, chunk: index }, `the stream differs from the interrupted upload at chunk ${index}: its chunks from there on are discarded and uploaded anew`);
     await this.journal!.forgetFrom(index);
   }
