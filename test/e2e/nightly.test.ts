@@ -29,11 +29,13 @@ describe.skipIf(!vm || !rgw)('nightly run on real OpenZFS and RGW', () => {
     ...vm!.env,
     AWS_ENDPOINT_URL: rgw!.endpoint,
     AWS_REGION: rgw!.region,
-    // The config refers to credentials by variable name only.
+    // The config refers to credentials by variable name only …
     NIGHTLY_KEY_ID: rgw!.accessKeyId,
     NIGHTLY_SECRET: rgw!.secretAccessKey,
     ZFS_OFFSITE_LOCK_DIR: join(dir, 'locks'),
   });
+  /** … while list and restore, run by hand, take them from the standard AWS variables. */
+  const byHand = () => ({ ...env(), AWS_ACCESS_KEY_ID: rgw!.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw!.secretAccessKey });
   const runOnce = async (): Promise<{ code: number | null; report: Report; stderr: string }> => {
     const r = await runCli(['run', '--config', config, '--json'], { env: env() });
     return { code: r.code, report: JSON.parse(r.stdout) as Report, stderr: r.stderr };
@@ -92,9 +94,9 @@ datasets:
     const bookmarks = (await vm!.run(`zfs list -H -o name -t bookmark -r ${POOL}`)).trim().split('\n');
     expect(bookmarks).toHaveLength(2);
     // keep last 1: the older chains are gone, the newest restores.
-    const listed = JSON.parse((await runCli(['list', `s3://${bucket.name}/nightly`, `${POOL}/a`, '--json'], { env: env() })).stdout) as { streams: { kind: string }[] }[];
+    const listed = JSON.parse((await runCli(['list', `s3://${bucket.name}/nightly`, `${POOL}/a`, '--json'], { env: byHand() })).stdout) as { streams: { kind: string }[] }[];
     expect(listed[0]!.streams.map((s) => s.kind)).toEqual(['full']);
-    const restored = await runCli(['restore', '--from', `s3://${bucket.name}/nightly`, `${POOL}/a`, '--into', 'zonightlydst/a'], { env: env() });
+    const restored = await runCli(['restore', '--from', `s3://${bucket.name}/nightly`, `${POOL}/a`, '--into', 'zonightlydst/a'], { env: byHand() });
     expect(restored.code).toBe(0);
     const sums = (ds: string) => vm!.run(`cd /mnt/${ds} && find . -type f | sort | xargs sha256sum`);
     expect(await sums('zonightlydst/a')).toBe(await sums(`${POOL}/a`));
