@@ -106,8 +106,3 @@ export function serializeManifest(manifest: Manifest): Buffer {
 export function sha256sums(chunks: readonly ManifestChunk[]): Buffer {
   return Buffer.from(chunks.map((c) => `${c.storedSha256}  ${c.key.split('/').pop()}\n`).join(''));
 }
-
-/** The links a stream contributes to a chain: fromguid → toguid per substream. */
-export function streamLinks(manifest: Manifest): { from: string; to: string; toname: string }[] {
-  return manifest.substreams.map((s) => ({ from: s.fromguid, to: s.toguid, toname: s.toname }));
-}
