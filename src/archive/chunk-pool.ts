@@ -20,9 +20,13 @@ export type ChunkJob =
   | {
       op: 'decompress';
       id: number;
-      /** The stored object, transferred to the worker. */
-      data: ArrayBuffer;
+      /** Shared memory holding the stored object at its start: hashed and read in place. */
+      stored: SharedArrayBuffer;
+      storedLength: number;
       expectStoredSha256: string;
+      /** Shared memory the raw bytes are written into, from its start. */
+      raw: SharedArrayBuffer;
+      /** A frame declaring more content than this is refused before decompressing. */
       maxRawSize: number;
     };
 
@@ -30,8 +34,7 @@ type JobInput = ChunkJob extends infer J ? (J extends ChunkJob ? Omit<J, 'id'> :
 
 export interface ChunkReply {
   id: number;
-  /** Decompressed bytes (decompress only; compress writes into the job's `out`). */
-  data?: ArrayBuffer;
+  /** compress: frame bytes written into `out`; decompress: raw bytes written into `raw`. */
   length: number;
   rawSha256: string;
   storedSha256: string;
@@ -46,8 +49,11 @@ export interface CompressResult {
   level: number;
 }
 
+export type DecompressJob = Omit<Extract<ChunkJob, { op: 'decompress' }>, 'id' | 'op'>;
+
 export interface DecompressResult {
-  raw: Buffer;
+  /** Raw bytes written at the start of the job's `raw`; 0 when the stored SHA-256 did not match. */
+  rawLength: number;
   rawSha256: string;
   storedSha256: string;
 }
@@ -83,14 +89,13 @@ export class ChunkPool {
   }
 
   /**
-   * Checks the stored SHA-256 (a mismatch returns an empty result carrying the SHA-256 found)
-   * and decompresses; the caller checks the raw SHA-256 it gets back.
+   * Checks the stored SHA-256 (a mismatch returns at once, nothing decompressed, carrying the
+   * SHA-256 found) and decompresses shared memory into shared memory; the caller checks the raw
+   * SHA-256 it gets back. Both buffers must stay untouched until this settles.
    */
-  async decompress(stored: Buffer, expectStoredSha256: string, maxRawSize: number): Promise<DecompressResult> {
-    const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength && !(stored.buffer instanceof SharedArrayBuffer);
-    const data = (own ? stored.buffer : stored.buffer.slice(stored.byteOffset, stored.byteOffset + stored.byteLength)) as ArrayBuffer;
-    const r = await this.submit({ op: 'decompress', data, expectStoredSha256, maxRawSize });
-    return { raw: r.data ? Buffer.from(r.data, 0, r.length) : Buffer.alloc(0), rawSha256: r.rawSha256, storedSha256: r.storedSha256 };
+  async decompress(job: DecompressJob): Promise<DecompressResult> {
+    const r = await this.submit({ op: 'decompress', ...job });
+    return { rawLength: r.length, rawSha256: r.rawSha256, storedSha256: r.storedSha256 };
   }
 
   private submit(job: JobInput): Promise<ChunkReply> {
@@ -107,8 +112,7 @@ export class ChunkPool {
       const { job, pending } = this.waiting.shift()!;
       const id = this.nextId++;
       this.pending.set(id, pending);
-      const message = { ...job, id } as ChunkJob;
-      worker.postMessage(message, message.op === 'decompress' ? [message.data] : []);
+      worker.postMessage({ ...job, id } as ChunkJob);
     }
   }
 

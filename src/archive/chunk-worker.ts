@@ -2,9 +2,10 @@
  * Worker thread for the CPU-heavy chunk work, so every core works:
  * - compress: a raw chunk (shared memory) → an independent zstd frame with the content
  *   checksum, written into a shared output buffer; SHA-256 of both;
- * - decompress: a stored object → raw bytes (zstd checks its frame checksum); SHA-256 of both.
- * Buffers are reused or handed over, never copied: at these sizes copies and page faults cost
- * more than the hashing.
+ * - decompress: a stored object in shared memory → raw bytes in shared memory (zstd checks its
+ *   frame checksum); SHA-256 of both.
+ * Buffers are shared and reused by the caller, never copied or allocated per chunk: at these
+ * sizes copies and page faults cost more than the hashing.
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -45,35 +46,34 @@ function chooseLevel(raw: Uint8Array, level: number): number {
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-function run(job: ChunkJob): { reply: ChunkReply; transfer: ArrayBuffer[] } {
+function run(job: ChunkJob): ChunkReply {
   if (job.op === 'compress') {
     const raw = new Uint8Array(job.buffer, job.offset, job.length);
     const rawSha256 = sha256(raw);
     // Resuming: the interrupted run already stored exactly these bytes.
-    if (rawSha256 === job.skipIfRawSha256) return { reply: { id: job.id, length: -1, rawSha256, storedSha256: '', level: 0 }, transfer: [] };
+    if (rawSha256 === job.skipIfRawSha256) return { id: job.id, length: -1, rawSha256, storedSha256: '', level: 0 };
     const level = chooseLevel(raw, job.level);
     const out = new Uint8Array(job.out);
     const length = context(level).compress2(out, raw);
-    return { reply: { id: job.id, length, rawSha256, storedSha256: sha256(out.subarray(0, length)), level }, transfer: [] };
+    return { id: job.id, length, rawSha256, storedSha256: sha256(out.subarray(0, length)), level };
   }
-  const stored = new Uint8Array(job.data);
+  const stored = new Uint8Array(job.stored, 0, job.storedLength);
   const storedSha256 = sha256(stored);
   if (storedSha256 !== job.expectStoredSha256) {
     // Never decompress bytes that are not the ones stored: zstd errors would hide the real cause.
-    return { reply: { id: job.id, length: 0, rawSha256: '', storedSha256, level: 0 }, transfer: [] };
+    return { id: job.id, length: 0, rawSha256: '', storedSha256, level: 0 };
   }
   const size = zstd.getFrameContentSize(stored);
-  if (size === null || size > job.maxRawSize) throw new Error(`frame declares ${size ?? 'no'} content size (expected at most ${job.maxRawSize})`);
-  const raw = Buffer.allocUnsafeSlow(size); // its own ArrayBuffer: handed over without a copy
+  const capacity = Math.min(job.maxRawSize, job.raw.byteLength);
+  if (size === null || size > capacity) throw new Error(`frame declares ${size ?? 'no'} content size (expected at most ${capacity})`);
+  const raw = new Uint8Array(job.raw, 0, size);
   const length = dctx.decompress(raw, stored);
-  const data = raw.buffer as ArrayBuffer;
-  return { reply: { id: job.id, data, length, rawSha256: sha256(raw.subarray(0, length)), storedSha256, level: 0 }, transfer: [data] };
+  return { id: job.id, length, rawSha256: sha256(raw.subarray(0, length)), storedSha256, level: 0 };
 }
 
 parentPort!.on('message', (job: ChunkJob) => {
   try {
-    const { reply, transfer } = run(job);
-    parentPort!.postMessage(reply, transfer);
+    parentPort!.postMessage(run(job));
   } catch (err) {
     parentPort!.postMessage({ id: job.id, error: (err as Error).message });
   }

@@ -2,6 +2,7 @@ import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { loadCatalog } from '../archive/catalog.js';
+import { ChunkFetcher } from '../archive/chunk-fetcher.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
 import { streamPrefix } from '../archive/keys.js';
 import { readStreamSpans, unitSpans } from '../archive/reader.js';
@@ -66,13 +67,13 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const total = plan.units.reduce((n, u) => n + u.bytes, 0);
   const progress = new Progress(o.progress && Boolean(process.stderr.isTTY));
   let written = 0;
+  const fetcher = new ChunkFetcher({ backend: o.backend, pool: o.pool, parallel: o.parallel });
   const feed = async (unit: RestoreUnit, k: number, sink: Writable): Promise<void> => {
     const spans = unitSpans(unit.manifest, unit.first, unit.last, unit.whole);
     const prefix = streamPrefix(unit.manifest.dataset, unit.manifest.streamId);
-    for await (const bytes of readStreamSpans({ backend: o.backend, pool: o.pool, prefix, manifest: unit.manifest, parallel: o.parallel }, spans)) {
-      if (!sink.write(bytes)) await drained(sink);
-      if (sink.destroyed) throw new OperationalError('the receiver closed its input');
-      written += bytes.length;
+    for await (const { pieces, release } of readStreamSpans(fetcher, prefix, unit.manifest, spans)) {
+      await writeReleasing(sink, pieces, release);
+      written += pieces.reduce((n, b) => n + b.length, 0);
       progress.update({ rawBytes: written, storedBytes: written, totalBytes: total, label: `stream ${k + 1}/${plan.units.length}` });
     }
   };
@@ -93,6 +94,26 @@ async function presentSnapshots(o: RestoreOptions, dataset: string) {
     if (!o.dryRun) throw err;
     o.log.warn({ err: (err as Error).message }, 'cannot ask zfs what the destination holds: planning for an empty one');
     return [];
+  }
+}
+
+/**
+ * Writes a chunk's pieces and releases its buffer once the sink is done with every piece: its
+ * write callbacks, not 'drain', say so — a sink may still hold the bytes after it asked for more.
+ */
+async function writeReleasing(sink: Writable, pieces: Buffer[], release: () => void): Promise<void> {
+  let unfinished = 1; // this function itself, until every piece is handed to the sink
+  const finished = (): void => {
+    if (--unfinished === 0) release();
+  };
+  try {
+    for (const bytes of pieces) {
+      unfinished++;
+      if (!sink.write(bytes, finished)) await drained(sink);
+      if (sink.destroyed) throw new OperationalError('the receiver closed its input');
+    }
+  } finally {
+    finished();
   }
 }
 

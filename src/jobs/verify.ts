@@ -3,7 +3,7 @@ import { type Problem, quickAudit, type StreamDir, groupByStream } from '../arch
 import type { ChunkPool } from '../archive/chunk-pool.js';
 import { datasetPath, MANIFEST_NAME, SUMS_NAME } from '../archive/keys.js';
 import { type Manifest, parseManifest } from '../archive/manifest.js';
-import { ChunkIntegrityError, fetchChunk } from '../archive/reader.js';
+import { ChunkFetcher, ChunkIntegrityError, type ChunkRef } from '../archive/chunk-fetcher.js';
 import { type SampleLimit, sampleChunks } from '../archive/sampling.js';
 import type { Backend, ObjectInfo } from '../storage/backend.js';
 import { StreamValidator } from '../stream/validator.js';
@@ -102,6 +102,7 @@ async function readStreamFiles(backend: Backend, streams: StreamDir[]): Promise<
 /** Downloads and checks chunks; for whole streams also walks every ZFS record. */
 class DeepCheck {
   private readonly progress: Progress;
+  private readonly fetcher: ChunkFetcher;
   private readonly total: number;
   private done_ = 0;
 
@@ -112,14 +113,12 @@ class DeepCheck {
     manifests: Manifest[],
   ) {
     this.progress = new Progress(o.progress && Boolean(process.stderr.isTTY));
+    this.fetcher = new ChunkFetcher({ backend: o.backend, pool: o.pool, parallel: o.parallel });
     this.total = manifests.reduce((n, m) => n + m.storedBytes, 0);
   }
 
-  private fetch(m: Manifest, index: number): Promise<Buffer> {
-    const chunk = m.chunks[index]!;
-    const p = fetchChunk({ backend: this.o.backend, pool: this.o.pool, prefix: `${datasetPath(m.dataset)}/${m.streamId}/`, manifest: m }, chunk);
-    p.catch(() => undefined);
-    return p;
+  private ref(m: Manifest, index: number): ChunkRef {
+    return { prefix: `${datasetPath(m.dataset)}/${m.streamId}/`, chunk: m.chunks[index]! };
   }
 
   private count(m: Manifest, index: number): void {
@@ -136,16 +135,14 @@ class DeepCheck {
     this.problems.push({ kind: err.kind, dataset: m.dataset, stream: m.streamId, object: err.object, expected: err.expected, found: err.found, message: err.problem });
   }
 
-  /** A sample: each chunk on its own, `parallel` at a time. */
+  /** A sample: each chunk checked on its own (its bytes are not walked). */
   async chunks(sample: { manifest: Manifest; chunk: { index: number } }[]): Promise<void> {
-    for (let i = 0; i < sample.length; i += this.o.parallel) {
-      const batch = sample.slice(i, i + this.o.parallel);
-      const results = await Promise.allSettled(batch.map((s) => this.fetch(s.manifest, s.chunk.index)));
-      results.forEach((r, k) => {
-        const { manifest, chunk } = batch[k]!;
-        this.count(manifest, chunk.index);
-        if (r.status === 'rejected') this.report(manifest, r.reason);
-      });
+    let k = 0;
+    for await (const outcome of this.fetcher.inOrder(sample.map((s) => this.ref(s.manifest, s.chunk.index)))) {
+      const { manifest, chunk } = sample[k++]!;
+      this.count(manifest, chunk.index);
+      if ('error' in outcome) this.report(manifest, outcome.error);
+      else outcome.release();
     }
   }
 
@@ -153,24 +150,27 @@ class DeepCheck {
   async stream(m: Manifest): Promise<void> {
     const validator = new StreamValidator();
     const hash = createHash('sha256');
-    const ahead = new Map<number, Promise<Buffer>>();
     let walking = true;
-    for (let i = 0; i < m.chunks.length; i++) {
-      for (let k = i; k < Math.min(m.chunks.length, i + this.o.parallel); k++) if (!ahead.has(k)) ahead.set(k, this.fetch(m, k));
-      const pending = ahead.get(i)!;
-      ahead.delete(i);
-      try {
-        const raw = await pending;
-        if (walking) {
-          validator.push(raw);
-          hash.update(raw);
-        }
-      } catch (err) {
-        if (err instanceof StreamFormatError) this.streamProblem(m, err.message);
-        else this.report(m, err);
+    for await (const outcome of this.fetcher.inOrder(m.chunks.map((c) => this.ref(m, c.index)))) {
+      if ('error' in outcome) {
+        this.report(m, outcome.error);
         walking = false; // the record walk cannot continue across missing bytes
+      } else {
+        // Both consume the bytes before returning, so the buffer can be reused right after.
+        try {
+          if (walking) {
+            validator.push(outcome.raw);
+            hash.update(outcome.raw);
+          }
+        } catch (err) {
+          if (!(err instanceof StreamFormatError)) throw err;
+          this.streamProblem(m, err.message);
+          walking = false;
+        } finally {
+          outcome.release();
+        }
       }
-      this.count(m, i);
+      this.count(m, outcome.ref.chunk.index);
     }
     if (!walking) return;
     try {
