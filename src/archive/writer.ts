@@ -198,7 +198,7 @@ class StreamWriteRun {
     const key = this.identity!.prefix + chunkName(chunk.index);
     await this.uploads.acquire();
     try {
-      await this.o.backend.put(key, frame, frame.length);
+      await this.o.backend.put(key, frame, frame.length, { sha256: packed.storedSha256 });
       const stored = await this.o.backend.head(key);
       if (stored.size !== frame.length) throw new OperationalError(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${frame.length}`);
     } finally {

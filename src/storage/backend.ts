@@ -23,6 +23,11 @@ export interface ObjectInfo {
   modified?: Date;
 }
 
+export interface PutOptions {
+  /** Hex SHA-256 of the (Buffer) body. */
+  sha256?: string;
+}
+
 export interface ByteRange {
   offset: number;
   /** Number of bytes; omitted = to the end. */
@@ -43,8 +48,11 @@ export interface Backend {
    * `size`, when given, is the exact body length: a body of another length fails the put.
    * A Buffer body can be retried; a Readable body cannot (the wrapper tries it once); a
    * Readable body is consumed, and destroyed if the put fails, so its producer is not left blocked.
+   * `options.sha256`, when given, is the hex SHA-256 of a Buffer body, already computed by the
+   * caller: a backend whose server can check it does so (S3 signs it as x-amz-content-sha256,
+   * so a body damaged on the way fails the put) instead of hashing the body again.
    */
-  put(key: string, body: Buffer | Readable, size?: number): Promise<void>;
+  put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void>;
 
   /**
    * Read an object, or a byte range of it. Throws NotFoundError when absent (checked before

@@ -5,9 +5,8 @@ import type { Backend } from './backend.js';
 import { LocalBackend } from './local.js';
 import { RetryingBackend, type RetryOptions } from './retrying.js';
 import { ThrottledBackend } from './throttled.js';
-import { parseS3Url, S3Backend } from './s3.js';
+import { parseS3Url } from './s3-url.js';
 import { redactUrl } from './s3-errors.js';
-import { SftpBackend } from './sftp.js';
 import { parseSftpUrl, resolveSftpSettings, SFTP_ENV, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
 
 export interface OpenOptions {
@@ -108,12 +107,15 @@ export async function openBackend(target: string, options: OpenOptions = {}): Pr
       },
       env,
     );
+    // Loaded on demand: each client library costs ≈ 20 MiB of memory and start-up time.
+    const { SftpBackend } = await import('./sftp.js');
     backend = new SftpBackend({ ...location, ...settings });
   } else {
     const endpoint = options.s3Endpoint ?? (process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || undefined);
     if (endpoint !== undefined && !/^https?:\/\/[^/]/i.test(endpoint)) {
       throw new UsageError(`S3 endpoint ${redactUrl(endpoint)} is not an http:// or https:// URL`);
     }
+    const { S3Backend } = await import('./s3.js');
     const s3 = new S3Backend({
       bucket: parsed.bucket,
       prefix: parsed.prefix,

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleepMs } from 'node:timers/promises';
-import { type Backend, type ByteRange, type ObjectInfo, StorageError } from './backend.js';
+import { type Backend, type ByteRange, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
 
 /**
  * Retrying is done ONCE, here, around any backend (restic's RetryBackend model), so the
@@ -107,11 +107,11 @@ export class RetryingBackend implements Backend {
     }
   }
 
-  put(key: string, body: Buffer | Readable, size?: number): Promise<void> {
+  put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
     // A stream is consumed by the first attempt and cannot be replayed: one attempt only.
     // Callers that want retries pass a Buffer.
     if (body instanceof Readable) return this.inner.put(key, body, size);
-    return this.retry(() => this.inner.put(key, body, size));
+    return this.retry(() => this.inner.put(key, body, size, options));
   }
 
   /** Retries opening the object; a failure in the middle of the returned stream is the caller's to handle. */

@@ -13,13 +13,15 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { UsageError } from '../util/errors.js';
-import { type Backend, type ByteRange, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
+import { type Backend, type ByteRange, NotFoundError, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
 import { describeS3Error, endpointForMessages, httpStatus, redactUrl } from './s3-errors.js';
 
 const MiB = 1024 * 1024;
 /** S3's limits on multipart part sizes (every part but the last). */
 const MIN_PART_SIZE = 5 * MiB;
 const MAX_PART_SIZE = 5 * 1024 * MiB;
+/** S3's limit for one PutObject. */
+const MAX_SINGLE_PUT = 5 * 1024 * MiB;
 /** DeleteObjects accepts at most this many keys per request. */
 const DELETE_BATCH = 1000;
 
@@ -131,7 +133,7 @@ export class S3Backend implements Backend {
     });
   }
 
-  async put(key: string, body: Buffer | Readable, size?: number): Promise<void> {
+  async put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
     // Errors of the caller's own stream (e.g. a failing zfs send) are passed on unchanged.
     let bodyError: unknown;
     if (!Buffer.isBuffer(body)) body.on('error', (err) => (bodyError ??= err));
@@ -140,6 +142,27 @@ export class S3Backend implements Backend {
         throw new StorageError(`${this.location}: cannot put ${key}: body has ${body.length} bytes, expected ${size}`, true);
       }
       const common = { Bucket: this.bucket, Key: this.objectKey(key), ...(this.storageClass ? { StorageClass: this.storageClass } : {}) };
+      const sha256 = options?.sha256;
+      if (Buffer.isBuffer(body) && sha256 !== undefined && body.length <= MAX_SINGLE_PUT) {
+        // The caller's SHA-256, signed as the payload hash: the server checks the body against it
+        // (a damaged body is XAmzContentSHA256Mismatch) and neither side of this process hashes
+        // the bytes again (the SDK would, and Content-MD5 would be one more pass). One request
+        // per object: archive chunks are already uploaded in parallel, so parts buy nothing.
+        const command = new PutObjectCommand({ ...common, Body: body, ContentLength: body.length });
+        const payloadHash = checkedSha256(sha256);
+        // SigV4 takes an x-amz-content-sha256 header already on the request as the payload hash
+        // (@smithy/signature-v4 getPayloadHash) instead of hashing the body.
+        command.middlewareStack.add(
+          (next) => async (args) => {
+            const request = args.request as { headers?: Record<string, string> };
+            if (request.headers) request.headers['x-amz-content-sha256'] = payloadHash;
+            return next(args);
+          },
+          { step: 'build', name: 'zfsOffsitePayloadSha256' },
+        );
+        await this.client.send(command);
+        return;
+      }
       if (Buffer.isBuffer(body) && body.length <= this.partSize) {
         // Content-MD5 makes the server reject a body corrupted in transit (BadDigest).
         const md5 = createHash('md5').update(body).digest('base64');
@@ -358,37 +381,8 @@ function memoize<T>(fn: () => Promise<T>): () => Promise<T> {
   return () => (result ??= fn());
 }
 
-/** Bucket names as S3 accepts them for new buckets (DNS-compatible). */
-const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-
-/** Why `bucket` is not a valid S3 bucket name, or undefined when it is. */
-export function bucketNameProblem(bucket: string): string | undefined {
-  if (bucket.length < 3 || bucket.length > 63) return 'bucket names have 3 to 63 characters';
-  if (/[A-Z_]/.test(bucket)) return 'bucket names use lowercase letters, digits, dots and hyphens only';
-  if (!BUCKET_RE.test(bucket)) return 'bucket names use lowercase letters, digits, dots and hyphens, and start and end with a letter or digit';
-  if (bucket.includes('..')) return 'bucket names cannot contain two dots in a row';
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(bucket)) return 'bucket names cannot look like an IP address';
-  return undefined;
-}
-
-/** Splits `s3://bucket/some/prefix` into bucket and prefix ('' for the bucket root). */
-export function parseS3Url(url: string): { bucket: string; prefix: string } {
-  const shown = redactUrl(url);
-  const match = /^s3:\/\/([^/]*)(?:\/(.*))?$/is.exec(url);
-  if (!match) throw new UsageError(`${shown}: not an S3 URL; expected s3://bucket or s3://bucket/prefix`);
-  const bucket = match[1] ?? '';
-  if (bucket === '') throw new UsageError(`${shown}: the bucket name is missing; expected s3://bucket/prefix`);
-  if (bucket.includes('@')) {
-    throw new UsageError(`${shown}: credentials do not belong in the URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE`);
-  }
-  const problem = bucketNameProblem(bucket);
-  if (problem) throw new UsageError(`${shown}: ${JSON.stringify(bucket)} is not a valid bucket name (${problem})`);
-  const prefix = (match[2] ?? '').replace(/\/+$/, '');
-  if (/[\0-\x1f\x7f?#\\]/.test(prefix)) {
-    throw new UsageError(`${shown}: the prefix may not contain control characters, '?', '#' or '\\'`);
-  }
-  if (prefix !== '' && prefix.split('/').some((part) => part === '' || part === '.' || part === '..')) {
-    throw new UsageError(`${shown}: the prefix has an empty, '.' or '..' path segment`);
-  }
-  return { bucket, prefix };
+/** The payload hash is a header the signature covers: it must be exactly 64 lowercase hex digits. */
+function checkedSha256(sha256: string): string {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new StorageError(`invalid SHA-256 ${JSON.stringify(sha256)} for an upload`, true);
+  return sha256;
 }

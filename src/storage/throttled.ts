@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, ByteRange, ObjectInfo } from './backend.js';
+import type { Backend, ByteRange, ObjectInfo, PutOptions } from './backend.js';
 
 /**
  * An upload bandwidth limit (`--bwlimit`): each put waits for its share of time at the given
@@ -21,13 +21,13 @@ export class ThrottledBackend implements Backend {
     return this.inner.connections;
   }
 
-  async put(key: string, body: Buffer | Readable, size?: number): Promise<void> {
+  async put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
     const bytes = size ?? (Buffer.isBuffer(body) ? body.length : 0);
     const now = Date.now();
     const start = Math.max(now, this.nextFree);
     this.nextFree = start + (bytes / this.bytesPerSecond) * 1000;
     if (start > now) await sleep(start - now);
-    return this.inner.put(key, body, size);
+    return this.inner.put(key, body, size, options);
   }
 
   get(key: string, range?: ByteRange): Promise<Readable> {

@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../../src/storage/local.js';
 import { openBackend, parseTarget } from '../../src/storage/open.js';
 import { RetryingBackend } from '../../src/storage/retrying.js';
-import { parseS3Url, S3Backend } from '../../src/storage/s3.js';
+import { S3Backend } from '../../src/storage/s3.js';
+import { parseS3Url } from '../../src/storage/s3-url.js';
 import { UsageError } from '../../src/util/errors.js';
 import { createTestBucket, rgwSettings } from '../support/rgw.js';
 

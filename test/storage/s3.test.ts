@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +106,23 @@ describe.skipIf(!rgw)(`S3 backend on Ceph RGW (skipped without a server: ${RGW_H
       expect(await etag('multi-buffer')).toMatch(/-2"$/); // "md5-of-part-md5s-<parts>"
       expect(await etag('multi-stream')).toMatch(/-3"$/);
       c.destroy();
+    }, 60_000);
+
+    it('a body with its SHA-256: one PutObject whatever its size, refused by the server when the hash is not the body', async () => {
+      const body = randomBytes(11 * MiB);
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      await backend.put('hashed', body, body.length, { sha256 });
+      expect((await readAll(await backend.get('hashed'))).equals(body)).toBe(true);
+      const c = client();
+      const head = await c.send(new HeadObjectCommand({ Bucket: bucket.name, Key: 'archive/host-1/hashed' }));
+      c.destroy();
+      expect(head.ETag).toMatch(/^"[0-9a-f]{32}"$/); // not multipart although above the part size
+      const wrong = createHash('sha256').update('other bytes').digest('hex');
+      const err = await failure(backend.put('mismatch', body, body.length, { sha256: wrong }));
+      expect(err.message).toMatch(/mismatch ?\w*|arrived damaged/i);
+      expect(err.permanent).toBe(false); // damaged on the way: worth sending again
+      await expect(backend.head('mismatch')).rejects.toThrow(/not found/);
+      await expect(backend.put('bad-hash', body, body.length, { sha256: 'abc' })).rejects.toThrow(/invalid SHA-256/);
     }, 60_000);
 
     it('aborts a failed multipart upload: no object and no incomplete upload left', async () => {
