@@ -46,36 +46,45 @@ export type FetchOutcome = CheckedChunk | { ref: ChunkRef; error: Error };
 export interface ChunkFetcherOptions {
   backend: Backend;
   pool: ChunkPool;
-  /** Chunk objects downloaded at once (each into its own stored-bytes buffer). */
+  /** Chunks fetched and checked ahead of the one the consumer holds. */
   parallel: number;
-  /**
-   * Raw-bytes buffers: chunks decompressed and waiting, plus those the consumer still holds.
-   * Two let the next chunk be decompressed while the consumer writes the current one.
-   */
-  rawBuffers?: number;
+  /** Bytes of chunk buffers at most (but always two buffers, so fetching overlaps consuming). */
+  memoryBytes?: number;
 }
 
-export const DEFAULT_RAW_BUFFERS = 2;
+/** Chunk buffers of a restore or verify: 2-3 buffers of the default 64 MiB chunk size. */
+export const DEFAULT_MEMORY_BYTES = 160 * 1024 * 1024;
+
+const ZSTD_BLOCK_MAX = 128 * 1024;
+
+/**
+ * zstd's ZSTD_DECOMPRESSION_MARGIN for a frame of `rawSize` content: how far the stored bytes
+ * must end beyond the raw bytes for in-place decompression. Frames with a window under
+ * 128 KiB hold a single block, so 128 KiB blocks bound every frame.
+ */
+export function inPlaceMargin(rawSize: number): number {
+  return 18 + 4 + 3 * Math.ceil(rawSize / ZSTD_BLOCK_MAX) + ZSTD_BLOCK_MAX;
+}
 
 /**
  * The one read path of restore and deep verify: downloads chunk objects ahead of the consumer
- * (`parallel` at once) straight into reused shared buffers, has a worker check the stored
- * SHA-256, decompress shared → shared and check the raw SHA-256, and hands the chunks out in
- * order. Memory is (parallel × largest stored chunk) + (rawBuffers × largest raw chunk),
- * whatever the stream size. A chunk's bytes are handed out only after all its checks passed.
+ * straight into reused shared buffers, has a worker check the stored SHA-256, decompress and
+ * check the raw SHA-256, and hands the chunks out in order, each only after all its checks
+ * passed.
+ *
+ * One buffer serves a chunk from download to release: the stored bytes land at its end and
+ * zstd decompresses them in place to its start. Two buffers per chunk (stored, raw) would
+ * double the memory for the same prefetch depth. Memory is (buffers × largest chunk) whatever
+ * the stream size; buffers = parallel + 1 (the one the consumer holds), within memoryBytes.
  */
 export class ChunkFetcher {
-  private readonly storedBuffers: SharedBufferPool;
-  private readonly rawBuffers: SharedBufferPool;
+  private readonly buffers = new SharedBufferPool();
 
-  constructor(private readonly o: ChunkFetcherOptions) {
-    this.storedBuffers = new SharedBufferPool(Math.max(1, o.parallel));
-    this.rawBuffers = new SharedBufferPool(Math.max(1, o.rawBuffers ?? DEFAULT_RAW_BUFFERS));
-  }
+  constructor(private readonly o: ChunkFetcherOptions) {}
 
-  /** Buffers allocated so far (stored, raw): for tests of the memory bound. */
-  get buffersAllocated(): { stored: number; raw: number } {
-    return { stored: this.storedBuffers.allocated, raw: this.rawBuffers.allocated };
+  /** Chunk buffers allocated so far, and their size: for tests of the memory bound. */
+  get buffersAllocated(): { count: number; bytes: number } {
+    return { count: this.buffers.allocated, bytes: this.buffers.bufferBytes };
   }
 
   /**
@@ -84,25 +93,17 @@ export class ChunkFetcher {
    * cancels the prefetch.
    */
   async *inOrder(refs: readonly ChunkRef[]): AsyncGenerator<FetchOutcome> {
-    this.storedBuffers.ensureBytes(refs.reduce((n, r) => Math.max(n, r.chunk.storedSize), 0));
-    this.rawBuffers.ensureBytes(refs.reduce((n, r) => Math.max(n, r.chunk.rawSize), 0));
+    const bytes = refs.reduce((n, r) => Math.max(n, r.chunk.storedSize, r.chunk.rawSize + inPlaceMargin(r.chunk.rawSize)), 0);
+    const affordable = Math.floor((this.o.memoryBytes ?? DEFAULT_MEMORY_BYTES) / Math.max(1, bytes));
+    this.buffers.configure(bytes, Math.max(2, Math.min(Math.max(1, this.o.parallel) + 1, affordable)));
     const cancel = new AbortController();
     const outcomes: (Promise<FetchOutcome> | undefined)[] = [];
-    // Raw buffers are granted in chunk order: were a later chunk to take the last one, the
-    // consumer, waiting for an earlier chunk, would never give one back.
-    let rawTurn: Promise<void> = Promise.resolve();
-    const start = (k: number): void => {
-      if (k >= refs.length || k < outcomes.length) return;
-      const wait = rawTurn;
-      let pass!: () => void;
-      rawTurn = new Promise((resolve) => (pass = resolve));
-      outcomes.push(this.fetch(refs[k]!, { wait, pass }, cancel.signal));
-    };
-    const window = this.storedBuffers.limit + this.rawBuffers.limit;
     let next = 0;
     try {
       for (; next < refs.length; next++) {
-        for (let ahead = next; ahead < next + window; ahead++) start(ahead);
+        // Chunks take buffers first come, first served, so in order: the consumer, waiting for
+        // an earlier chunk, never waits on buffers held by later ones.
+        while (outcomes.length < Math.min(refs.length, next + this.buffers.limit)) outcomes.push(this.fetch(refs[outcomes.length]!, cancel.signal));
         const outcome = await outcomes[next]!;
         outcomes[next] = undefined;
         yield outcome;
@@ -114,23 +115,19 @@ export class ChunkFetcher {
     }
   }
 
-  private async fetch(ref: ChunkRef, rawTurn: { wait: Promise<void>; pass(): void }, cancelled: AbortSignal): Promise<FetchOutcome> {
+  private async fetch(ref: ChunkRef, cancelled: AbortSignal): Promise<FetchOutcome> {
     const { chunk } = ref;
     const key = ref.prefix + chunk.key;
     const object = `${this.o.backend.location}/${key}`;
-    const stored = await this.storedBuffers.acquire();
-    let raw: SharedArrayBuffer | undefined;
-    let turnPassed = false;
+    let buffer: SharedArrayBuffer | undefined = await this.buffers.acquire();
     try {
-      await readObject(this.o.backend, key, object, new Uint8Array(stored, 0, chunk.storedSize), cancelled);
-      await rawTurn.wait;
       if (cancelled.aborted) throw new Error('cancelled');
-      raw = await this.rawBuffers.acquire();
-      rawTurn.pass();
-      turnPassed = true;
+      // Stored bytes at the very end: the farther they end beyond the raw bytes, the safer in place.
+      const storedOffset = buffer.byteLength - chunk.storedSize;
+      await readObject(this.o.backend, key, object, new Uint8Array(buffer, storedOffset, chunk.storedSize), cancelled);
       let out;
       try {
-        out = await this.o.pool.decompress({ stored, storedLength: chunk.storedSize, expectStoredSha256: chunk.storedSha256, raw, maxRawSize: chunk.rawSize });
+        out = await this.o.pool.decompress({ stored: buffer, storedOffset, storedLength: chunk.storedSize, expectStoredSha256: chunk.storedSha256, raw: buffer, maxRawSize: chunk.rawSize });
       } catch (err) {
         throw new ChunkIntegrityError(object, 'chunk-undecodable', `cannot be decompressed (${(err as Error).message})`);
       }
@@ -140,21 +137,19 @@ export class ChunkFetcher {
       if (out.rawSha256 !== chunk.rawSha256 || out.rawLength !== chunk.rawSize) {
         throw new ChunkIntegrityError(object, 'chunk-raw-mismatch', `decompressed bytes do not match the manifest (SHA-256 ${out.rawSha256}, expected ${chunk.rawSha256})`, chunk.rawSha256, out.rawSha256);
       }
-      const lent = raw;
-      raw = undefined;
+      const lent = buffer;
+      buffer = undefined;
       let released = false;
       const release = (): void => {
         if (released) return;
         released = true;
-        this.rawBuffers.release(lent);
+        this.buffers.release(lent);
       };
       return { ref, raw: Buffer.from(lent, 0, out.rawLength), release };
     } catch (err) {
       return { ref, error: err as Error };
     } finally {
-      this.storedBuffers.release(stored);
-      if (raw) this.rawBuffers.release(raw);
-      if (!turnPassed) void rawTurn.wait.then(rawTurn.pass);
+      if (buffer) this.buffers.release(buffer);
     }
   }
 }

@@ -20,11 +20,16 @@ export type ChunkJob =
   | {
       op: 'decompress';
       id: number;
-      /** Shared memory holding the stored object at its start: hashed and read in place. */
+      /** Shared memory holding the stored object (at storedOffset): hashed and read in place. */
       stored: SharedArrayBuffer;
+      storedOffset: number;
       storedLength: number;
       expectStoredSha256: string;
-      /** Shared memory the raw bytes are written into, from its start. */
+      /**
+       * Shared memory the raw bytes are written into, from its start. May be `stored` itself
+       * (zstd's in-place decompression): then the stored bytes must end at least zstd's
+       * decompression margin after the end of the raw bytes.
+       */
       raw: SharedArrayBuffer;
       /** A frame declaring more content than this is refused before decompressing. */
       maxRawSize: number;

@@ -57,7 +57,7 @@ function run(job: ChunkJob): ChunkReply {
     const length = context(level).compress2(out, raw);
     return { id: job.id, length, rawSha256, storedSha256: sha256(out.subarray(0, length)), level };
   }
-  const stored = new Uint8Array(job.stored, 0, job.storedLength);
+  const stored = new Uint8Array(job.stored, job.storedOffset, job.storedLength);
   const storedSha256 = sha256(stored);
   if (storedSha256 !== job.expectStoredSha256) {
     // Never decompress bytes that are not the ones stored: zstd errors would hide the real cause.

@@ -1,3 +1,5 @@
+import type { Writable } from 'node:stream';
+import { OperationalError } from '../util/errors.js';
 import type { ChunkFetcher } from './chunk-fetcher.js';
 import type { Manifest } from './manifest.js';
 
@@ -36,6 +38,41 @@ export async function* readStreamSpans(fetcher: ChunkFetcher, prefix: string, ma
     }
     yield { pieces, release: outcome.release };
   }
+}
+
+/**
+ * Writes a chunk's pieces and releases its buffer once the sink is done with every piece: its
+ * write callbacks, not 'drain', say so — a sink may still hold the bytes after it asked for more.
+ */
+export async function writeReleasing(sink: Writable, pieces: Buffer[], release: () => void): Promise<void> {
+  let unfinished = 1; // this function itself, until every piece is handed to the sink
+  const finished = (): void => {
+    if (--unfinished === 0) release();
+  };
+  try {
+    for (const bytes of pieces) {
+      unfinished++;
+      if (!sink.write(bytes, finished) && !sink.destroyed) await drained(sink);
+      if (sink.destroyed) throw new OperationalError('the receiver closed its input');
+    }
+  } finally {
+    finished();
+  }
+}
+
+/** Resolves when the sink wants more, or is gone (the caller checks which). */
+function drained(sink: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      sink.off('drain', done);
+      sink.off('close', done);
+      sink.off('error', done);
+      resolve();
+    };
+    sink.on('drain', done);
+    sink.on('close', done);
+    sink.on('error', done);
+  });
 }
 
 /** The byte spans of substreams first..last, with the compound framing rebuilt around them. */

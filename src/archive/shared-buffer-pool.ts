@@ -9,14 +9,16 @@ export class SharedBufferPool {
   private readonly waiting: ((buffer: SharedArrayBuffer) => void)[] = [];
   private created = 0;
   private bytes = 0;
-
-  constructor(readonly limit: number) {
-    if (!(limit >= 1)) throw new RangeError(`a buffer pool needs at least one buffer, got ${limit}`);
-  }
+  private max = 1;
 
   /** Size of the buffers handed out. */
   get bufferBytes(): number {
     return this.bytes;
+  }
+
+  /** Most buffers in existence at once. */
+  get limit(): number {
+    return this.max;
   }
 
   /** Buffers in existence (free or lent out). */
@@ -25,14 +27,25 @@ export class SharedBufferPool {
   }
 
   /**
-   * Buffers handed out from now on hold at least `bytes`. Smaller ones are dropped: the free
-   * ones now, the lent ones when they come back.
+   * From now on: buffers hold at least `bytes`, and at most `limit` exist. Buffers too small
+   * or too many are dropped: the free ones now, the lent ones when they come back.
    */
-  ensureBytes(bytes: number): void {
-    if (bytes <= this.bytes) return;
-    this.bytes = bytes;
-    this.created -= this.free.length;
-    this.free.length = 0;
+  configure(bytes: number, limit: number): void {
+    if (!(limit >= 1)) throw new RangeError(`a buffer pool needs at least one buffer, got ${limit}`);
+    this.max = limit;
+    if (bytes > this.bytes) {
+      this.bytes = bytes;
+      this.created -= this.free.length;
+      this.free.length = 0;
+    }
+    while (this.created > this.max && this.free.length > 0) {
+      this.free.pop();
+      this.created--;
+    }
+    while (this.waiting.length > 0 && this.created < this.max) {
+      this.created++;
+      this.waiting.shift()!(new SharedArrayBuffer(this.bytes));
+    }
   }
 
   /** A buffer, as soon as one is free; callers are served first come, first served. */
@@ -49,7 +62,7 @@ export class SharedBufferPool {
   /** Gives a buffer back. Only once nothing reads or writes it any more: it is reused at once. */
   release(buffer: SharedArrayBuffer): void {
     let reusable: SharedArrayBuffer | undefined = buffer;
-    if (buffer.byteLength < this.bytes) {
+    if (buffer.byteLength < this.bytes || this.created > this.max) {
       this.created--;
       reusable = undefined;
     }
@@ -59,6 +72,10 @@ export class SharedBufferPool {
       return;
     }
     if (!reusable) {
+      if (this.created >= this.max) {
+        this.waiting.unshift(next);
+        return;
+      }
       this.created++;
       reusable = new SharedArrayBuffer(this.bytes);
     }

@@ -5,7 +5,7 @@ import { loadCatalog } from '../archive/catalog.js';
 import { ChunkFetcher } from '../archive/chunk-fetcher.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
 import { streamPrefix } from '../archive/keys.js';
-import { readStreamSpans, unitSpans } from '../archive/reader.js';
+import { readStreamSpans, unitSpans, writeReleasing } from '../archive/reader.js';
 import { planRestore, type RestorePlan, type RestoreUnit } from '../archive/restore-plan.js';
 import type { Backend } from '../storage/backend.js';
 import { OperationalError, UsageError } from '../util/errors.js';
@@ -95,41 +95,6 @@ async function presentSnapshots(o: RestoreOptions, dataset: string) {
     o.log.warn({ err: (err as Error).message }, 'cannot ask zfs what the destination holds: planning for an empty one');
     return [];
   }
-}
-
-/**
- * Writes a chunk's pieces and releases its buffer once the sink is done with every piece: its
- * write callbacks, not 'drain', say so — a sink may still hold the bytes after it asked for more.
- */
-async function writeReleasing(sink: Writable, pieces: Buffer[], release: () => void): Promise<void> {
-  let unfinished = 1; // this function itself, until every piece is handed to the sink
-  const finished = (): void => {
-    if (--unfinished === 0) release();
-  };
-  try {
-    for (const bytes of pieces) {
-      unfinished++;
-      if (!sink.write(bytes, finished)) await drained(sink);
-      if (sink.destroyed) throw new OperationalError('the receiver closed its input');
-    }
-  } finally {
-    finished();
-  }
-}
-
-/** Resolves when the sink wants more, or is gone (the caller checks which). */
-function drained(sink: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      sink.off('drain', done);
-      sink.off('close', done);
-      sink.off('error', done);
-      resolve();
-    };
-    sink.on('drain', done);
-    sink.on('close', done);
-    sink.on('error', done);
-  });
 }
 
 /** Snapshot GUIDs of the destination pool, where a clone's origin must be. */
