@@ -97,7 +97,7 @@ describe('config: valid files', () => {
     const [ds] = parse('datasets:\n  - name: tank\n    target: /srv/archive\n').datasets;
     expect(ds).toEqual({
       name: 'tank', recursive: false, target: '/srv/archive', snapshot: { mode: 'create', prefix: 'zfs-offsite' }, raw: 'auto',
-      fullEveryMs: undefined, maxChain: undefined, keep: undefined, compressionLevel: 3, chunkSize: 64 * 1024 * 1024,
+      fullEveryMs: undefined, maxChain: undefined, keep: undefined, compressionLevel: 3, chunkSize: 16 * 1024 * 1024,
       bwlimit: undefined, onFailure: undefined, s3: {}, sftp: {}, where: 'datasets[0]',
     });
   });
