@@ -1,6 +1,6 @@
-import type { Readable } from 'node:stream';
 import { OperationalError } from '../util/errors.js';
 import type { BufferPool } from '../util/semaphore.js';
+import type { ByteSource } from '../util/byte-source.js';
 
 export interface RawChunk {
   index: number;
@@ -15,54 +15,41 @@ export class StalledInputError extends OperationalError {
 }
 
 /**
- * Cuts a byte stream into fixed-size chunks in reusable shared buffers. Waiting for a free
- * buffer is the backpressure: the input is not read while every buffer is in flight.
- * The last chunk may be shorter; an empty input yields no chunk. Only time spent waiting
- * for input counts towards `stallMs`.
+ * Cuts a byte stream into fixed-size chunks in reusable shared buffers, filled in place by the
+ * source. Waiting for a free buffer is the backpressure: the input is not read while every
+ * buffer is in flight. The last chunk may be shorter; an empty input yields no chunk. Only
+ * time spent waiting for input counts towards `stallMs`.
  */
-export async function* readChunks(
-  input: Readable,
-  buffers: BufferPool<SharedArrayBuffer>,
-  chunkSize: number,
-  stallMs = 0,
-): AsyncGenerator<RawChunk> {
-  const pieces = (input as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
-  let index = 0;
-  let current: SharedArrayBuffer | undefined;
-  let view: Uint8Array | undefined;
-  let filled = 0;
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined;
-    if (stallMs > 0) {
-      timer = setTimeout(() => input.destroy(new StalledInputError(`the input produced no data for ${Math.round(stallMs / 1000)} s (stalled zfs send?)`)), stallMs);
-    }
-    let next: IteratorResult<Buffer | string>;
+export async function* readChunks(source: ByteSource, buffers: BufferPool<SharedArrayBuffer>, chunkSize: number, stallMs = 0): AsyncGenerator<RawChunk> {
+  for (let index = 0; ; index++) {
+    const buffer = await buffers.take();
+    let length: number;
     try {
-      next = await pieces.next();
-    } finally {
-      clearTimeout(timer);
+      length = await withStallWatch(source, stallMs, () => source.fill(new Uint8Array(buffer, 0, chunkSize)));
+    } catch (err) {
+      buffers.give(buffer);
+      throw err;
     }
-    if (next.done) break;
-    const bytes = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
-    let pos = 0;
-    while (pos < bytes.length) {
-      if (!current) {
-        current = await buffers.take();
-        view = new Uint8Array(current, 0, chunkSize);
-        filled = 0;
-      }
-      const n = Math.min(chunkSize - filled, bytes.length - pos);
-      view!.set(bytes.subarray(pos, pos + n), filled);
-      filled += n;
-      pos += n;
-      if (filled === chunkSize) {
-        yield { index: index++, buffer: current, length: filled };
-        current = undefined;
-      }
+    if (length === 0) {
+      buffers.give(buffer);
+      return;
     }
+    yield { index, buffer, length };
+    if (length < chunkSize) return;
   }
-  if (current) {
-    if (filled > 0) yield { index: index++, buffer: current, length: filled };
-    else buffers.give(current);
+}
+
+async function withStallWatch<T>(source: ByteSource, stallMs: number, work: () => Promise<T>): Promise<T> {
+  if (stallMs <= 0) return work();
+  const since = performance.now();
+  const timer = setInterval(() => {
+    if (performance.now() - Math.max(since, source.lastDataAt) >= stallMs) {
+      source.destroy(new StalledInputError(`the input produced no data for ${Math.round(stallMs / 1000)} s (stalled zfs send?)`));
+    }
+  }, Math.min(1000, Math.max(10, stallMs / 4)));
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
   }
 }

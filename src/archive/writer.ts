@@ -1,10 +1,10 @@
-import type { Readable } from 'node:stream';
 import type { Backend } from '../storage/backend.js';
 import { peekStreamStart, type StreamStart, type StreamSummary } from '../stream/validator.js';
 import { OperationalError, StreamFormatError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { BufferPool, Semaphore } from '../util/semaphore.js';
 import { TOOL_VERSION } from '../util/version.js';
+import type { ByteSource } from '../util/byte-source.js';
 import { type ChunkPool, frameBound } from './chunk-pool.js';
 import { readChunks, type RawChunk } from './chunker.js';
 import { type JournalChunk, ResumeJournal } from './journal.js';
@@ -38,7 +38,7 @@ export class StreamRejectedError extends OperationalError {
 
 export interface ArchiveWriteOptions {
   backend: Backend;
-  input: Readable;
+  input: ByteSource;
   /** Archive under this dataset name instead of the one in the stream. */
   dataset?: string;
   chunkSize: number;

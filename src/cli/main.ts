@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { Command, CommanderError, Option } from 'commander';
+import { fileSource, stdinSource } from '../util/byte-source.js';
 import { ChunkPool } from '../archive/chunk-pool.js';
 import { MIN_CHUNK_SIZE } from '../archive/writer.js';
 import { type ArchiveSettings, archiveStream, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, DEFAULT_PARALLEL, DEFAULT_STALL_TIMEOUT } from '../jobs/archive-stream.js';
@@ -146,9 +148,8 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
   ).action(async (o: ArchiveCliOptions & { to: string; dataset?: string; input?: string }) => {
     const settings = archiveSettings(o);
     if (o.input && !existsSync(o.input)) throw new UsageError(`input file not found: ${o.input}`);
-    if (!o.input && process.stdin.isTTY) throw new UsageError('no input: pipe a zfs send stream into put, or use --input FILE');
-    // Files are read in large pieces; stdin may be a non-blocking pipe, which only a socket reads.
-    const input = o.input ? createReadStream(o.input, { highWaterMark: 4 * 1024 * 1024 }) : process.stdin;
+    if (!o.input && isatty(0)) throw new UsageError('no input: pipe a zfs send stream into put, or use --input FILE');
+    const input = o.input ? fileSource(o.input) : stdinSource();
     await withResources(o.to, o, async (backend, pool) => {
       const result = await archiveStream({ backend, input, pool, settings, log: getLog(), dataset: o.dataset, sendArgs: null, zfsVersion: null });
       if (o.json) printJson(result);

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { ByteSource } from '../util/byte-source.js';
 import { ensureArchiveMarker, loadCatalog } from '../archive/catalog.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
 import { MANIFEST_NAME } from '../archive/keys.js';
@@ -41,7 +41,7 @@ export interface ArchiveStreamResult {
 
 export interface ArchiveStreamJob {
   backend: Backend;
-  input: Readable;
+  input: ByteSource;
   pool: ChunkPool;
   settings: ArchiveSettings;
   log: Logger;

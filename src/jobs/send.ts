@@ -1,4 +1,3 @@
-import { PassThrough } from 'node:stream';
 import { archivedSnapshots, loadCatalog } from '../archive/catalog.js';
 import { selectBase } from '../archive/base-selection.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
@@ -63,9 +62,8 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
   o.log.info({ args: sendArgs.join(' ') }, base ? `incremental from ${base.name}` : 'full stream');
 
   const zfsVersion = await o.zfs.version();
-  const child = o.zfs.spawnSend(sendArgs);
-  // Read from the pipe at once: Node discards the unread stdout of a child that has exited.
-  const stream = child.stdout.pipe(new PassThrough({ highWaterMark: 1024 * 1024 }));
+  // Our own pipe, not Node's: what the child wrote stays readable after it exits.
+  const { child, output } = o.zfs.spawnSend(sendArgs);
   const stderr: Buffer[] = [];
   child.stderr.on('data', (b: Buffer) => stderr.push(b));
   const exited = new Promise<number | null>((resolve, reject) => {
@@ -94,7 +92,7 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
   try {
     const result = await archiveStream({
       backend: o.backend,
-      input: stream,
+      input: output,
       pool: o.pool,
       settings: o.settings,
       log: o.log,
@@ -108,8 +106,7 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
     return { ...result, base: base?.name, sendArgs, ...(bookmark ? { bookmark } : {}) };
   } catch (err) {
     child.kill('SIGTERM');
-    child.stdout.unpipe(stream);
-    child.stdout.resume(); // drain, so the child's 'close' (and its exit code) arrives
+    output.destroy(); // closes our end of the pipe: a child still writing gets EPIPE
     // A zfs send failure explains a broken stream better than the stream itself does.
     const code = await Promise.race([exited.catch(() => null), new Promise((r) => setTimeout(() => r(undefined), 2000).unref())]);
     if (typeof code === 'number' && code !== 0 && Buffer.concat(stderr).length > 0) throw sendFailed(code, null);

@@ -1,6 +1,9 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { basename } from 'node:path';
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { type ByteSource, pipeSource } from '../util/byte-source.js';
 import { OperationalError, UsageError } from '../util/errors.js';
 import { checkZfsName, shellQuote, splitCommandWords } from './command.js';
 
@@ -21,7 +24,7 @@ export class ZfsCommandError extends OperationalError {
   }
 }
 
-export type SendProcess = ChildProcessByStdio<Writable | null, Readable, Readable>;
+export type SendProcess = ChildProcessByStdio<Writable | null, null, Readable>;
 export type ReceiveProcess = ChildProcessByStdio<Writable, Readable, Readable>;
 
 /**
@@ -64,9 +67,18 @@ export class Zfs {
   }
 
   /** Starts `zfs send ARGS` with its stream on stdout. */
-  spawnSend(args: string[]): SendProcess {
+  spawnSend(args: string[]): { child: SendProcess; output: ByteSource } {
     const [cmd, argv] = this.argv(['send', ...args]);
-    return spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const pipe = openSendPipe();
+    try {
+      const child = spawn(cmd, argv, { stdio: ['ignore', pipe.writeFd, 'pipe'] }) as SendProcess;
+      return { child, output: pipeSource(pipe.readFd) };
+    } catch (err) {
+      closeSync(pipe.readFd);
+      throw err;
+    } finally {
+      closeSync(pipe.writeFd); // the child holds its own copy: EOF comes when it exits
+    }
   }
 
   /** Starts `zfs receive ARGS` reading the stream from stdin. */
@@ -210,4 +222,28 @@ export function parseSnapshotLines(out: string): SnapshotInfo[] {
         creation: Number(creation),
       } satisfies SnapshotInfo;
     });
+}
+
+/**
+ * A named pipe for `zfs send`'s stdout, unlinked at once. Node's own child pipes hand every 64 KiB
+ * read over as a new Buffer; reading our own pipe fills the chunk buffers in place (see
+ * byte-source.ts): less CPU and ≈ 40 MiB less peak memory. The write end is opened blocking:
+ * zfs send fails on a non-blocking stdout.
+ */
+function openSendPipe(): { readFd: number; writeFd: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'zfs-offsite-send-'));
+  try {
+    const path = join(dir, 'stream');
+    execFileSync('mkfifo', ['-m', '600', path]);
+    // Opening the read end first without blocking lets the write end open at once.
+    const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      return { readFd, writeFd: openSync(path, constants.O_WRONLY) };
+    } catch (err) {
+      closeSync(readFd);
+      throw err;
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
