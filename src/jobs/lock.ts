@@ -185,6 +185,8 @@ export class DatasetLock {
   private timer?: NodeJS.Timeout;
   private lostError?: Error;
   private released = false;
+  /** A renewal in progress: release waits for it, or its write could land after the delete. */
+  private refreshing: Promise<void> | undefined;
 
   constructor(
     private readonly o: Required<Pick<LockOptions, 'leaseMs' | 'refreshMs'>> & LockOptions,
@@ -192,7 +194,9 @@ export class DatasetLock {
     private readonly localPath: string,
     public lease: LeaseRecord,
   ) {
-    this.timer = setInterval(() => void this.refresh(), o.refreshMs);
+    this.timer = setInterval(() => {
+      this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
+    }, o.refreshMs);
     this.timer.unref();
   }
 
@@ -213,6 +217,7 @@ export class DatasetLock {
         this.o.log?.error({ dataset: this.o.dataset }, this.lostError.message);
         return;
       }
+      if (this.released) return;
       const now = Date.now();
       this.lease = { ...this.lease, refreshed: new Date(now).toISOString(), expires: new Date(now + this.o.leaseMs).toISOString() };
       await writeLease(this.o.backend, this.lease);
@@ -240,6 +245,7 @@ export class DatasetLock {
     if (this.released) return;
     this.released = true;
     clearInterval(this.timer);
+    await this.refreshing;
     try {
       const current = await readLease(this.o.backend, this.o.dataset);
       if (current?.runId === this.runId) await this.o.backend.delete([leaseKey(this.o.dataset)]);
