@@ -53,8 +53,9 @@ export interface ChunkFetcherOptions {
 }
 
 /**
- * Chunk buffers of a restore or verify: two of the default 64 MiB chunks (peak RSS ≈ 250 MiB;
- * a third buffer bought no measurable speed on two cores), more of smaller ones.
+ * Cap on the chunk buffers of a restore or verify. With 64 MiB chunks it allows two (peak RSS
+ * ≈ 250 MiB; a third bought no measurable speed on two cores); with the default 16 MiB chunks
+ * the `parallel + 1` bound comes first.
  */
 export const DEFAULT_MEMORY_BYTES = 160 * 1024 * 1024;
 
