@@ -245,7 +245,7 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
       .option('--max-bytes <size>', 'deep-check random chunks up to this many stored bytes, e.g. 10G')
       .option('--seed <n>', 'repeat the random choice of a previous sampled run')
       .option('--stale-after <duration>', 'report in-progress streams older than this', '24h')
-      .option('--parallel <n>', 'chunks downloaded at once', '4')
+      .option('--parallel <n>', 'chunks fetched ahead', '4')
       .option('--no-progress', 'no progress line on a terminal')
       .option('--json', 'one entry per problem, for monitors'),
   ).action(async (target: string, dataset: string | undefined, o: TargetOptions & VerifyCliOptions) => {
