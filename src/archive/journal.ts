@@ -39,6 +39,11 @@ export interface JournalIdentity {
 export class ResumeJournal {
   private readonly entries = new Map<number, JournalChunk>();
   private writing: Promise<void> = Promise.resolve();
+  private dirty = false;
+  private timer: NodeJS.Timeout | undefined;
+  private lastSave = 0;
+  private spacingMs = 250;
+  private failure: Error | undefined;
   private readonly startedAt = new Date().toISOString();
   /** Chunks found reusable when the journal was opened. */
   readonly resumable: number;
@@ -81,19 +86,39 @@ export class ResumeJournal {
     return this.entries.get(index);
   }
 
-  /** Records a stored chunk. Writes are serialized and each writes the whole journal atomically. */
+  /**
+   * Records a stored chunk. Each write rewrites the whole journal (atomically), so writes are
+   * coalesced and spaced in proportion to its size (≥ 250 ms, ≈ 1 s per 256 KB): otherwise a
+   * stream of n chunks writes O(n²) bytes of journal (a 1 TiB stream: terabytes). A chunk
+   * stored but not yet journaled when the run dies is uploaded again by the rerun (the
+   * journal's open deletes it), never trusted. A failed journal write fails the next call.
+   */
   record(chunk: JournalChunk): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     this.entries.set(chunk.index, chunk);
-    return this.save();
+    this.dirty = true;
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.save().catch((err: Error) => (this.failure ??= err));
+    }, Math.max(0, this.lastSave + this.spacingMs - performance.now()));
+    return Promise.resolve();
   }
 
-  /** The stream differs from the interrupted run from `index` on: forget those chunks. */
+  /**
+   * The stream differs from the interrupted run from `index` on: forget those chunks. Written
+   * at once: the old objects at those keys are about to be overwritten, and the journal must
+   * never vouch for an object whose bytes changed.
+   */
   forgetFrom(index: number): Promise<void> {
     for (const i of [...this.entries.keys()]) if (i >= index) this.entries.delete(i);
     return this.save();
   }
 
   private save(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.dirty = false;
+    this.lastSave = performance.now();
     const data: JournalData = {
       format: 'zfs-offsite-journal',
       formatVersion: '1.0',
@@ -108,13 +133,16 @@ export class ResumeJournal {
       chunks: [...this.entries.values()].sort((a, b) => a.index - b.index),
     };
     const body = Buffer.from(`${JSON.stringify(data, null, 1)}\n`);
+    this.spacingMs = Math.max(250, body.length / 256);
     this.writing = this.writing.catch(() => undefined).then(() => this.backend.put(this.id.prefix + JOURNAL_NAME, body));
     return this.writing;
   }
 
-  /** Waits for the last journal write. */
+  /** Writes what is not written yet and waits for it. */
   async flush(): Promise<void> {
+    if (this.dirty) await this.save();
     await this.writing;
+    if (this.failure) throw this.failure;
   }
 }
 
