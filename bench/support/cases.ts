@@ -3,7 +3,7 @@
  * pipelines on the same bytes and the same server. Every restore is compared byte for byte with
  * the input; what a measurement stored is deleted before the next one starts.
  */
-import { rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI } from '../../test/support/cli.js';
 import { assertIdentical, measure, type Pipeline, type Usage } from './measure.js';
@@ -55,9 +55,12 @@ function storedFromJson(stdout: string): number {
   return n;
 }
 
+/** The node flags of the CLI's `#!/usr/bin/env -S node …` line: measured as its bin runs. */
+const BIN_NODE_FLAGS = (/^#!.*\bnode\s+(.*)$/m.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0]!)?.[1] ?? '').split(/\s+/).filter(Boolean);
+
 /** Our put then restore to/from `target`, and the restore checked against the input. */
 function ours(c: CaseContext, target: Target, location: string, extra: Pipeline['env'], extraArgs: string[] = [], serverCpu?: () => number): Measurement[] {
-  const node = [process.execPath, ...c.nodeArgs, CLI];
+  const node = [process.execPath, ...BIN_NODE_FLAGS, ...c.nodeArgs, CLI];
   const put = measure({
     input: c.stream.path,
     stages: [[...node, 'put', '--to', location, '--no-progress', '--json', ...extraArgs, ...c.putArgs]],

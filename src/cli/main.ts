@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
+// --max-semi-space-size: V8 otherwise grows the young generation of this thread towards 3 × 16 MiB
+// over a long stream, so peak memory crept up with stream length (put to S3: 216 MiB at 1 GiB,
+// 250 MiB at 8 GiB; with the flag 219 MiB at 8 GiB, no slower). Only a start-up flag can set it.
 import { existsSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { Command, CommanderError, Option } from 'commander';

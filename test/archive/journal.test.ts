@@ -14,9 +14,9 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 /** A local backend that counts the journal writes. */
 class CountingBackend extends LocalBackend {
   journalWrites = 0;
-  override put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
+  override put(key: string, body: Buffer | Readable, size?: number, _options?: PutOptions): Promise<void> {
     if (key.endsWith('journal.json')) this.journalWrites++;
-    return super.put(key, body, size, options);
+    return super.put(key, body, size);
   }
 }
 
