@@ -93,7 +93,7 @@ class StreamWriteRun {
     // end of its upload. One more than the busier stage keeps both stages busy: when uploads are
     // the bottleneck the extra chunk is compressed and waiting; when compression is, every
     // worker has a chunk. More chunks in flight bought no speed in `npm run bench`, only memory
-    // (peak RSS ≈ 135 MiB + 6 × chunk size).
+    // (peak RSS ≈ 115 MiB + 6 × chunk size).
     const depth = Math.max(o.pool.size, o.parallel) + 1;
     this.inFlight = new Semaphore(depth);
     this.uploads = new Semaphore(o.parallel);

@@ -20,7 +20,7 @@ export interface ArchiveSettings {
 }
 
 /**
- * 16 MiB: peak memory stays under 256 MiB (≈ 135 MiB + 6 chunks) and objects stay large enough
+ * 16 MiB: peak memory stays under 256 MiB (≈ 115 MiB + 6 chunks) and objects stay large enough
  * that per-request costs vanish (bench: 16 MiB and 64 MiB chunks upload at the same speed).
  */
 export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
