@@ -1,6 +1,6 @@
 import { OperationalError } from '../util/errors.js';
-import type { BufferPool } from '../util/semaphore.js';
 import type { ByteSource } from '../util/byte-source.js';
+import type { SharedBufferPool } from './shared-buffer-pool.js';
 
 export interface RawChunk {
   index: number;
@@ -20,18 +20,18 @@ export class StalledInputError extends OperationalError {
  * buffer is in flight. The last chunk may be shorter; an empty input yields no chunk. Only
  * time spent waiting for input counts towards `stallMs`.
  */
-export async function* readChunks(source: ByteSource, buffers: BufferPool<SharedArrayBuffer>, chunkSize: number, stallMs = 0): AsyncGenerator<RawChunk> {
+export async function* readChunks(source: ByteSource, buffers: SharedBufferPool, chunkSize: number, stallMs = 0): AsyncGenerator<RawChunk> {
   for (let index = 0; ; index++) {
-    const buffer = await buffers.take();
+    const buffer = await buffers.acquire();
     let length: number;
     try {
       length = await withStallWatch(source, stallMs, () => source.fill(new Uint8Array(buffer, 0, chunkSize)));
     } catch (err) {
-      buffers.give(buffer);
+      buffers.release(buffer);
       throw err;
     }
     if (length === 0) {
-      buffers.give(buffer);
+      buffers.release(buffer);
       return;
     }
     yield { index, buffer, length };

@@ -11,6 +11,11 @@ export class SharedBufferPool {
   private bytes = 0;
   private max = 1;
 
+  /** Optionally configured at once (see `configure`); buffers are still created on demand. */
+  constructor(bytes = 0, limit = 1) {
+    this.configure(bytes, limit);
+  }
+
   /** Size of the buffers handed out. */
   get bufferBytes(): number {
     return this.bytes;

@@ -2,7 +2,7 @@ import type { Backend } from '../storage/backend.js';
 import { peekStreamStart, type StreamStart, type StreamSummary } from '../stream/validator.js';
 import { OperationalError, StreamFormatError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { BufferPool, Semaphore } from '../util/semaphore.js';
+import { Semaphore } from '../util/semaphore.js';
 import { TOOL_VERSION } from '../util/version.js';
 import type { ByteSource } from '../util/byte-source.js';
 import { type ChunkPool, frameBound } from './chunk-pool.js';
@@ -11,6 +11,7 @@ import { type JournalChunk, ResumeJournal } from './journal.js';
 import { chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from './keys.js';
 import { buildManifest } from './manifest-builder.js';
 import { type Manifest, type ManifestChunk, serializeManifest, sha256sums } from './manifest.js';
+import { SharedBufferPool } from './shared-buffer-pool.js';
 import { StreamCheck } from './stream-check.js';
 
 export const MIN_CHUNK_SIZE = 1024 * 1024;
@@ -85,8 +86,8 @@ class StreamWriteRun {
   private divergedAt = Infinity;
   private readonly inFlight: Semaphore;
   private readonly uploads: Semaphore;
-  private readonly buffers: BufferPool<SharedArrayBuffer>;
-  private readonly frames: BufferPool<SharedArrayBuffer>;
+  private readonly buffers: SharedBufferPool;
+  private readonly frames: SharedBufferPool;
 
   constructor(private readonly o: ArchiveWriteOptions) {
     // Chunks between "read" and "stored", each holding one frame buffer from compression to the
@@ -98,8 +99,8 @@ class StreamWriteRun {
     this.inFlight = new Semaphore(depth);
     this.uploads = new Semaphore(o.parallel);
     // Raw chunks: one per worker and one being filled from the input.
-    this.buffers = new BufferPool(Array.from({ length: o.pool.size + 1 }, () => new SharedArrayBuffer(o.chunkSize)));
-    this.frames = new BufferPool(Array.from({ length: depth }, () => new SharedArrayBuffer(frameBound(o.chunkSize))));
+    this.buffers = new SharedBufferPool(o.chunkSize, o.pool.size + 1);
+    this.frames = new SharedBufferPool(frameBound(o.chunkSize), depth);
   }
 
   async execute(): Promise<ArchiveWriteResult> {
@@ -109,7 +110,7 @@ class StreamWriteRun {
       for await (const chunk of readChunks(this.o.input, this.buffers, this.o.chunkSize, this.o.stallMs)) {
         this.progress.rawBytes += chunk.length;
         if (chunk.index === 0 && !(await this.identify(chunk))) {
-          this.buffers.give(chunk.buffer);
+          this.buffers.release(chunk.buffer);
           this.o.input.destroy();
           return { status: 'stopped', identity: this.identity! };
         }
@@ -156,14 +157,14 @@ class StreamWriteRun {
   }
 
   private async processChunk(chunk: RawChunk, check: StreamCheck): Promise<void> {
-    const out = await this.frames.take();
+    const out = await this.frames.acquire();
     try {
       const previous = chunk.index < this.divergedAt ? this.journal!.reusable(chunk.index) : undefined;
       const checked = check.feed(chunk.buffer, 0, chunk.length);
       const compressed = this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out, skipIfRawSha256: previous?.rawSha256 });
       // The raw buffer is reused only after both the validator and the compressor are done with it.
       const settled = await Promise.allSettled([checked, compressed]);
-      this.buffers.give(chunk.buffer);
+      this.buffers.release(chunk.buffer);
       for (const s of settled) if (s.status === 'rejected') throw s.reason;
       const packed = await compressed;
       if (this.failure) return;
@@ -181,7 +182,7 @@ class StreamWriteRun {
       this.progress.chunksStored++;
       this.o.onProgress?.({ ...this.progress });
     } finally {
-      this.frames.give(out);
+      this.frames.release(out);
       this.inFlight.release();
     }
   }

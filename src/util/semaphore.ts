@@ -17,24 +17,3 @@ export class Semaphore {
     else this.available++;
   }
 }
-
-/** A fixed set of reusable buffers; `take` waits until one is returned. */
-export class BufferPool<T> {
-  private readonly free: T[];
-  private readonly waiters: ((item: T) => void)[] = [];
-  constructor(items: T[]) {
-    this.free = [...items];
-  }
-
-  take(): Promise<T> {
-    const item = this.free.pop();
-    if (item !== undefined) return Promise.resolve(item);
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  give(item: T): void {
-    const waiter = this.waiters.shift();
-    if (waiter) waiter(item);
-    else this.free.push(item);
-  }
-}

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ByteSource, fileSource, readableSource } from '../../src/util/byte-source.js';
 import { readChunks, StalledInputError } from '../../src/archive/chunker.js';
-import { BufferPool } from '../../src/util/semaphore.js';
+import { SharedBufferPool } from '../../src/archive/shared-buffer-pool.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'zo-bytesource-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,11 +17,11 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** Every chunk readChunks yields, copied out, with the buffers' sizes. */
 async function chunksOf(source: ByteSource, chunkSize: number, stallMs = 0): Promise<Buffer[]> {
-  const pool = new BufferPool([new SharedArrayBuffer(chunkSize), new SharedArrayBuffer(chunkSize)]);
+  const pool = new SharedBufferPool(chunkSize, 2);
   const out: Buffer[] = [];
   for await (const c of readChunks(source, pool, chunkSize, stallMs)) {
     out.push(Buffer.from(new Uint8Array(c.buffer, 0, c.length)));
-    pool.give(c.buffer);
+    pool.release(c.buffer);
   }
   return out;
 }
