@@ -1,5 +1,5 @@
 /**
- * Object keys of the archive layout (design.md, "Archive layout"):
+ * Object keys of the archive layout (docs/archive-format.md, "Layout"):
  *
  *   zfs-offsite.json                                   archive marker
  *   <dataset path>/<stream id>/manifest.json           written last = commit point

@@ -1,7 +1,7 @@
 import { StorageError } from '../storage/backend.js';
 import { errorMessage, UsageError } from '../util/errors.js';
 
-/** Exit codes (design.md): 2 bad input, nothing changed; 1 operational failure. */
+/** Exit codes (README, "Exit codes"): 2 bad input, nothing changed; 1 operational failure. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError) return 2;
   if (err instanceof StorageError && err.kind === 'not-found-container') return 2;

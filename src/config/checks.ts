@@ -4,7 +4,7 @@ import { parseDuration } from '../util/duration.js';
 import { UsageError } from '../util/errors.js';
 import { type ConfigSource, describeValue, didYouMean } from './yaml-source.js';
 
-/** Keys that would hold a secret: never accepted in the file (design: credentials by reference only). */
+/** Keys that would hold a secret: never accepted in the file (docs/config.md: credentials by reference only). */
 const SECRET_KEYS: Record<string, string> = {
   secret_access_key: 'secret_access_key_env (an environment variable name) or credentials_file',
   access_key_id: 'access_key_id_env (an environment variable name) or credentials_file',

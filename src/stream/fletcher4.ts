@@ -1,5 +1,5 @@
 /**
- * Incremental fletcher-4, the checksum of ZFS send streams (spec §5.1):
+ * Incremental fletcher-4, the checksum of ZFS send streams (docs/stream-format.md, "Fletcher-4"):
  *
  *   for each 32-bit word w (in the stream's byte order): a += w; b += a; c += b; d += c   (mod 2^64)
  *

@@ -1,4 +1,4 @@
-/** ZFS send stream parsing and validation (see docs: zfs-send-stream-format.md). */
+/** ZFS send stream parsing and validation (see docs/stream-format.md). */
 export { Fletcher4, type Fletcher4Words } from './fletcher4.js';
 export { peekStreamStart } from './peek.js';
 export * from './records.js';

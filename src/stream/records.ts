@@ -1,5 +1,5 @@
 /**
- * The fixed parts of the ZFS send stream format (spec §2, §4, §6, §7): record layout, record
+ * The fixed parts of the ZFS send stream format (docs/stream-format.md): record layout, record
  * types, BEGIN fields, feature flags and how big each record's payload is.
  */
 import { StreamFormatError } from '../util/errors.js';
@@ -41,10 +41,10 @@ export function drrTypeName(type: number): string {
 /** Header type in the low 2 bits of `drr_versioninfo`. */
 export const HeaderType = { SUBSTREAM: 1, COMPOUND: 2 } as const;
 
-/** BEGIN `drr_flags` bits (§4.3). */
+/** BEGIN `drr_flags` bits (docs/stream-format.md, "BEGIN flags"). */
 export const BeginFlag = { CLONE: 0x1, CI_DATA: 0x2, FREERECORDS: 0x4, SPILL_BLOCK: 0x8 } as const;
 
-/** `DMU_BACKUP_FEATURE_*` values as they appear after `versioninfo >> 2` (§7). */
+/** `DMU_BACKUP_FEATURE_*` values as they appear after `versioninfo >> 2` (docs/stream-format.md, "Feature flags"). */
 export const Feature = {
   DEDUP: 1 << 0,
   DEDUPPROPS: 1 << 1,
@@ -116,7 +116,7 @@ export function readChecksum(buf: Uint8Array, offset: number, littleEndian: bool
 const roundUp8 = (n: number): number => Math.ceil(n / 8) * 8;
 
 /**
- * Byte order of a record whose offset 8 must hold the magic (§3): true = little-endian,
+ * Byte order of a record whose offset 8 must hold the magic (docs/stream-format.md, "Byte order"): true = little-endian,
  * false = big-endian, undefined = not a BEGIN record at all. Needs 16 bytes.
  */
 export function detectByteOrder(record: Uint8Array): boolean | undefined {
@@ -127,7 +127,7 @@ export function detectByteOrder(record: Uint8Array): boolean | undefined {
 }
 
 /**
- * Payload bytes that follow a record header (§6). Depends only on the header itself; BEGIN's is
+ * Payload bytes that follow a record header (docs/stream-format.md, "Record types and payload sizes"). Depends only on the header itself; BEGIN's is
  * `drr_payloadlen`. Values beyond 2^53 come out inexact, which callers reject as too large anyway.
  */
 export function payloadSize(header: Uint8Array, littleEndian: boolean): number {
@@ -152,7 +152,7 @@ export function payloadSize(header: Uint8Array, littleEndian: boolean): number {
   }
 }
 
-/** The decoded fields of a BEGIN record (§2.2, §4). */
+/** The decoded fields of a BEGIN record (docs/stream-format.md, "BEGIN record"). */
 export interface BeginRecord {
   littleEndian: boolean;
   /** 1 = substream, 2 = compound header. */
@@ -181,7 +181,7 @@ export function parseBegin(record: Uint8Array, offset: number): BeginRecord {
     const what = offset === 0 ? 'not a ZFS send stream' : 'corrupt stream';
     throw new StreamFormatError(`${what}: bad magic number in BEGIN record`, offset);
   }
-  // versioninfo: bits 0..1 header type, bits 2..57 features, 58..63 reserved and ignored (§4.2).
+  // versioninfo: bits 0..1 header type, bits 2..57 features, 58..63 reserved and ignored.
   const versionLow = readU32(record, littleEndian ? 16 : 20, littleEndian);
   const versionHigh = readU32(record, littleEndian ? 20 : 16, littleEndian);
   const nameBytes = record.subarray(56, 56 + 256);

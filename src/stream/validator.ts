@@ -1,10 +1,9 @@
 /**
  * Streaming validator for ZFS send streams: fed arbitrary-sized chunks, it walks every record,
- * verifies every checksum and the stream structure, and summarizes what it saw (spec §1, §5, §6,
- * §8, §9). It keeps at most one 312-byte record header; payloads (up to 16 MiB) are never
+ * verifies every checksum and the stream structure, and summarizes what it saw (docs/stream-format.md). It keeps at most one 312-byte record header; payloads (up to 16 MiB) are never
  * gathered, each piece is checksummed as it arrives.
  *
- * The checks are the stream-level ones of `zfs receive` (§9): magic, header type, feature bits,
+ * The checks are the stream-level ones of `zfs receive` ("What the validator refuses" there): magic, header type, feature bits,
  * framing, per-record trailing checksums (when non-zero), END checksums (always), completeness,
  * and for compound streams the header END and the conclusion END. Like `zfs receive` it refuses
  * anything after the first complete top-level stream. It does not re-run the kernel's per-record
@@ -40,7 +39,7 @@ import type { StreamSummary, StreamValidatorOptions, SubstreamInfo } from './typ
 export { peekStreamStart } from './peek.js';
 export type { StreamChecksum, StreamStart, StreamSummary, StreamValidatorOptions, SubstreamInfo } from './types.js';
 
-/** Where we are in the grammar of §1. */
+/** Where we are in the grammar (docs/stream-format.md, "Stream grammar"). */
 type Phase =
   | 'start' // expecting the top-level BEGIN
   | 'substream' // inside BEGIN(hdrtype 1) … END
@@ -200,7 +199,7 @@ export class StreamValidator {
     this.expectPayload(begin.payloadLength, 'BEGIN');
   }
 
-  /** The compound header's END: its checksum covers the header BEGIN and nvlist (§9.1). */
+  /** The compound header's END: its checksum covers the header BEGIN and nvlist (docs/stream-format.md, "Compound streams"). */
   private onCompoundHeaderEnd(header: Uint8Array, at: number): void {
     const type = readU32(header, 0, this.topLittleEndian);
     const context = `(compound stream header ${this.header?.toname})`;
@@ -269,7 +268,7 @@ export class StreamValidator {
     }
     sub.records++;
     if (type === DrrType.END) {
-      // The END checksum covers everything before this header and is always checked (§5.3).
+      // The END checksum covers everything before this header and is always checked ("END checksum" there).
       if (!this.checksum.matches(header, 8)) throw new StreamFormatError(`END checksum mismatch ${context}`, at);
       this.sumAndCheckTrailing(header, at, context);
       this.closeSubstream(header, at);

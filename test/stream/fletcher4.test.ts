@@ -3,7 +3,7 @@ import { Fletcher4, type Fletcher4Words } from '../../src/stream/fletcher4.js';
 
 const MASK = (1n << 64n) - 1n;
 
-/** Straight from spec §5.1: one BigInt step per 32-bit word, trailing 1–3 bytes ignored. */
+/** Straight from docs/stream-format.md, "Fletcher-4": one BigInt step per 32-bit word, trailing 1–3 bytes ignored. */
 function referenceFletcher4(buf: Uint8Array, littleEndian: boolean): Fletcher4Words {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let a = 0n, b = 0n, c = 0n, d = 0n;
@@ -34,7 +34,7 @@ function randomBytes(length: number, rand: () => number): Uint8Array {
 }
 
 describe('Fletcher4', () => {
-  it('matches the spec test vector: LE words [1, 2] → (3, 4, 5, 6)', () => {
+  it('matches the documented example: LE words [1, 2] → (3, 4, 5, 6)', () => {
     expect(Fletcher4.of(new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0]))).toEqual([3n, 4n, 5n, 6n]);
     expect(Fletcher4.of(new Uint8Array([0, 0, 0, 1, 0, 0, 0, 2]), false)).toEqual([3n, 4n, 5n, 6n]);
   });

@@ -35,7 +35,7 @@ describe('record constants', () => {
     expect(drrTypeName(11)).toBe('unknown type 11');
   });
 
-  it('knows the feature flags of §7', () => {
+  it('knows the documented feature flags', () => {
     expect(Feature.RAW).toBe(0x1000000);
     expect(featureNames(0x1420004)).toEqual(['SA_SPILL', 'LZ4', 'COMPRESSED', 'RAW']);
     expect(featureNames(0x3420004)).toEqual(['SA_SPILL', 'LZ4', 'COMPRESSED', 'RAW', 'ZSTD']);
@@ -48,7 +48,7 @@ describe('record constants', () => {
 });
 
 describe('detectByteOrder', () => {
-  it('recognises the magic in both byte orders (§3)', () => {
+  it('recognises the magic in both byte orders', () => {
     expect(detectByteOrder(minimalFullStream(true))).toBe(true);
     expect(detectByteOrder(minimalFullStream(false))).toBe(false);
     expect(detectByteOrder(new Uint8Array(RECORD_SIZE))).toBeUndefined();
@@ -56,7 +56,7 @@ describe('detectByteOrder', () => {
   });
 });
 
-describe('payloadSize (§6)', () => {
+describe('payloadSize', () => {
   for (const le of [true, false]) {
     const order = le ? 'LE' : 'BE';
     it(`computes every record type's payload (${order})`, () => {
@@ -76,7 +76,7 @@ describe('payloadSize (§6)', () => {
 });
 
 describe('parseBegin', () => {
-  it('decodes the §12.2 BEGIN in both byte orders', () => {
+  it('decodes the minimal stream's BEGIN in both byte orders', () => {
     for (const le of [true, false]) {
       expect(parseBegin(minimalFullStream(le).subarray(0, RECORD_SIZE), 0)).toEqual({
         littleEndian: le,

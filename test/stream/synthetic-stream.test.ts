@@ -22,11 +22,11 @@ const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes)
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
 describe('synthetic stream builder', () => {
-  it('reproduces the §12.2 golden minimal full stream byte for byte', () => {
+  it('reproduces the golden minimal full stream byte for byte', () => {
     const bytes = minimalFullStream();
     expect(bytes.length).toBe(624);
     expect(sha256(bytes)).toBe(MINIMAL_FULL_SHA256);
-    // The END checksum and trailing checksum quoted in §12.2.
+    // The END checksum and trailing checksum of the golden minimal stream.
     const view = new DataView(bytes.buffer);
     expect([8, 16, 24, 32].map((o) => view.getBigUint64(312 + o, true))).toEqual([
       0x250e20833n, 0xa3ccd0aa5dn, 0x17126d7b90e6n, 0x2352de6a35f80n,
@@ -36,7 +36,7 @@ describe('synthetic stream builder', () => {
     ]);
   });
 
-  it('builds the §12.3 full recipe in 2,384 bytes', () => {
+  it('builds the full recipe in 2,384 bytes', () => {
     const { bytes, records } = buildStream({ substreams: [FULL] });
     expect(bytes.length).toBe(2384);
     expect(records.map((r) => r.type)).toEqual([

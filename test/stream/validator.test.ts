@@ -149,7 +149,7 @@ describe('StreamValidator on valid synthetic streams', () => {
   });
 });
 
-describe('StreamValidator rejects (§12.5 and more)', () => {
+describe('StreamValidator rejects (every documented refusal and more)', () => {
   it('a flipped payload byte: the next record checksum mismatches', () => {
     const { bytes, records } = buildStream({ substreams: [FULL], faults: { flipPayloadByte: true } });
     const err = rejection(bytes);

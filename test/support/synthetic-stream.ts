@@ -1,15 +1,15 @@
 /**
- * Builds small (or, streamed, very large) valid ZFS send streams for tests, following spec §12:
+ * Builds small (or, streamed, very large) valid ZFS send streams for tests, as described in docs/stream-format.md, "Test streams":
  * full, incremental, compound (`-I`/`-R` framing), raw, little- or big-endian, plus the faults of
- * §12.5 so tests can check every way a stream can be broken.
+ * "What the validator refuses" so tests can check every way a stream can be broken.
  *
  * Checksums are computed with the project's Fletcher4; that implementation is cross-checked
- * against a BigInt reference in its own tests, and the builder against the §12.2 golden vector.
+ * against a BigInt reference in its own tests, and the builder against the golden minimal stream.
  */
 import { Fletcher4 } from '../../src/stream/fletcher4.js';
 import { DMU_BACKUP_MAGIC, DrrType, Feature, RECORD_SIZE, TRAILING_CHECKSUM_OFFSET } from '../../src/stream/records.js';
 
-/** sha256 of the §12.2 minimal full stream (`minimalFullStream()`). */
+/** sha256 of the minimal full stream (`minimalFullStream()`). */
 export const MINIMAL_FULL_SHA256 = 'ce2c76774f0f8015a9b03fd12a8317b11866546a764192c5c79493e5224a0f0c';
 export const RAW_FEATURES = Feature.SA_SPILL | Feature.LZ4 | Feature.COMPRESSED | Feature.RAW; // 0x1420004
 const UINT64_MAX = (1n << 64n) - 1n;
@@ -35,13 +35,13 @@ export interface SubstreamSpec {
   objsetType?: number;
   /** BEGIN payload (a packed nvlist, see xdrNvlist). */
   nvlist?: Uint8Array;
-  /** Content records between BEGIN and END; default the §12.3 recipe. */
+  /** Content records between BEGIN and END; default the full recipe. */
   records?: ContentRecord[];
   /** Byte order of this substream; default that of the stream (a compound may mix them). */
   littleEndian?: boolean;
 }
 
-/** The §12.5 negative cases (and a few more), applied while or after encoding. */
+/** The negative cases (and a few more), applied while or after encoding. */
 export interface StreamFaults {
   /** OR'ed into every BEGIN's features, with every checksum still correct. */
   extraFeatureBits?: number;
@@ -100,7 +100,7 @@ class Header {
     (this.view.setBigUint64(offset, BigInt.asUintN(64, BigInt(value)), this.littleEndian), this);
 }
 
-/** Emits records with the running checksum exactly as dump_record() does (§5.2, §12.4). */
+/** Emits records with the running checksum exactly as dump_record() does ("Running checksum"). */
 class Encoder {
   constructor(
     private readonly layout: RecordLayout[],
@@ -196,7 +196,7 @@ function contentHeader(r: ContentRecord, littleEndian: boolean, toguid: bigint, 
     case 'freeobjects':
       return [new Header(DrrType.FREEOBJECTS, littleEndian).u64(8, r.firstObject).u64(16, r.count).u64(24, toguid)];
     case 'write': {
-      // Raw WRITEs always carry a compression type (2 = OFF) and psize (§6, §12.3).
+      // Raw WRITEs always carry a compression type (2 = OFF) and psize ("Raw streams").
       const compression = r.compression ?? (raw ? 2 : 0);
       const h = new Header(DrrType.WRITE, littleEndian)
         .u64(8, r.object).u32(16, r.objectType ?? 19).u64(24, r.offset).u64(32, r.data.length)
@@ -211,7 +211,7 @@ function contentHeader(r: ContentRecord, littleEndian: boolean, toguid: bigint, 
   }
 }
 
-/** The §12.3 "full" recipe; `data` is the 512-byte WRITE payload. */
+/** The "full" recipe; `data` is the 512-byte WRITE payload. */
 export function recipeRecords(data: Uint8Array = patternBytes(512, 1)): ContentRecord[] {
   return [
     { kind: 'object', object: 1, objectType: 21, blockSize: 512 },
@@ -311,7 +311,7 @@ export function concat(parts: Uint8Array[]): Uint8Array {
 
 // ---- ready-made streams ----
 
-/** §12.2: BEGIN + END only, 624 bytes; its sha256 is MINIMAL_FULL_SHA256. */
+/** BEGIN + END only, 624 bytes; its sha256 is MINIMAL_FULL_SHA256. */
 export function minimalFullStream(littleEndian = true): Uint8Array {
   return buildStream({
     littleEndian,
@@ -323,12 +323,12 @@ export const FULL: SubstreamSpec = { toname: 'pool/fs@a', toguid: 0x111122223333
 export const INCR_AB: SubstreamSpec = { toname: 'pool/fs@b', toguid: 0x5555666677778888n, fromguid: FULL.toguid, creationTime: 0x6a000100 };
 export const INCR_BC: SubstreamSpec = { toname: 'pool/fs@c', toguid: 0x99990000aaaabbbbn, fromguid: INCR_AB.toguid, creationTime: 0x6a000200 };
 
-/** `zfs send -I @a pool/fs@c`: header, a→b, b→c, conclusion (§8.3). */
+/** `zfs send -I @a pool/fs@c`: header, a→b, b→c, conclusion ("Compound streams"). */
 export function compoundSpec(littleEndian = true): StreamSpec {
   return { littleEndian, compound: { toname: 'pool/fs@c' }, substreams: [INCR_AB, INCR_BC] };
 }
 
-/** `zfs send -w` of an encrypted dataset (§12.3): features 0x1420004, crypt_keydata nvlist. */
+/** `zfs send -w` of an encrypted dataset: features 0x1420004, crypt_keydata nvlist. */
 export function rawSpec(littleEndian = true): StreamSpec {
   const keydata = xdrNvlist({
     crypt_keydata: {
@@ -351,7 +351,7 @@ export function rawSpec(littleEndian = true): StreamSpec {
   };
 }
 
-// ---- XDR nvlists (§11), enough for BEGIN payloads ----
+// ---- XDR nvlists, enough for BEGIN payloads ----
 
 /** bigint/number → UINT64, string → STRING, true → BOOLEAN (no value), bytes → UINT8_ARRAY, object → NVLIST. */
 export type NvValue = bigint | number | string | true | Uint8Array | { [key: string]: NvValue };
@@ -395,7 +395,7 @@ function xdrPair(name: string, value: NvValue): number[] {
   } else {
     [type, nelem, valueSize, encoded] = [19, 1, 24, xdrList(value)];
   }
-  // decode size = NVP_SIZE_CALC(strlen(name) + 1, value size) (§11)
+  // decode size = NVP_SIZE_CALC(strlen(name) + 1, value size)
   const decodeSize = align(16 + new TextEncoder().encode(name).length + 1, 8) + align(valueSize, 8);
   const body = [...xdrString(name), ...be32(type), ...be32(nelem), ...encoded];
   return [...be32(body.length + 8), ...be32(decodeSize), ...body];
