@@ -1,5 +1,6 @@
 import type { Manifest } from './manifest.js';
 import { planRestore } from './restore-plan.js';
+import { orderSnapshots } from './snapshot-order.js';
 
 /**
  * The nightly decisions that are pure: when a new full stream is due, what the snapshot is
@@ -19,9 +20,9 @@ export interface CadenceDecision {
 }
 
 export function decideFull(dataset: string, streams: readonly Manifest[], policy: CadencePolicy, now: Date): CadenceDecision {
-  const fulls = streams.filter((m) => m.kind === 'full');
-  if (fulls.length === 0) return { full: true, reason: 'the archive holds no full stream of this dataset' };
-  const newestFull = fulls.reduce((a, b) => (b.finishedAt > a.finishedAt ? b : a));
+  // The newest full by the snapshot order (its snapshot, then when it was archived).
+  const newestFull = orderSnapshots(streams).streams.findLast((m) => m.kind === 'full');
+  if (!newestFull) return { full: true, reason: 'the archive holds no full stream of this dataset' };
   const age = now.getTime() - Date.parse(newestFull.finishedAt);
   if (policy.fullEveryMs !== undefined && age >= policy.fullEveryMs) {
     return { full: true, reason: `the newest full was archived ${Math.floor(age / 86_400_000)} day(s) ago (full_every)` };

@@ -1,9 +1,10 @@
 import type { Manifest } from './manifest.js';
+import { orderSnapshots } from './snapshot-order.js';
 
 export interface Chain {
   /** The full stream the chain starts from; undefined for streams whose base is missing. */
   root?: Manifest;
-  /** Streams in order from the root; several branches are flattened in time order. */
+  /** Streams in order from the root; several branches are flattened by the snapshot order (snapshot-order.ts). */
   streams: Manifest[];
   /** Snapshot names reachable through the chain, in order. */
   snapshots: string[];
@@ -36,7 +37,8 @@ export function buildChains(streams: readonly Manifest[], elsewhere: ReadonlySet
   };
   const chains = new Map<Manifest, Chain>();
   const broken: Manifest[] = [];
-  const ordered = [...streams].sort((a, b) => a.streamId.localeCompare(b.streamId));
+  // Oldest first by the snapshot order: stream ids embed names, and `s10` sorts before `s9`.
+  const ordered = orderSnapshots(streams).streams;
   for (const m of ordered) {
     const root = findRoot(m);
     if (!root) {

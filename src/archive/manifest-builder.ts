@@ -36,13 +36,20 @@ export function describeSubstream(s: SubstreamInfo, offset: number): ManifestSub
 }
 
 /** Substreams with their byte offsets: a compound stream starts with header BEGIN + nvlist + END. */
-function describeSubstreams(summary: StreamSummary): ManifestSubstream[] {
+function describeSubstreams(summary: StreamSummary, txgs: ReadonlyMap<string, string>): ManifestSubstream[] {
   let offset = summary.header ? 2 * RECORD_BYTES + summary.header.nvlistBytes : 0;
   return summary.substreams.map((s) => {
     const described = describeSubstream(s, offset);
+    const createtxg = txgs.get(described.toguid);
+    if (createtxg !== undefined) described.createtxg = createtxg;
     offset += s.bytes;
     return described;
   });
+}
+
+/** Only decimal txgs are recorded: the manifest check (manifest.ts) refuses anything else. */
+function validTxgs(txgs: ReadonlyMap<string, string> | undefined): Map<string, string> {
+  return new Map([...(txgs ?? [])].filter(([, txg]) => /^(0|[1-9][0-9]{0,19})$/.test(txg) && BigInt(txg) <= 0xffff_ffff_ffff_ffffn));
 }
 
 export interface ManifestInputs {
@@ -57,6 +64,11 @@ export interface ManifestInputs {
   fromName: string;
   startedAt: Date;
   toolVersion: string;
+  /**
+   * GUID → `createtxg` of the stream's snapshots (and its base), from zfs when it was at hand:
+   * orders snapshots taken in the same second (snapshot-order.ts). Absent: not recorded.
+   */
+  txgs?: ReadonlyMap<string, string>;
 }
 
 /** Turns what the validator proved about the stream into the manifest (design.md, "Manifest"). */
@@ -64,6 +76,9 @@ export function buildManifest(i: ManifestInputs): Manifest {
   const subs = i.summary.substreams;
   const first = subs[0]!;
   const last = subs[subs.length - 1]!;
+  const txgs = validTxgs(i.txgs);
+  const toTxg = txgs.get(last.toguid.toString());
+  const fromTxg = txgs.get(first.fromguid.toString());
   return {
     format: MANIFEST_FORMAT,
     formatVersion: MANIFEST_VERSION,
@@ -71,11 +86,11 @@ export function buildManifest(i: ManifestInputs): Manifest {
     streamId: i.identity.streamId,
     dataset: i.identity.dataset,
     kind: first.fromguid === 0n ? 'full' : 'incr',
-    to: { name: splitSnapshotName(last.toname).snapshot, guid: last.toguid.toString(), creation: isoSeconds(last.creationTime) },
-    from: first.fromguid === 0n ? null : { name: i.fromName, guid: first.fromguid.toString() },
+    to: { name: splitSnapshotName(last.toname).snapshot, guid: last.toguid.toString(), creation: isoSeconds(last.creationTime), ...(toTxg === undefined ? {} : { createtxg: toTxg }) },
+    from: first.fromguid === 0n ? null : { name: i.fromName, guid: first.fromguid.toString(), ...(fromTxg === undefined ? {} : { createtxg: fromTxg }) },
     raw: subs.every((s) => s.raw),
     compound: i.summary.compound,
-    substreams: describeSubstreams(i.summary),
+    substreams: describeSubstreams(i.summary, txgs),
     sendArgs: i.sendArgs,
     zfsVersion: i.zfsVersion,
     host: hostname(),

@@ -1,5 +1,8 @@
 import { UsageError } from '../util/errors.js';
-import type { Manifest, ManifestSubstream } from './manifest.js';
+import type { Manifest } from './manifest.js';
+import { mainSubstreams, newestOf, orderSnapshots, type SnapshotOrder } from './snapshot-order.js';
+
+export { mainSubstreams };
 
 /**
  * The chain planner (design.md, "Chain"): which archived streams, received in order, bring a
@@ -57,14 +60,7 @@ interface Link {
   wholeOnly: boolean;
 }
 
-const datasetOf = (toname: string) => toname.slice(0, toname.indexOf('@'));
 const snapOf = (toname: string) => toname.slice(toname.indexOf('@') + 1);
-
-/** The substreams of a stream that belong to its own dataset (a -R package also holds children). */
-export function mainSubstreams(m: Manifest): ManifestSubstream[] {
-  const own = datasetOf(m.substreams[0]?.toname ?? '@');
-  return m.substreams.filter((s) => datasetOf(s.toname) === own);
-}
 
 function linksOf(m: Manifest): Link[] {
   const multiDataset = mainSubstreams(m).length !== m.substreams.length;
@@ -75,42 +71,51 @@ function linksOf(m: Manifest): Link[] {
   return m.substreams.map((s, index) => ({ manifest: m, index, from: s.fromguid, to: s.toguid, raw: s.raw, clone: s.clone, wholeOnly: false }));
 }
 
-/** Every snapshot the archive of a dataset can name: short name → guid and creation, newest wins. */
-function snapshotsByName(streams: readonly Manifest[]): Map<string, { guid: string; creation: string }[]> {
-  const out = new Map<string, { guid: string; creation: string }[]>();
+/** Every snapshot the archive of a dataset can name: short name → the GUIDs that carried it. */
+function snapshotsByName(streams: readonly Manifest[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
   for (const m of streams) {
     for (const s of mainSubstreams(m)) {
       const list = out.get(snapOf(s.toname)) ?? [];
-      if (!list.some((e) => e.guid === s.toguid)) list.push({ guid: s.toguid, creation: s.creation });
+      if (!list.includes(s.toguid)) list.push(s.toguid);
       out.set(snapOf(s.toname), list);
     }
   }
   return out;
 }
 
-function resolveTarget(req: PlanRequest): { name: string; guid: string } {
+/** The requested snapshot, or the newest one; "newest" is always by the snapshot order (snapshot-order.ts). */
+function resolveTarget(req: PlanRequest, order: SnapshotOrder): { name: string; guid: string } {
   const byName = snapshotsByName(req.streams);
   if (byName.size === 0) throw new UsageError(`the archive holds no streams of dataset ${req.dataset}`);
   if (req.snapshot !== undefined) {
     const hits = byName.get(req.snapshot);
     if (!hits) throw new UsageError(`snapshot ${req.dataset}@${req.snapshot} is not in the archive (see: zfs-offsite list)`);
     // A name re-used after destroy/re-create has two GUIDs: the newest one is meant.
-    const newest = hits.reduce((a, b) => (b.creation > a.creation ? b : a));
-    return { name: req.snapshot, guid: newest.guid };
+    return { name: req.snapshot, guid: newestOf(order, hits, (guid) => guid)! };
   }
-  let best: { name: string; guid: string; creation: string } | undefined;
-  for (const [name, hits] of byName) for (const h of hits) if (!best || h.creation >= best.creation) best = { name, ...h };
-  return { name: best!.name, guid: best!.guid };
+  const guid = order.newest!;
+  const name = [...byName].find(([, guids]) => guids.includes(guid))![0];
+  return { name, guid };
 }
 
 interface Reach {
   links: Link[];
-  /** Ranks the path's start: a present snapshot beats any full; among fulls, the newest. */
-  startRank: string;
+  /**
+   * Ranks the path's start, higher wins: a present snapshot beats a clone's origin, which beats
+   * any full; among fulls, the newest by the stream order (never by stream id: ids embed names).
+   */
+  startRank: number;
+}
+
+/** Start ranks: fulls 1..n, origins n+1..2n, present snapshots above all (see Reach). */
+function startRanks(order: SnapshotOrder): { full(m: Manifest): number; origin(m: Manifest): number; present: number } {
+  const n = order.streams.length;
+  return { full: (m) => 1 + order.streamRank.get(m)!, origin: (m) => n + 1 + order.streamRank.get(m)!, present: 2 * n + 2 };
 }
 
 /** Breadth-first search: fewest links from a start node; ties broken by startRank. */
-function search(links: readonly Link[], starts: Map<string, string>, target: string): Reach | undefined {
+function search(links: readonly Link[], starts: Map<string, number>, target: string, fullRank: (m: Manifest) => number): Reach | undefined {
   const byFrom = new Map<string, Link[]>();
   for (const l of links) byFrom.set(l.from, [...(byFrom.get(l.from) ?? []), l]);
   let layer = new Map<string, Reach>([...starts].map(([guid, rank]) => [guid, { links: [], startRank: rank }]));
@@ -122,7 +127,7 @@ function search(links: readonly Link[], starts: Map<string, string>, target: str
     for (const [node, reach] of layer) {
       for (const link of byFrom.get(node) ?? []) {
         if (seen.has(link.to)) continue;
-        const rank = reach.links.length === 0 && node === '0' ? `full:${link.manifest.streamId}` : reach.startRank;
+        const rank = reach.links.length === 0 && node === '0' ? fullRank(link.manifest) : reach.startRank;
         const candidate = { links: [...reach.links, link], startRank: rank };
         const current = next.get(link.to);
         if (!current || candidate.startRank > current.startRank) next.set(link.to, candidate);
@@ -191,19 +196,22 @@ function missingLink(links: readonly Link[], target: { name: string; guid: strin
 }
 
 export function planRestore(req: PlanRequest): RestorePlan {
-  const target = resolveTarget(req);
+  const order = orderSnapshots(req.streams);
+  const target = resolveTarget(req, order);
   const present = req.present ?? new Set<string>();
   if (present.has(target.guid)) {
     return { dataset: req.dataset, target, startsAfter: { guid: target.guid }, units: [], raw: false };
   }
-  const links = req.streams.flatMap(linksOf);
-  const starts = new Map<string, string>([['0', '']]);
-  for (const guid of present) starts.set(guid, '~present'); // '~' sorts after every 'full:…'
+  // Links in stream order: the search keeps the first of equal candidates, whatever the input order.
+  const links = order.streams.flatMap(linksOf);
+  const rank = startRanks(order);
+  const starts = new Map<string, number>([['0', 0]]);
+  for (const guid of present) starts.set(guid, rank.present);
   // A clone's chain starts at its origin when the destination pool holds it (restored before).
-  for (const l of links) if (l.clone && req.origins?.has(l.from) && !starts.has(l.from)) starts.set(l.from, `origin:${l.manifest.streamId}`);
+  for (const l of links) if (l.clone && req.origins?.has(l.from) && !starts.has(l.from)) starts.set(l.from, rank.origin(l.manifest));
   let best: { reach: Reach; raw: boolean } | undefined;
   for (const raw of [true, false]) {
-    const reach = search(links.filter((l) => l.raw === raw), starts, target.guid);
+    const reach = search(links.filter((l) => l.raw === raw), starts, target.guid, rank.full);
     if (!reach) continue;
     const better = !best || reach.links.length < best.reach.links.length || (reach.links.length === best.reach.links.length && reach.startRank > best.reach.startRank);
     if (better) best = { reach, raw };

@@ -1,6 +1,6 @@
-import { UsageError } from '../util/errors.js';
+import { OperationalError, UsageError } from '../util/errors.js';
 import type { Manifest } from './manifest.js';
-import { mainSubstreams } from './restore-plan.js';
+import { mainSubstreams, orderSnapshots } from './snapshot-order.js';
 
 /**
  * The retention planner (design.md, "Nightly run, retention, protection"). Pure: the manifests
@@ -11,7 +11,9 @@ import { mainSubstreams } from './restore-plan.js';
  *    `keepDaily` newest UTC days that have snapshots (likewise ISO weeks, months, years), the
  *    `keepLast` newest, and always the newest one. Buckets count periods that HAVE snapshots, not
  *    calendar periods back from `now`: an archive whose nightly job stopped for months keeps its
- *    last N dailies instead of ageing everything out.
+ *    last N dailies instead of ageing everything out. "Newest" and "newer" are always by the
+ *    snapshot order of snapshot-order.ts (chain, createtxg, creation, archival time), never by
+ *    creation time alone: sanoid takes several snapshots in the same second.
  * 2. Every stream on the restore path of a kept snapshot is kept. The path is the one the restore
  *    planner takes (restore-plan.ts): fewest links, ties to the newest full, raw and non-raw never
  *    mixed, a `-I` stream kept or deleted as one stream. So `restore` after a prune uses exactly
@@ -106,14 +108,16 @@ function linksOf(m: Manifest): Link[] {
 
 interface Reach {
   depth: number;
-  /** The full the path starts from; paths from newer fulls win ties (streamIds sort by time). */
-  full: string;
+  /** The full the path starts from. */
+  full: Manifest;
+  /** Its position in the stream order: paths from newer fulls win ties, as in restore-plan.ts. */
+  fullRank: number;
   /** The link that reaches this node on the chosen path. */
   via: Link;
 }
 
 /** Shortest paths from "no snapshot" (guid 0) over links of one raw-ness, ties to the newest full. */
-function shortestPaths(links: readonly Link[]): Map<string, Reach> {
+function shortestPaths(links: readonly Link[], streamRank: ReadonlyMap<Manifest, number>): Map<string, Reach> {
   const byFrom = new Map<string, Link[]>();
   for (const l of links) byFrom.set(l.from, [...(byFrom.get(l.from) ?? []), l]);
   const reached = new Map<string, Reach>();
@@ -123,9 +127,10 @@ function shortestPaths(links: readonly Link[]): Map<string, Reach> {
     for (const node of layer) {
       for (const via of byFrom.get(node) ?? []) {
         if (via.to === '0' || reached.has(via.to)) continue;
-        const full = node === '0' ? via.manifest.streamId : reached.get(node)!.full;
+        const full = node === '0' ? via.manifest : reached.get(node)!.full;
+        const fullRank = streamRank.get(full)!;
         const current = next.get(via.to);
-        if (!current || full > current.full) next.set(via.to, { depth, full, via });
+        if (!current || fullRank > current.fullRank) next.set(via.to, { depth, full, fullRank, via });
       }
     }
     for (const [guid, reach] of next) reached.set(guid, reach);
@@ -139,7 +144,7 @@ function bestPath(paths: readonly Map<string, Reach>[], guid: string): Reach | u
   let best: Reach | undefined;
   for (const tree of paths) {
     const r = tree.get(guid);
-    if (r && (!best || r.depth < best.depth || (r.depth === best.depth && r.full > best.full))) best = r;
+    if (r && (!best || r.depth < best.depth || (r.depth === best.depth && r.fullRank > best.fullRank))) best = r;
   }
   return best;
 }
@@ -151,8 +156,8 @@ function pathStreams(tree: Map<string, Reach>, guid: string): Manifest[] {
   return out.reverse();
 }
 
-function treesOf(links: readonly Link[]): Map<string, Reach>[] {
-  return [true, false].map((raw) => shortestPaths(links.filter((l) => l.raw === raw)));
+function treesOf(links: readonly Link[], streamRank: ReadonlyMap<Manifest, number>): Map<string, Reach>[] {
+  return [true, false].map((raw) => shortestPaths(links.filter((l) => l.raw === raw), streamRank));
 }
 
 /** Bucket keys in UTC. ISO weeks belong to the year of their Thursday. */
@@ -173,7 +178,7 @@ interface Candidate {
   why: string[];
 }
 
-/** Step 1: the policy's choice among restorable snapshots (newest first). */
+/** Step 1: the policy's choice among restorable snapshots (newest first, by the snapshot order). */
 function chooseSnapshots(candidates: Candidate[], policy: RetentionPolicy, now: Date): void {
   const rules = [
     { label: 'last', count: policy.keepLast ?? 0, key: (_c: Candidate, i: number) => String(i) },
@@ -186,7 +191,8 @@ function chooseSnapshots(candidates: Candidate[], policy: RetentionPolicy, now: 
     if (!Number.isFinite(c.time)) c.why.push('creation time unknown');
     else if (c.time > now.getTime()) c.why.push('dated after now');
   }
-  if (dated[0]) dated[0].why.push('newest');
+  // The newest is kept whatever its date says (unknown, after `now`): the invariant of the planner.
+  if (candidates[0]) candidates[0].why.push('newest');
   for (const rule of rules) {
     let left = rule.count;
     let last: string | undefined;
@@ -208,18 +214,20 @@ function listNames(names: string[]): string {
 export function planRetention(input: RetentionInput): RetentionPlan {
   const { policy, now } = input;
   checkRetentionPolicy(policy);
-  const streams = [...input.streams].sort((a, b) => a.streamId.localeCompare(b.streamId));
-  const datasets = new Set(streams.map((m) => m.dataset));
+  const datasets = new Set(input.streams.map((m) => m.dataset));
   if (datasets.size > 1) throw new Error(`planRetention: one dataset at a time, got ${[...datasets].join(', ')}`);
+  const order = orderSnapshots(input.streams);
+  // Oldest first by the snapshot order; so restore (which orders the same way) takes the same paths.
+  const streams = [...order.streams];
 
   const links = streams.flatMap(linksOf);
-  const trees = treesOf(links);
+  const trees = treesOf(links, order.streamRank);
   const snapshotOf = new Map<string, Candidate>();
   for (const l of links) {
     if (!snapshotOf.has(l.to)) snapshotOf.set(l.to, { guid: l.to, name: l.toname.slice(l.toname.indexOf('@') + 1), creation: l.creation, time: Date.parse(l.creation), why: [] });
   }
-  const byAge = (a: Candidate, b: Candidate) => (b.time || 0) - (a.time || 0) || (a.guid < b.guid ? -1 : 1);
-  const all = [...snapshotOf.values()].sort(byAge);
+  const rankOf = (c: Candidate) => order.rank.get(c.guid) ?? -1;
+  const all = [...snapshotOf.values()].sort((a, b) => rankOf(b) - rankOf(a));
   const restorable = all.filter((c) => bestPath(trees, c.guid));
   chooseSnapshots(restorable, policy, now);
 
@@ -250,7 +258,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     minFullReason.add(full);
     keepStream(full, full.to.guid);
     for (const c of restorable) {
-      if (c.why.length === 0 && bestPath(trees, c.guid)?.full === full.streamId) {
+      if (c.why.length === 0 && bestPath(trees, c.guid)?.full === full) {
         c.why.push(`chain of full ${full.streamId} (min_fulls ${policy.minFulls})`);
         keepSnapshot(c);
       }
@@ -271,7 +279,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
       const base = m.substreams[0]?.fromguid;
       reasons.set(m.streamId, `broken chain: no full stream leads to its base (guid ${base}) in the same raw-ness; kept, never deleted automatically (see verify)`);
     } else if (guids) {
-      const unique = [...new Set(guids)].map((g) => snapshotOf.get(g)!).sort((a, b) => (a.time || 0) - (b.time || 0)).map((c) => c.name);
+      const unique = [...new Set(guids)].map((g) => snapshotOf.get(g)!).sort((a, b) => rankOf(a) - rankOf(b)).map((c) => c.name);
       const minFull = minFullReason.has(m) ? `one of the ${policy.minFulls} newest full streams (min_fulls)` : '';
       reasons.set(m.streamId, [minFull, `needed to restore ${listNames(unique)}`].filter(Boolean).join('; '));
     } else {
@@ -280,7 +288,13 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   }
   const keepSet = new Set([...kept.keys(), ...broken]);
   const keep = streams.filter((m) => keepSet.has(m));
-  const after = treesOf(keep.flatMap(linksOf));
+  const after = treesOf(keep.flatMap(linksOf), order.streamRank);
+  // The invariant, checked rather than assumed: the newest restorable snapshot stays restorable.
+  // Should it ever fail, nothing is deleted (a planner bug must not cost the newest backup).
+  const newest = restorable[0];
+  if (newest && !bestPath(after, newest.guid)) {
+    throw new OperationalError(`planRetention: the plan would leave the newest snapshot ${newest.name} (guid ${newest.guid}) unrestorable; nothing is deleted`);
+  }
   const snapshots: SnapshotVerdict[] = all.map((c) => ({
     guid: c.guid,
     name: c.name,

@@ -1,6 +1,7 @@
 import { buildChains } from '../archive/chains.js';
 import { loadCatalog } from '../archive/catalog.js';
 import type { Manifest } from '../archive/manifest.js';
+import { orderSnapshots } from '../archive/snapshot-order.js';
 import type { Backend } from '../storage/backend.js';
 import { formatBytes, formatRatio } from '../util/bytes.js';
 
@@ -26,6 +27,8 @@ export interface ListedDataset {
   /** Streams whose base is not in the archive. */
   broken: string[];
   inProgress: string[];
+  /** Streams whose manifest is damaged: not listed above, not restorable until rewritten. */
+  damaged: { streamId: string; kind: string; object: string; field?: string; message: string }[];
 }
 
 export async function listArchive(backend: Backend, dataset?: string): Promise<ListedDataset[]> {
@@ -33,16 +36,18 @@ export async function listArchive(backend: Backend, dataset?: string): Promise<L
   const catalog = await loadCatalog(backend, dataset);
   const byDataset = new Map<string, Manifest[]>();
   for (const m of catalog.streams) byDataset.set(m.dataset, [...(byDataset.get(m.dataset) ?? []), m]);
-  for (const p of catalog.inProgress) if (!byDataset.has(p.dataset)) byDataset.set(p.dataset, []);
+  for (const p of [...catalog.inProgress, ...catalog.damaged]) if (!byDataset.has(p.dataset)) byDataset.set(p.dataset, []);
   const everywhere = new Set(catalog.streams.flatMap((m) => m.substreams.map((s) => s.toguid)));
   return [...byDataset.entries()].map(([name, streams]) => {
     const { chains, broken } = buildChains(streams, everywhere);
     return {
       dataset: name,
-      streams: streams.map(describe),
+      // Oldest first by the snapshot order (the catalog sorts by stream id, which embeds names).
+      streams: orderSnapshots(streams).streams.map(describe),
       chains: chains.map((c) => ({ full: c.root!.streamId, streams: c.streams.map((s) => s.streamId), snapshots: c.snapshots })),
       broken: broken.map((m) => m.streamId),
       inProgress: catalog.inProgress.filter((p) => p.dataset === name).map((p) => p.streamId),
+      damaged: catalog.damaged.filter((d) => d.dataset === name).map(({ streamId, kind, object, field, message }) => ({ streamId, kind, object, ...(field === undefined ? {} : { field }), message })),
     };
   });
 }
@@ -85,10 +90,11 @@ export function formatListing(datasets: ListedDataset[]): string {
       ]);
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    for (const r of rows) lines.push(`  ${r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}`);
+    if (rows.length > 1) for (const r of rows) lines.push(`  ${r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}`);
     d.chains.forEach((c, i) => lines.push(`  chain ${i + 1}: ${c.snapshots.join(' → ')} (${c.streams.length} stream${c.streams.length === 1 ? '' : 's'})`));
     for (const b of d.broken) lines.push(`  broken: ${b} (its base is not in the archive)`);
     for (const p of d.inProgress) lines.push(`  in progress or interrupted: ${p}`);
+    for (const x of d.damaged) lines.push(`  DAMAGED: ${x.streamId}: ${x.message} (${x.object}); archive that snapshot again to rewrite it`);
     lines.push('');
   }
   return lines.join('\n');

@@ -4,6 +4,7 @@ import { decideFull, snapshotName, type CadenceDecision } from '../archive/caden
 import { archivedSnapshots, loadCatalog } from '../archive/catalog.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
 import { splitSnapshotName } from '../archive/keys.js';
+import { orderSnapshots } from '../archive/snapshot-order.js';
 import { type ResolvedDatasetConfig, snapshotPattern, type ZfsOffsiteConfig } from '../config/config.js';
 import type { Backend } from '../storage/backend.js';
 import { errorMessage, OperationalError, UsageError } from '../util/errors.js';
@@ -141,6 +142,7 @@ class DatasetRun {
         pool: this.o.pool,
         log: this.o.log,
         full: decision.full,
+        lease: lock, // held already: send must not try to take it again
         ...(this.cfg.raw === 'auto' ? {} : { raw: this.cfg.raw }),
         settings: { chunkSize: this.cfg.chunkSize, level: this.cfg.compressionLevel, parallel: DEFAULT_PARALLEL, progress: this.o.progress, stallMs: 15 * 60_000 },
       });
@@ -193,7 +195,8 @@ class DatasetRun {
     if (decision.full) return decision;
     const source = await this.o.zfs.listSnapshots(this.dataset);
     const target = source.find((s) => s.name === snapshot);
-    const raw = this.cfg.raw === 'auto' ? streams.at(-1)?.raw ?? false : this.cfg.raw;
+    // raw: auto follows the newest stream by the snapshot order (stream ids embed names, not order).
+    const raw = this.cfg.raw === 'auto' ? orderSnapshots(streams).streams.at(-1)?.raw ?? false : this.cfg.raw;
     if (target && !selectBase({ target, source, archived: archivedSnapshots(streams), raw })) {
       return { full: true, reason: 'the source diverged from the archive (no archived snapshot exists on it as a snapshot or bookmark): new full' };
     }

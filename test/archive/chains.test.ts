@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildChains } from '../../src/archive/chains.js';
+import { makeStreamId } from '../../src/archive/keys.js';
 import type { Manifest } from '../../src/archive/manifest.js';
 
 function stream(id: string, links: [from: string, to: string, name: string][]): Manifest {
@@ -19,6 +20,18 @@ describe('buildChains', () => {
     expect(chains).toHaveLength(1);
     expect(chains[0]!.streams.map((s) => s.streamId)).toEqual(['1-full', '2-incr', '3-incr']);
     expect(chains[0]!.snapshots).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('lists a chain made in one second in chain order (s8 → s9 → s10 → s11), not by stream id', () => {
+    const second = Date.UTC(2026, 5, 1) / 1000;
+    const chain = Array.from({ length: 12 }, (_, i) =>
+      stream(makeStreamId(second, i === 0 ? 'full' : 'incr', `s${i}`, BigInt(1000 + i)), [[i === 0 ? '0' : String(1000 + i - 1), String(1000 + i), `s${i}`]]),
+    );
+    const catalogOrder = [...chain].sort((a, b) => a.streamId.localeCompare(b.streamId));
+    const { chains } = buildChains(catalogOrder);
+    expect(chains).toHaveLength(1);
+    expect(chains[0]!.snapshots).toEqual(chain.map((_, i) => `s${i}`));
+    expect(chains[0]!.streams).toEqual(chain);
   });
 
   it('keeps separate fulls as separate chains', () => {

@@ -140,6 +140,32 @@ describe('planRestore', () => {
     expect(plan([full, ab, full2], 'b').target.guid).toBe('B2');
   });
 
+  it('restores the newest of a chain made in one second by default, whatever ids, names and GUIDs say', () => {
+    const second = new Date(1_800_000_000_000).toISOString();
+    const chain = Array.from({ length: 12 }, (_, i) => {
+      const m = stream(`20270115T080000Z-${i === 0 ? 'full' : 'incr'}-s${i}-${String(99 - i).padStart(8, '0')}`, [[i === 0 ? '0' : `G${99 - i + 1}`, `G${99 - i}`, `s${i}`]]);
+      (m.substreams[0] as { creation: string }).creation = second;
+      return m;
+    });
+    const catalogOrder = [...chain].sort((a, b) => a.streamId.localeCompare(b.streamId));
+    const p = plan(catalogOrder);
+    expect(p.target).toEqual({ name: 's11', guid: 'G88' });
+    expect(p.units.map((u) => u.manifest)).toEqual(chain);
+  });
+
+  it('on equal length takes the newest full by the snapshot order, not by stream id', () => {
+    // Two fulls of one second; createtxg says which is newer, the ids (names) say the opposite.
+    const older = stream('20270101T000000Z-full-zzz', [['0', 'X', 'zzz']]);
+    const newer = stream('20270101T000000Z-full-aaa', [['0', 'Y', 'aaa']]);
+    const fromOlder = stream('20270101T000001Z-incr-t-1', [['X', 'T', 't']]);
+    const fromNewer = stream('20270101T000001Z-incr-t-2', [['Y', 'T', 't']]);
+    for (const [m, txg] of [[older, '10'], [newer, '20'], [fromOlder, '30'], [fromNewer, '30']] as const) {
+      Object.assign(m.substreams[0]!, { createtxg: txg, creation: '2027-01-01T00:00:00.000Z' });
+    }
+    expect(ids(plan([older, newer, fromOlder, fromNewer], 't'))).toEqual(['20270101T000000Z-full-aaa[0-0]', '20270101T000001Z-incr-t-2[0-0]']);
+    expect(ids(plan([fromNewer, fromOlder, newer, older], 't'))).toEqual(['20270101T000000Z-full-aaa[0-0]', '20270101T000001Z-incr-t-2[0-0]']);
+  });
+
   it('treats a multi-dataset -R package as one whole unit', () => {
     const r = stream('01-full-R', [['0', 'A', 'a'], ['0', 'K', 'tank/ds/child@a']]);
     const p = plan([r, ab], 'b');

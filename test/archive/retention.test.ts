@@ -233,6 +233,54 @@ describe('planRetention: hand cases', () => {
   });
 });
 
+describe('planRetention: snapshots taken in the same second', () => {
+  const t = '2026-06-01T00:00:00Z';
+  const txg = (m: Manifest, value: string) => {
+    (m.substreams[0] as { createtxg?: string }).createtxg = value;
+    return m;
+  };
+
+  it('keep-last 1 keeps the newest of three snapshots of one second (sanoid), by the chain', () => {
+    // GUID text sorts oldest first and names sort the other way: neither may decide.
+    const monthly = stream([['0', '1111', 'autosnap_2026-06-01_00:00:00_monthly', t]]);
+    const daily = stream([['1111', '2222', 'autosnap_2026-06-01_00:00:00_daily', t]]);
+    const hourly = stream([['2222', '3333', 'autosnap_2026-06-01_00:00:00_hourly', t]]);
+    const r = plan([monthly, daily, hourly], { keepLast: 1 });
+    expect(r.delete).toEqual([]);
+    expect(keptSnapshots(r)).toEqual(['autosnap_2026-06-01_00:00:00_hourly']);
+    expect(r.snapshots.map((v) => v.guid)).toEqual(['3333', '2222', '1111']);
+    expect(r.snapshots[0]!.why).toEqual(['newest', 'last 1']);
+  });
+
+  it('keep-last 1 keeps the newest of three fulls of one second, by createtxg', () => {
+    const a = txg(stream([['0', '3333', 'a', t]]), '300');
+    const b = txg(stream([['0', '1111', 'b', t]]), '100');
+    const c = txg(stream([['0', '2222', 'c', t]]), '200');
+    const r = plan([a, b, c], { keepLast: 1 });
+    expect(r.keep).toEqual([a]);
+    expect(names(r.delete)).toEqual(['b', 'c']);
+  });
+
+  it('a 500-stream chain made in one second: keep-daily 7 keeps s499 and every stream it needs', () => {
+    const guid = (i: number) => String(100_000 + i);
+    const chain = Array.from({ length: 500 }, (_, i) => stream([[i === 0 ? '0' : guid(i - 1), guid(i), `s${i}`, t]]));
+    const r = plan(chain, { keepDaily: 7 });
+    expect(r.delete).toEqual([]);
+    expect(keptSnapshots(r)).toEqual(['s499']);
+    expect(r.snapshots[0]).toMatchObject({ name: 's499', why: ['newest', 'daily 2026-06-01'], restorableAfter: true });
+    expect(r.snapshots.map((v) => v.name)).toEqual(chain.map((m) => m.to.name).reverse());
+  });
+
+  it('keeps the newest snapshot even when its creation time is unknown or after now', () => {
+    const full = stream([['0', 'A', 'a', '2025-01-01T00:00:00Z']]);
+    const undated = stream([['A', 'B', 'b', '2025-01-02T00:00:00Z']]);
+    (undated.substreams[0] as { creation: string }).creation = 'unknown';
+    const r = plan([full, undated], { keepDaily: 1 });
+    expect(r.delete).toEqual([]);
+    expect(r.snapshots[0]).toMatchObject({ name: 'b', kept: true, restorableAfter: true, why: ['creation time unknown', 'newest'] });
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Property tests over random histories.
 

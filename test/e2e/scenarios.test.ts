@@ -195,6 +195,43 @@ describe.skipIf(!vm || !rgw)('scenarios on real OpenZFS', () => {
     expect(await fileSums(`/mnt/${DST}/killed`)).toBe(await fileSums(`/mnt/${ds}`));
   });
 
+  it('9. three snapshots in one second (as sanoid takes them): prune --keep-last 1 keeps the newest, which restores', async () => {
+    const ds = `${SRC}/samesecond`;
+    await run(`zfs create ${ds}`);
+    // Sanoid takes hourly, daily and monthly in the same second. Under TCG a snapshot can take a
+    // while, so start at the top of a second and retry until all three share their creation time.
+    const snaps = ['hourly', 'daily', 'monthly'];
+    let creations: string[] = [];
+    for (let attempt = 0; attempt < 10; attempt++) {
+      await run(`for s in ${snaps.join(' ')}; do zfs destroy ${ds}@$s 2>/dev/null; done; head -c 65536 /dev/urandom > /mnt/${ds}/f$RANDOM; ` +
+        `while [ "$(date +%N | cut -c1)" != 0 ]; do sleep 0.01; done; ${snaps.map((s) => `zfs snapshot ${ds}@${s}`).join(' && ')}`);
+      creations = (await run(`zfs get -H -p -o value creation ${snaps.map((s) => `${ds}@${s}`).join(' ')}`)).trim().split('\n');
+      if (new Set(creations).size === 1) break;
+    }
+    expect(new Set(creations).size, 'three snapshots in one second').toBe(1);
+    const archive = mkdtempSync(join(tmpdir(), 'zfs-offsite-e2e-same-'));
+    try {
+      // Each as a full, archived newest first: neither the chain nor the archive time can tell
+      // their order; only the createtxg recorded from zfs can.
+      for (const snap of [...snaps].reverse()) expect((await cli('send', `${ds}@${snap}`, '--to', archive, '--full', '--no-bookmark')).code).toBe(0);
+      const pruned = await cli('prune', archive, ds, '--keep-last', '1');
+      expect(pruned.code).toBe(0);
+      const listed = JSON.parse((await cli('list', archive, ds, '--json')).stdout) as { streams: { snapshot: string }[] }[];
+      expect(listed[0]!.streams.map((s) => s.snapshot)).toEqual(['monthly']);
+      expect((await cli('restore', '--from', archive, ds, '--into', `${DST}/samesecond`)).code).toBe(0);
+      const src = await snapshotGuids(ds);
+      expect(await snapshotGuids(`${DST}/samesecond`)).toEqual({ '@monthly': src['@monthly'] });
+    } finally {
+      rmSync(archive, { recursive: true, force: true });
+    }
+    // The same three as a chain (full + two incrementals): restore's default is the newest.
+    expect((await cli('send', `${ds}@hourly`, '--to', local, '--no-bookmark')).code).toBe(0);
+    expect((await cli('send', `${ds}@monthly`, '--to', local, '--from', 'hourly', '-I', '--no-bookmark')).code).toBe(0);
+    expect((await cli('prune', local, ds, '--keep-last', '1')).code).toBe(0);
+    const plan = JSON.parse((await cli('restore', '--from', local, ds, '--into', `${DST}/samesecond2`, '--dry-run', '--json')).stdout) as { target: { name: string; guid: string } };
+    expect(plan.target).toEqual({ name: 'monthly', guid: (await snapshotGuids(ds))['@monthly'] });
+  });
+
   it('a quick and a deep verify of everything archived are clean', async () => {
     for (const target of [s3, local]) {
       const quick = await cli('verify', target);

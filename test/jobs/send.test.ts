@@ -94,8 +94,10 @@ describe('send', () => {
     expect(m1!.sendArgs).toEqual(['zfs', 'send', '-L', '-c', `${PLAIN}@base`]);
     expect(m1!.zfsVersion).toBe('zfs-2.3.2-1');
     expect(m2!.kind).toBe('incr');
-    expect(m2!.from).toEqual({ name: 'base', guid: base });
+    // createtxg from zfs is recorded: it orders snapshots taken in the same second (both were).
+    expect(m2!.from).toEqual({ name: 'base', guid: base, createtxg: '100' });
     expect(m2!.to.guid).toBe(incremental);
+    expect([m1!.to.createtxg, m1!.substreams[0]!.createtxg, m2!.to.createtxg, m2!.substreams[0]!.createtxg]).toEqual(['100', '100', '200', '200']);
   });
 
   it('sends encrypted datasets raw by default', async () => {
@@ -112,7 +114,7 @@ describe('send', () => {
     const r = await send(`${PLAIN}@incremental`);
     expect(r.code).toBe(0);
     expect(sends()[1]).toEqual(['send', '-L', '-c', '-i', `${PLAIN}#base`, `${PLAIN}@incremental`]);
-    expect(manifests().find((m) => m.kind === 'incr')!.from).toEqual({ name: '#base', guid: base });
+    expect(manifests().find((m) => m.kind === 'incr')!.from).toEqual({ name: '#base', guid: base, createtxg: '100' });
   });
 
   it('honours --from and --full', async () => {

@@ -76,7 +76,7 @@ describe('payloadSize', () => {
 });
 
 describe('parseBegin', () => {
-  it('decodes the minimal stream's BEGIN in both byte orders', () => {
+  it('decodes the BEGIN of the minimal stream in both byte orders', () => {
     for (const le of [true, false]) {
       expect(parseBegin(minimalFullStream(le).subarray(0, RECORD_SIZE), 0)).toEqual({
         littleEndian: le,
