@@ -1,6 +1,7 @@
 import type { ObjectInfo } from '../storage/backend.js';
 import { buildChains } from './chains.js';
 import { JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseManifestKey, SUMS_NAME } from './keys.js';
+import type { DamagedStream } from './catalog.js';
 import type { Manifest } from './manifest.js';
 
 /**
@@ -10,6 +11,7 @@ import type { Manifest } from './manifest.js';
 
 export type ProblemKind =
   | 'manifest-unreadable'
+  | 'manifest-invalid'
   | 'chunk-missing'
   | 'chunk-size'
   | 'sums-missing'
@@ -28,6 +30,8 @@ export interface Problem {
   dataset: string;
   stream?: string;
   object?: string;
+  /** For a damaged manifest: the offending field (`chunks[3].rawSize`). */
+  field?: string;
   expected?: string;
   found?: string;
   message: string;
@@ -41,8 +45,8 @@ export interface StreamDir {
   prefix: string;
   objects: ObjectInfo[];
   manifest?: Manifest;
-  /** Why the manifest could not be read, when it exists but is unusable. */
-  manifestError?: string;
+  /** The manifest exists but is unusable (catalog.ts readManifest says why). */
+  damaged?: DamagedStream;
   /** SHA256SUMS text, or undefined when absent. */
   sums?: string;
 }
@@ -97,8 +101,9 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
     const names = new Map(s.objects.map((o) => [o.key.slice(s.prefix.length), o]));
     const base = { dataset: s.dataset, stream: s.streamId };
     if (!s.manifest) {
-      if (s.manifestError) {
-        problems.push({ ...base, kind: 'manifest-unreadable', object: where(s.prefix + MANIFEST_NAME), message: s.manifestError });
+      if (s.damaged) {
+        const d = s.damaged;
+        problems.push({ ...base, kind: d.kind, object: d.object, ...(d.field === undefined ? {} : { field: d.field }), message: d.message });
         continue;
       }
       const age = ageOf(s.objects);

@@ -3,8 +3,8 @@ import type { Backend } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
 import { OperationalError } from '../util/errors.js';
 import { TOOL_VERSION } from '../util/version.js';
-import { datasetPath, JOURNAL_NAME, MARKER_KEY, parseManifestKey } from './keys.js';
-import { type Manifest, parseManifest } from './manifest.js';
+import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseManifestKey } from './keys.js';
+import { type Manifest, ManifestError, type ManifestProblemKind, parseManifest } from './manifest.js';
 
 export const ARCHIVE_FORMAT = 'zfs-offsite-archive';
 export const ARCHIVE_MAJOR = 1;
@@ -35,33 +35,82 @@ export interface InProgressStream {
   modified?: Date;
 }
 
+/** A stream whose manifest exists but cannot be used: a problem of that stream alone. */
+export interface DamagedStream {
+  kind: ManifestProblemKind;
+  dataset: string;
+  streamId: string;
+  /** `<target>/<key>` of the manifest. */
+  object: string;
+  /** The offending field (`chunks[3].rawSize`), when one is to blame. */
+  field?: string;
+  /** What is wrong, without the object. */
+  message: string;
+}
+
+export type ManifestRead = { manifest: Manifest } | { damaged: DamagedStream } | { absent: true };
+
+/**
+ * Reads and validates the manifest of one stream directory. A damaged manifest is an answer,
+ * not an error (the caller decides what it means for that stream); a manifest deleted since the
+ * listing is absent. Storage failures still throw: they say nothing about the stream.
+ */
+export async function readManifest(backend: Backend, stream: { dataset: string; streamId: string; prefix: string }): Promise<ManifestRead> {
+  const key = stream.prefix + MANIFEST_NAME;
+  let body: Buffer;
+  try {
+    body = await backend.getBuffer(key);
+  } catch (err) {
+    if (isNotFound(err)) return { absent: true };
+    throw err;
+  }
+  try {
+    return { manifest: parseManifest(body, `${backend.location}/${key}`, stream) };
+  } catch (err) {
+    if (!(err instanceof ManifestError)) throw err;
+    return { damaged: { kind: err.kind, dataset: stream.dataset, streamId: stream.streamId, object: err.object, ...(err.field === undefined ? {} : { field: err.field }), message: err.detail } };
+  }
+}
+
 export interface Catalog {
-  /** Committed streams, sorted by dataset then stream id (= time order). */
+  /** Committed streams whose manifests are valid, sorted by dataset then stream id (= time order). */
   streams: Manifest[];
+  /** Streams whose manifest exists but is damaged: left out of `streams`, reported by list and verify. */
+  damaged: DamagedStream[];
   /** Streams with a journal and no manifest: being written, or interrupted. */
   inProgress: InProgressStream[];
 }
 
-/** Lists and reads every manifest of the archive, or of one dataset (not its children). */
+/**
+ * Lists and reads every manifest of the archive, or of one dataset (not its children). A
+ * damaged manifest never fails the whole catalog: that stream goes to `damaged`.
+ */
 export async function loadCatalog(backend: Backend, dataset?: string, concurrency = 8): Promise<Catalog> {
-  const manifestKeys: string[] = [];
+  const dirs: { dataset: string; streamId: string; prefix: string }[] = [];
   const journals: InProgressStream[] = [];
   await backend.list(dataset ? `${datasetPath(dataset)}/` : '', (info) => {
     const parsed = parseManifestKey(info.key);
-    if (parsed && (!dataset || parsed.dataset === dataset)) manifestKeys.push(info.key);
+    if (parsed && (!dataset || parsed.dataset === dataset)) dirs.push({ ...parsed, prefix: info.key.slice(0, -MANIFEST_NAME.length) });
     if (info.key.endsWith(`/${JOURNAL_NAME}`)) {
-      const asManifest = parseManifestKey(info.key.replace(/journal\.json$/, 'manifest.json'));
+      const asManifest = parseManifestKey(info.key.replace(/journal\.json$/, MANIFEST_NAME));
       if (asManifest && (!dataset || asManifest.dataset === dataset)) journals.push({ ...asManifest, modified: info.modified });
     }
   });
   const streams: Manifest[] = [];
-  for (let i = 0; i < manifestKeys.length; i += concurrency) {
-    const batch = manifestKeys.slice(i, i + concurrency);
-    streams.push(...(await Promise.all(batch.map(async (key) => parseManifest(await backend.getBuffer(key), `${backend.location}/${key}`)))));
+  const damaged: DamagedStream[] = [];
+  const committed = new Set<string>();
+  for (let i = 0; i < dirs.length; i += concurrency) {
+    const batch = dirs.slice(i, i + concurrency);
+    for (const [k, read] of (await Promise.all(batch.map((d) => readManifest(backend, d)))).entries()) {
+      if ('absent' in read) continue;
+      committed.add(`${batch[k]!.dataset}\0${batch[k]!.streamId}`);
+      if ('manifest' in read) streams.push(read.manifest);
+      else damaged.push(read.damaged);
+    }
   }
-  const committed = new Set(streams.map((m) => `${m.dataset}\0${m.streamId}`));
   streams.sort((a, b) => a.dataset.localeCompare(b.dataset) || a.streamId.localeCompare(b.streamId));
-  return { streams, inProgress: journals.filter((j) => !committed.has(`${j.dataset}\0${j.streamId}`)) };
+  damaged.sort((a, b) => a.dataset.localeCompare(b.dataset) || a.streamId.localeCompare(b.streamId));
+  return { streams, damaged, inProgress: journals.filter((j) => !committed.has(`${j.dataset}\0${j.streamId}`)) };
 }
 
 /** Every snapshot GUID an archived stream leads to, with whether that stream is raw. */

@@ -1,11 +1,10 @@
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
-import type { Writable } from 'node:stream';
 import { once } from 'node:events';
-import { loadCatalog } from '../archive/catalog.js';
+import { type DamagedStream, loadCatalog } from '../archive/catalog.js';
 import { ChunkFetcher } from '../archive/chunk-fetcher.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
 import { streamPrefix } from '../archive/keys.js';
-import { readStreamSpans, unitSpans, writeReleasing } from '../archive/reader.js';
+import { OutputError, readStreamSpans, SinkWatch, UnitCheck, unitSpans, writeReleasing } from '../archive/reader.js';
 import { planRestore, type RestorePlan, type RestoreUnit } from '../archive/restore-plan.js';
 import type { Backend } from '../storage/backend.js';
 import { OperationalError, UsageError } from '../util/errors.js';
@@ -54,11 +53,11 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const destination = o.output === undefined ? receiveInto : o.output === '-' ? 'stdout' : o.output;
 
   await o.backend.check();
-  const { streams } = await loadCatalog(o.backend, dataset);
+  const { streams, damaged } = await loadCatalog(o.backend, dataset);
   const present = o.output !== undefined ? [] : await presentSnapshots(o, receiveInto);
   const hasClones = streams.some((m) => m.substreams.some((s) => s.clone));
   const origins = hasClones && o.output === undefined ? await poolSnapshots(o, receiveInto.split('/')[0]!) : undefined;
-  const plan = planRestore({ dataset, streams, snapshot, present: new Set(present.map((s) => s.guid.toString())), origins });
+  const plan = planAround(damaged, dataset, snapshot, o.log, () => planRestore({ dataset, streams, snapshot, present: new Set(present.map((s) => s.guid.toString())), origins }));
   const result = { plan, destination, done: false, bytes: 0, seconds: 0 };
   if (o.dryRun || plan.units.length === 0) {
     return { ...result, done: plan.units.length === 0, seconds: (Date.now() - started) / 1000 };
@@ -68,11 +67,19 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const progress = new Progress(o.progress && Boolean(process.stderr.isTTY));
   let written = 0;
   const fetcher = new ChunkFetcher({ backend: o.backend, pool: o.pool, parallel: o.parallel });
-  const feed = async (unit: RestoreUnit, k: number, sink: Writable): Promise<void> => {
+  const feed = async (unit: RestoreUnit, k: number, sink: SinkWatch): Promise<void> => {
     const spans = unitSpans(unit.manifest, unit.first, unit.last, unit.whole);
-    const prefix = streamPrefix(unit.manifest.dataset, unit.manifest.streamId);
-    for await (const { pieces, release } of readStreamSpans(fetcher, prefix, unit.manifest, spans)) {
-      await writeReleasing(sink, pieces, release);
+    const check = new UnitCheck(unit.manifest, unit, `${o.backend.location}/${streamPrefix(unit.manifest.dataset, unit.manifest.streamId)}`);
+    for await (const { pieces, release, last } of readStreamSpans(fetcher, unit.manifest, spans)) {
+      try {
+        // Before the bytes go out: the last chunk is held back until the whole unit is proven.
+        check.update(pieces);
+        if (last) check.finish();
+      } catch (err) {
+        release();
+        throw err;
+      }
+      await writeReleasing(sink.sink, pieces, release, sink);
       written += pieces.reduce((n, b) => n + b.length, 0);
       progress.update({ rawBytes: written, storedBytes: written, totalBytes: total, label: `stream ${k + 1}/${plan.units.length}` });
     }
@@ -107,15 +114,44 @@ async function poolSnapshots(o: RestoreOptions, pool: string): Promise<Set<strin
   }
 }
 
-type Feed = (unit: RestoreUnit, k: number, sink: Writable) => Promise<void>;
+/**
+ * Plans with the streams whose manifests are valid. A damaged manifest may hide the newest
+ * snapshot or a link of the chain, so: no default ("newest") snapshot while one is damaged, and
+ * a plan that fails names the damaged streams as the likely cause. A plan that succeeds without
+ * them is sound: every stream it uses is proven by its own manifest.
+ */
+function planAround(damaged: DamagedStream[], dataset: string, snapshot: string | undefined, log: Logger, plan: () => RestorePlan): RestorePlan {
+  if (damaged.length === 0) return plan();
+  const which = damaged.map((d) => `${d.object} (${d.message})`).join('; ');
+  const what = `${damaged.length === 1 ? 'the manifest of a stream' : `the manifests of ${damaged.length} streams`} of ${dataset} ${damaged.length === 1 ? 'is' : 'are'} damaged: ${which}`;
+  const repair = 'archive that snapshot again to rewrite it (verify reports it)';
+  if (snapshot === undefined) {
+    throw new OperationalError(`cannot tell the newest snapshot of ${dataset}: ${what}; name a snapshot (${dataset}@SNAPSHOT, see: zfs-offsite list) or ${repair}`);
+  }
+  try {
+    const planned = plan();
+    log.warn({ dataset, damaged: damaged.map((d) => d.streamId) }, `${what}; the plan does not need it`);
+    return planned;
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    throw new OperationalError(`${err.message}; ${what}: ${repair}`);
+  }
+}
 
-/** To a file (written as FILE.partial, renamed when complete) or stdout. */
+type Feed = (unit: RestoreUnit, k: number, sink: SinkWatch) => Promise<void>;
+
+/**
+ * To a file (written as FILE.partial, renamed only once every unit passed its checks) or stdout.
+ * A reader of stdout that goes away (EPIPE) is a failure, not a restore.
+ */
 async function writeToOutput(output: string, plan: RestorePlan, feed: Feed): Promise<void> {
   const toStdout = output === '-';
   const partial = `${output}.partial`;
   const sink = toStdout ? process.stdout : createWriteStream(partial, { flags: 'w' });
+  const watch = new SinkWatch(sink);
   try {
-    for (const [k, unit] of plan.units.entries()) await feed(unit, k, sink);
+    for (const [k, unit] of plan.units.entries()) await feed(unit, k, watch);
+    await watch.flushed();
     if (!toStdout) {
       sink.end();
       await once(sink, 'close');
@@ -150,14 +186,14 @@ async function receiveAll(o: RestoreOptions, destination: string, plan: RestoreP
     const receiveError = (code: number | null) =>
       new OperationalError(`zfs receive ${args.join(' ')} failed (exit ${code}) on ${what}: ${Buffer.concat(stderr).toString().trim() || 'no error output'}`);
     try {
-      await feed(unit, k, child.stdin);
+      await feed(unit, k, new SinkWatch(child.stdin));
     } catch (err) {
       child.stdin.destroy();
       child.kill('SIGTERM');
       const code = await exited.catch(() => null);
       if (o.resumable) await zfs.abortReceive(destination).catch(() => undefined);
       // A receive that died first explains more than the broken pipe it caused.
-      if (err instanceof OperationalError && /closed its input/.test(err.message)) throw receiveError(code);
+      if (err instanceof OutputError && err.readerGone) throw receiveError(code);
       throw err;
     }
     child.stdin.end();

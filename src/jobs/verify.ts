@@ -1,11 +1,13 @@
 import { createHash, randomInt } from 'node:crypto';
 import { type Problem, quickAudit, type StreamDir, groupByStream } from '../archive/audit.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
-import { datasetPath, MANIFEST_NAME, SUMS_NAME } from '../archive/keys.js';
-import { type Manifest, parseManifest } from '../archive/manifest.js';
+import { datasetPath, MANIFEST_NAME, streamPrefix, SUMS_NAME } from '../archive/keys.js';
+import { streamChunks } from '../archive/reader.js';
+import { readManifest } from '../archive/catalog.js';
+import type { Manifest } from '../archive/manifest.js';
 import { ChunkFetcher, ChunkIntegrityError, type ChunkRef } from '../archive/chunk-fetcher.js';
 import { type SampleLimit, sampleChunks } from '../archive/sampling.js';
-import type { Backend, ObjectInfo } from '../storage/backend.js';
+import { type Backend, isNotFound, type ObjectInfo } from '../storage/backend.js';
 import { StreamValidator } from '../stream/validator.js';
 import { StreamFormatError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -82,19 +84,22 @@ export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
   return { target: o.backend.location, mode, seed, datasets, problems, sampledObjects, seconds: (Date.now() - started) / 1000 };
 }
 
-/** Reads every manifest and SHA256SUMS that the listing shows, a few at a time. */
+/** Reads every manifest (validated: a damaged one is that stream's problem) and SHA256SUMS the listing shows, a few at a time. */
 async function readStreamFiles(backend: Backend, streams: StreamDir[]): Promise<void> {
   const jobs = streams.map((s) => async () => {
     const has = (name: string) => s.objects.some((o) => o.key === s.prefix + name);
     if (has(MANIFEST_NAME)) {
-      const where = `${backend.location}/${s.prefix}${MANIFEST_NAME}`;
-      try {
-        s.manifest = parseManifest(await backend.getBuffer(s.prefix + MANIFEST_NAME), where);
-      } catch (err) {
-        s.manifestError = (err as Error).message;
-      }
+      const read = await readManifest(backend, s);
+      if ('manifest' in read) s.manifest = read.manifest;
+      else if ('damaged' in read) s.damaged = read.damaged;
     }
-    if (has(SUMS_NAME)) s.sums = (await backend.getBuffer(s.prefix + SUMS_NAME)).toString();
+    if (has(SUMS_NAME)) {
+      // Gone since the listing (a prune, a repair): as if it had not been listed.
+      s.sums = await backend.getBuffer(s.prefix + SUMS_NAME).then((b) => b.toString(), (err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+    }
   });
   for (let i = 0; i < jobs.length; i += 8) await Promise.all(jobs.slice(i, i + 8).map((j) => j()));
 }
@@ -118,7 +123,7 @@ class DeepCheck {
   }
 
   private ref(m: Manifest, index: number): ChunkRef {
-    return { prefix: `${datasetPath(m.dataset)}/${m.streamId}/`, chunk: m.chunks[index]! };
+    return { prefix: streamPrefix(m.dataset, m.streamId), chunk: m.chunks[index]! };
   }
 
   private count(m: Manifest, index: number): void {
@@ -151,7 +156,8 @@ class DeepCheck {
     const validator = new StreamValidator();
     const hash = createHash('sha256');
     let walking = true;
-    for await (const outcome of this.fetcher.inOrder(m.chunks.map((c) => this.ref(m, c.index)))) {
+    // The layout restore reads (reader.ts streamChunks): one way to read a stream.
+    for await (const outcome of this.fetcher.inOrder(streamChunks(m).map((c) => c.ref))) {
       if ('error' in outcome) {
         this.report(m, outcome.error);
         walking = false; // the record walk cannot continue across missing bytes
