@@ -1,18 +1,30 @@
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Backend } from '../storage/backend.js';
+import type { Backend, ObjectInfo } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
 import type { Logger } from '../util/logger.js';
 import { JOURNAL_NAME } from './keys.js';
 import type { ManifestChunk } from './manifest.js';
+import { proveStored, type StoredProof } from './stored-proof.js';
 
 /**
  * The resume journal of an in-progress stream (design.md): which chunks are stored, with their
- * raw and stored SHA-256. A rerun of the same stream (same id, chunk size and send arguments)
+ * raw and stored SHA-256 (and, where the server keeps one, the ETag it gave the object right
+ * after the upload). A rerun of the same stream (same id, chunk size and send arguments)
  * hashes each regenerated chunk and skips the upload where the journal already holds those
- * exact raw bytes, stored and of the recorded size.
+ * exact raw bytes and the object is proven to still hold the frame stored (stored-proof.ts).
+ * Journals written before ETags were recorded still work: their chunks are proven by reading.
  */
-/** A stored chunk, as the manifest will record it. */
-export type JournalChunk = ManifestChunk;
+/** A stored chunk: as the manifest will record it, plus the server's ETag of the upload. */
+export interface JournalChunk extends ManifestChunk {
+  etag?: string;
+}
+
+/** The chunk as the manifest records it (the ETag is only the journal's business). */
+export function manifestChunk(c: JournalChunk): ManifestChunk {
+  const { etag: _etag, ...chunk } = c;
+  return chunk;
+}
 
 interface JournalData {
   format: 'zfs-offsite-journal';
@@ -52,38 +64,47 @@ export class ResumeJournal {
     private readonly backend: Backend,
     private readonly id: JournalIdentity,
     reusable: JournalChunk[],
+    /** The stream's objects as listed when the journal was opened. */
+    private readonly listed: Map<string, ObjectInfo>,
   ) {
     for (const c of reusable) this.entries.set(c.index, c);
     this.resumable = reusable.length;
   }
 
   /**
-   * Opens the journal of a stream: keeps what an interrupted run stored and can still be
-   * proven (full chunks, objects present with the recorded size); anything else of that
-   * run is deleted.
+   * Opens the journal of a stream: keeps what an interrupted run stored and may be reused
+   * (full chunks, objects present with the recorded size; their content is proven when reused,
+   * see prove()); anything else of that run is deleted.
    */
   static async open(backend: Backend, id: JournalIdentity, log: Logger): Promise<ResumeJournal> {
-    const objects = new Map<string, number>();
-    await backend.list(id.prefix, (o) => objects.set(o.key, o.size));
+    const objects = new Map<string, ObjectInfo>();
+    await backend.list(id.prefix, (o) => objects.set(o.key, o));
     let reusable: JournalChunk[] = [];
     const old = await readJournal(backend, id.prefix + JOURNAL_NAME);
     if (old) {
       const compatible = old.streamId === id.streamId && old.chunkSize === id.chunkSize && JSON.stringify(old.sendArgs) === JSON.stringify(id.sendArgs);
       // A short chunk was the tail of an interrupted stream, not a chunk of the whole one.
-      reusable = compatible ? old.chunks.filter((c) => c.rawSize === id.chunkSize && objects.get(id.prefix + c.key) === c.storedSize) : [];
-      if (compatible) log.warn({ stream: id.streamId, chunks: reusable.length }, `resuming an interrupted upload: ${reusable.length} stored chunk(s) can be reused if the stream is the same`);
+      reusable = compatible ? old.chunks.filter((c) => c.rawSize === id.chunkSize && objects.get(id.prefix + c.key)?.size === c.storedSize) : [];
+      if (compatible) log.warn({ stream: id.streamId, chunks: reusable.length }, `resuming an interrupted upload: ${reusable.length} stored chunk(s) can be reused if the stream is the same and each is proven intact`);
       else log.warn({ stream: id.streamId }, 'discarding an interrupted upload made with other settings (chunk size or zfs send arguments)');
     }
     const keep = new Set([id.prefix + JOURNAL_NAME, ...reusable.map((c) => id.prefix + c.key)]);
     const stale = [...objects.keys()].filter((k) => !keep.has(k));
     if (stale.length > 0) await backend.delete(stale);
-    const journal = new ResumeJournal(backend, id, reusable);
+    const journal = new ResumeJournal(backend, id, reusable, objects);
     await journal.save();
     return journal;
   }
 
+  /** The interrupted run's chunk at this index, a candidate for reuse once prove() says so. */
   reusable(index: number): JournalChunk | undefined {
     return this.entries.get(index);
+  }
+
+  /** Whether the stored object of a reusable chunk still holds the frame that was uploaded. */
+  prove(chunk: JournalChunk): Promise<StoredProof> {
+    const key = this.id.prefix + chunk.key;
+    return proveStored(this.backend, key, chunk, this.listed.get(key));
   }
 
   /**
@@ -96,12 +117,21 @@ export class ResumeJournal {
   record(chunk: JournalChunk): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     this.entries.set(chunk.index, chunk);
+    this.schedule();
+    return Promise.resolve();
+  }
+
+  /** A stored chunk proven damaged: no longer vouched for (it is being uploaded again). */
+  forget(index: number): void {
+    if (this.entries.delete(index)) this.schedule();
+  }
+
+  private schedule(): void {
     this.dirty = true;
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       this.save().catch((err: Error) => (this.failure ??= err));
     }, Math.max(0, this.lastSave + this.spacingMs - performance.now()));
-    return Promise.resolve();
   }
 
   /**
@@ -134,7 +164,10 @@ export class ResumeJournal {
     };
     const body = Buffer.from(`${JSON.stringify(data, null, 1)}\n`);
     this.spacingMs = Math.max(250, body.length / 256);
-    this.writing = this.writing.catch(() => undefined).then(() => this.backend.put(this.id.prefix + JOURNAL_NAME, body));
+    // With its SHA-256 an S3 backend sends it as one PutObject, never as a multipart upload
+    // (a big stream's journal exceeds a part) that prune's cleanup of old ones could abort.
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    this.writing = this.writing.catch(() => undefined).then(() => this.backend.put(this.id.prefix + JOURNAL_NAME, body, body.length, { sha256 }));
     return this.writing;
   }
 

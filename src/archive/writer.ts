@@ -1,18 +1,20 @@
-import type { Backend } from '../storage/backend.js';
+import { createHash } from 'node:crypto';
+import type { Backend, ObjectInfo } from '../storage/backend.js';
 import { peekStreamStart, type StreamStart, type StreamSummary } from '../stream/validator.js';
-import { OperationalError, StreamFormatError, UsageError } from '../util/errors.js';
+import { errorMessage, OperationalError, StreamFormatError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { Semaphore } from '../util/semaphore.js';
 import { TOOL_VERSION } from '../util/version.js';
 import type { ByteSource } from '../util/byte-source.js';
 import { type ChunkPool, frameBound } from './chunk-pool.js';
 import { readChunks, type RawChunk } from './chunker.js';
-import { type JournalChunk, ResumeJournal } from './journal.js';
+import { type JournalChunk, manifestChunk, ResumeJournal } from './journal.js';
 import { chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from './keys.js';
 import { buildManifest } from './manifest-builder.js';
 import { type Manifest, type ManifestChunk, serializeManifest, sha256sums } from './manifest.js';
 import { SharedBufferPool } from './shared-buffer-pool.js';
 import { StreamCheck } from './stream-check.js';
+import type { StoredProof } from './stored-proof.js';
 
 export const MIN_CHUNK_SIZE = 1024 * 1024;
 
@@ -37,6 +39,14 @@ export class StreamRejectedError extends OperationalError {
   override name = 'StreamRejectedError';
 }
 
+/**
+ * Just before the commit, a chunk object is not there as stored (deleted or replaced meanwhile,
+ * e.g. by a prune or another host): nothing is committed, the rest is kept for a rerun.
+ */
+export class StreamIncompleteError extends OperationalError {
+  override name = 'StreamIncompleteError';
+}
+
 export interface ArchiveWriteOptions {
   backend: Backend;
   input: ByteSource;
@@ -56,9 +66,11 @@ export interface ArchiveWriteOptions {
   onIdentified?(identity: StreamIdentity): Promise<boolean>;
   /** Name of the from-snapshot for the manifest ('' when unknown). */
   fromName?(fromguid: bigint, dataset: string): Promise<string>;
-  /** Last check before commit (e.g. `zfs send` exit status, GUIDs against `zfs get guid`). Throw to abort. */
+  /** Last check before commit (e.g. `zfs send` exit status, GUIDs against `zfs get guid`, the lease). Throw to abort. */
   beforeCommit?(summary: StreamSummary): Promise<void>;
   onProgress?(progress: WriteProgress): void;
+  /** GUID → `createtxg` of the stream's snapshots, best effort (zfs at hand): recorded in the manifest. */
+  snapshotTxgs?(summary: StreamSummary): Promise<ReadonlyMap<string, string>>;
 }
 
 export type ArchiveWriteResult =
@@ -158,33 +170,55 @@ class StreamWriteRun {
 
   private async processChunk(chunk: RawChunk, check: StreamCheck): Promise<void> {
     const out = await this.frames.acquire();
+    let rawHeld = true;
+    const releaseRaw = () => {
+      if (rawHeld) this.buffers.release(chunk.buffer);
+      rawHeld = false;
+    };
     try {
       const previous = chunk.index < this.divergedAt ? this.journal!.reusable(chunk.index) : undefined;
+      // Proven while the chunk is hashed: a stored object is reused only if it still holds the
+      // frame uploaded (a chunk damaged in place keeps its size; stored-proof.ts).
+      const proof = previous ? this.journal!.prove(previous).catch((err: unknown): StoredProof => ({ proven: false, why: `it could not be read back: ${errorMessage(err)}` })) : undefined;
       const checked = check.feed(chunk.buffer, 0, chunk.length);
-      const compressed = this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out, skipIfRawSha256: previous?.rawSha256 });
-      // The raw buffer is reused only after both the validator and the compressor are done with it.
-      const settled = await Promise.allSettled([checked, compressed]);
-      this.buffers.release(chunk.buffer);
+      const compressed = this.compress(chunk, out, previous?.rawSha256);
+      const settled = await Promise.allSettled([checked, compressed, ...(proof ? [proof] : [])]);
       for (const s of settled) if (s.status === 'rejected') throw s.reason;
-      const packed = await compressed;
+      let packed = await compressed;
       if (this.failure) return;
-      if (packed.length < 0 && previous) {
-        this.chunks[chunk.index] = previous;
+      const proven = packed.length < 0 && previous ? await proof! : undefined;
+      if (proven?.proven) {
+        releaseRaw();
+        this.chunks[chunk.index] = manifestChunk(previous!);
         this.progress.chunksReused++;
       } else {
-        if (previous) await this.diverge(chunk.index);
+        if (proven) {
+          this.o.log.warn({ stream: this.identity!.streamId, chunk: previous!.key, why: proven.why }, `stored chunk ${previous!.key} of the interrupted upload is damaged (${proven.why}): uploading it again`);
+          this.journal!.forget(chunk.index);
+          packed = await this.compress(chunk, out, undefined);
+        } else if (previous) {
+          await this.diverge(chunk.index);
+        }
+        // Both the validator and the compressor are done with the raw buffer.
+        releaseRaw();
         const stored = await this.upload(chunk, out, packed);
         await this.journal!.record(stored);
-        this.chunks[chunk.index] = stored;
+        this.chunks[chunk.index] = manifestChunk(stored);
         this.progress.uploadedBytes += stored.storedSize;
       }
       this.progress.storedBytes += this.chunks[chunk.index]!.storedSize;
       this.progress.chunksStored++;
       this.o.onProgress?.({ ...this.progress });
     } finally {
+      releaseRaw();
       this.frames.release(out);
       this.inFlight.release();
     }
+  }
+
+  /** zstd frame and SHA-256s of a chunk; skipped (length < 0) when its raw SHA-256 is `skipIfRawSha256`. */
+  private compress(chunk: RawChunk, out: SharedArrayBuffer, skipIfRawSha256: string | undefined) {
+    return this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out, skipIfRawSha256 });
   }
 
   /**
@@ -202,15 +236,18 @@ class StreamWriteRun {
   private async upload(chunk: RawChunk, out: SharedArrayBuffer, packed: { length: number; rawSha256: string; storedSha256: string; level: number }): Promise<JournalChunk> {
     const frame = Buffer.from(out, 0, packed.length);
     const key = this.identity!.prefix + chunkName(chunk.index);
+    let stored: ObjectInfo;
     await this.uploads.acquire();
     try {
       await this.o.backend.put(key, frame, frame.length, { sha256: packed.storedSha256 });
-      const stored = await this.o.backend.head(key);
+      stored = await this.o.backend.head(key);
       if (stored.size !== frame.length) throw new OperationalError(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${frame.length}`);
     } finally {
       this.uploads.release();
     }
-    return { index: chunk.index, key: chunkName(chunk.index), rawSize: chunk.length, storedSize: frame.length, rawSha256: packed.rawSha256, storedSha256: packed.storedSha256, level: packed.level };
+    // The ETag of the PutObject that the server checked against our SHA-256, for the journal:
+    // a resume compares it with what the server then says (stored-proof.ts).
+    return { index: chunk.index, key: chunkName(chunk.index), rawSize: chunk.length, storedSize: frame.length, rawSha256: packed.rawSha256, storedSha256: packed.storedSha256, level: packed.level, ...(stored.etag !== undefined ? { etag: stored.etag } : {}) };
   }
 
   private async commit(summary: StreamSummary, sha256: string): Promise<Manifest> {
@@ -232,24 +269,43 @@ class StreamWriteRun {
       fromName,
       startedAt: this.startedAt,
       toolVersion: TOOL_VERSION,
+      txgs: await this.o.snapshotTxgs?.(summary).catch(() => undefined),
     });
     await this.journal!.flush();
-    await this.removeStrays(manifest);
-    await this.o.backend.put(identity.prefix + SUMS_NAME, sha256sums(manifest.chunks));
-    await this.o.backend.put(identity.prefix + MANIFEST_NAME, serializeManifest(manifest));
+    const strays = await this.proveComplete(manifest);
+    if (strays.length > 0) await this.o.backend.delete(strays);
+    await putWhole(this.o.backend, identity.prefix + SUMS_NAME, sha256sums(manifest.chunks));
+    await putWhole(this.o.backend, identity.prefix + MANIFEST_NAME, serializeManifest(manifest));
     await this.o.backend.delete([identity.prefix + JOURNAL_NAME]);
     this.o.log.info({ dataset: identity.dataset, streamId: identity.streamId, rawBytes: manifest.rawBytes, storedBytes: manifest.storedBytes }, 'stream committed');
     return manifest;
   }
 
-  /** Objects of an interrupted longer run that this stream does not use must not outlive the commit. */
-  private async removeStrays(manifest: Manifest): Promise<void> {
-    const wanted = new Set([JOURNAL_NAME, ...manifest.chunks.map((c) => c.key)]);
-    const strays: string[] = [];
-    await this.o.backend.list(this.identity!.prefix, (o) => {
-      if (!wanted.has(o.key.slice(this.identity!.prefix.length))) strays.push(o.key);
-    });
-    if (strays.length > 0) await this.o.backend.delete(strays);
+  /**
+   * ONE listing of the stream, right before the manifest is written: every chunk object is
+   * there with its size. A chunk deleted or rewritten while the stream was written — by a
+   * prune that took it for abandoned, or another host — fails the put: a manifest over missing
+   * chunks would be a backup that cannot be restored. (ETags are not compared here: a server
+   * whose listing and HEAD disagreed would fail every commit; a resume only re-uploads then.)
+   * Returns the objects of an interrupted longer run that this stream does not use: they must
+   * not outlive the commit.
+   */
+  private async proveComplete(manifest: Manifest): Promise<string[]> {
+    const prefix = this.identity!.prefix;
+    const found = new Map<string, ObjectInfo>();
+    await this.o.backend.list(prefix, (o) => found.set(o.key.slice(prefix.length), o));
+    const problems: string[] = [];
+    for (const c of manifest.chunks) {
+      const o = found.get(c.key);
+      if (!o) problems.push(`${c.key} is missing`);
+      else if (o.size !== c.storedSize) problems.push(`${c.key} has ${o.size} bytes, ${c.storedSize} were stored`);
+    }
+    if (problems.length > 0) {
+      const shown = problems.slice(0, 3).join(', ') + (problems.length > 3 ? ` and ${problems.length - 3} more` : '');
+      throw new StreamIncompleteError(`cannot commit ${this.o.backend.location}/${prefix}: chunk ${shown} (removed or changed while the stream was written?); nothing was committed, run it again to upload what is missing`);
+    }
+    const wanted = new Set([JOURNAL_NAME, MANIFEST_NAME, ...manifest.chunks.map((c) => c.key)]);
+    return [...found.keys()].filter((k) => !wanted.has(k)).map((k) => prefix + k);
   }
 
   /**
@@ -273,6 +329,11 @@ class StreamWriteRun {
     }
     return err;
   }
+}
+
+/** With its SHA-256 an S3 backend stores it as one checked PutObject, never a multipart upload. */
+function putWhole(backend: Backend, key: string, body: Buffer): Promise<void> {
+  return backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex') });
 }
 
 /** Input that is not a ZFS stream at all (empty, bad magic at offset 0) is bad usage: exit 2. */

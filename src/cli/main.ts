@@ -12,6 +12,8 @@ import { type ArchiveSettings, archiveStream, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL,
 import { formatListing, listArchive } from '../jobs/list.js';
 import { describePlan, restore, restoreJson } from '../jobs/restore.js';
 import { sendSnapshot } from '../jobs/send.js';
+import { localSnapshotTxgs } from '../jobs/snapshot-txgs.js';
+import type { StreamSummary } from '../stream/validator.js';
 import { verifyArchive } from '../jobs/verify.js';
 import type { SampleLimit } from '../archive/sampling.js';
 import { parseDuration } from '../util/duration.js';
@@ -154,7 +156,10 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
     if (!o.input && isatty(0)) throw new UsageError('no input: pipe a zfs send stream into put, or use --input FILE');
     const input = o.input ? fileSource(o.input) : stdinSource();
     await withResources(o.to, o, async (backend, pool) => {
-      const result = await archiveStream({ backend, input, pool, settings, log: getLog(), dataset: o.dataset, sendArgs: null, zfsVersion: null });
+      // createtxg of the stream's snapshots when this host has them (best effort: snapshot-txgs.ts).
+      const zfs = Zfs.fromCommand(program.opts<GlobalOptions>().zfsCmd);
+      const snapshotTxgs = (summary: StreamSummary) => localSnapshotTxgs(zfs, summary);
+      const result = await archiveStream({ backend, input, pool, settings, log: getLog(), dataset: o.dataset, sendArgs: null, zfsVersion: null, snapshotTxgs });
       if (o.json) printJson(result);
       else process.stdout.write(`${archiveSummaryLine(result, backend.location)}\n`);
     });

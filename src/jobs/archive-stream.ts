@@ -1,14 +1,13 @@
 import type { ByteSource } from '../util/byte-source.js';
-import { ensureArchiveMarker, loadCatalog } from '../archive/catalog.js';
+import { ensureArchiveMarker, loadCatalog, readManifest } from '../archive/catalog.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
-import { MANIFEST_NAME } from '../archive/keys.js';
 import type { Manifest } from '../archive/manifest.js';
 import { type StreamIdentity, writeArchiveStream } from '../archive/writer.js';
 import type { Backend } from '../storage/backend.js';
-import { isNotFound } from '../storage/backend.js';
 import type { StreamSummary } from '../stream/validator.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
+import { acquireDatasetLock, type DatasetLock, type HeldLease } from './lock.js';
 
 export interface ArchiveSettings {
   chunkSize: number;
@@ -50,6 +49,13 @@ export interface ArchiveStreamJob {
   zfsVersion: string | null;
   fromName?(fromguid: bigint, dataset: string): Promise<string>;
   beforeCommit?(summary: StreamSummary): Promise<void>;
+  /** GUID → `createtxg` of the stream's snapshots, best effort (see snapshot-txgs.ts). */
+  snapshotTxgs?(summary: StreamSummary): Promise<ReadonlyMap<string, string>>;
+  /**
+   * The dataset's lease when the caller holds it already (`send`, `run`). Without it the lease
+   * is taken as soon as the stream names its dataset and held until the end (lock.ts).
+   */
+  lease?: HeldLease;
 }
 
 /** Shared by `put` and `send`: one stream into the archive, refusing to archive twice. */
@@ -59,6 +65,7 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
   await ensureArchiveMarker(job.backend);
   const progress = new Progress(job.settings.progress && Boolean(process.stderr.isTTY));
   let alreadyArchived = false;
+  let taken: DatasetLock | undefined;
   try {
     const result = await writeArchiveStream({
       backend: job.backend,
@@ -73,12 +80,19 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
       sendArgs: job.sendArgs,
       zfsVersion: job.zfsVersion,
       onIdentified: async (identity: StreamIdentity) => {
-        alreadyArchived = await exists(job.backend, identity.prefix + MANIFEST_NAME);
+        // Live from here on: no prune deletes this stream (or the chain it extends) as abandoned.
+        if (!job.lease) taken = await acquireDatasetLock({ dataset: identity.dataset, backend: job.backend, log: job.log, localLock: false });
+        alreadyArchived = await archivedAlready(job, identity);
         return !alreadyArchived;
       },
       fromName: job.fromName ?? ((guid, dataset) => fromNameInArchive(job.backend, guid, dataset)),
-      beforeCommit: job.beforeCommit,
+      beforeCommit: async (summary) => {
+        await job.beforeCommit?.(summary);
+        // A writer whose lease was taken over may have lost chunks to the new holder's prune.
+        await (job.lease ?? taken)?.assertHeld();
+      },
       onProgress: (p) => progress.update({ rawBytes: p.rawBytes, storedBytes: p.storedBytes, label: 'archiving' }),
+      snapshotTxgs: job.snapshotTxgs,
     });
     const seconds = (Date.now() - started) / 1000;
     const { dataset, streamId } = result.identity;
@@ -89,17 +103,26 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
     return { status: 'archived', dataset, streamId, manifest: result.manifest, seconds, uploadedBytes, chunksReused };
   } finally {
     progress.done();
+    await taken?.release();
   }
 }
 
-async function exists(backend: Backend, key: string): Promise<boolean> {
-  try {
-    await backend.head(key);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
+/**
+ * Only a manifest that is valid and describes this very stream (parseManifest checks dataset and
+ * stream id against its directory; here the first substream's GUIDs) means "already archived".
+ * A damaged or foreign one is rewritten: the writer treats the directory as an interrupted upload
+ * and the commit replaces the manifest.
+ */
+async function archivedAlready(job: ArchiveStreamJob, identity: StreamIdentity): Promise<boolean> {
+  const read = await readManifest(job.backend, identity);
+  if ('absent' in read) return false;
+  const first = identity.start.first;
+  const m = 'manifest' in read ? read.manifest : undefined;
+  const sub = m?.substreams[0];
+  if (m && sub && sub.toguid === first.toguid.toString() && sub.fromguid === first.fromguid.toString() && m.compound === identity.start.compound) return true;
+  const why = 'damaged' in read ? read.damaged.message : 'it describes another stream';
+  job.log.warn({ dataset: identity.dataset, stream: identity.streamId }, `the stored manifest of this stream cannot be used (${why}): archiving the stream again rewrites it`);
+  return false;
 }
 
 /** A piped stream carries only the base GUID; its name comes from the archived stream that leads to it. */

@@ -12,7 +12,11 @@ import type { Logger } from '../util/logger.js';
 
 /**
  * One run per dataset at a time (design.md): a local lock file per dataset, then a lease object
- * in the target for runs on other hosts writing the same prefix.
+ * in the target for runs on other hosts writing the same prefix. Every writer holds the lease
+ * for as long as it writes — `run`, and `put` and `send` on their own — and `prune` deletes
+ * nothing of a dataset without holding it: so an upload whose input pauses (a `zfs send`
+ * computing a big incremental) is never mistaken for an abandoned one, however short
+ * `--stale-after` is, and the base stream it extends is not pruned under it.
  *
  * Local lock: `<state dir>/<dataset>.lock` holding {pid, host, runId}, created atomically (written
  * to a temporary file, then hard-linked into place, which fails if the lock exists). A lock whose
@@ -56,6 +60,22 @@ export interface LockOptions {
   settleMs?: number;
   /** This host's name (tests simulate two hosts). Default os.hostname(). */
   host?: string;
+  /**
+   * Also take the local lock file (default true). `put` and `send` hold only the lease: what
+   * they guard is the dataset *in this target*, and the same dataset may go to two targets at
+   * once; a second writer or a prune of the same target on this host still meets the lease.
+   */
+  localLock?: boolean;
+}
+
+/**
+ * A dataset lease held for a writer (`put`, `send`, or `run` around its `send`): the writer
+ * checks it just before it commits, since a writer whose lease was taken over may have had its
+ * in-progress stream removed by the new holder.
+ */
+export interface HeldLease {
+  /** Throws unless this run still holds the lease. */
+  assertHeld(): Promise<void>;
 }
 
 /** Another run holds the dataset: exit 1 for this dataset, with the holder named. */
@@ -181,7 +201,7 @@ async function releaseLocalLock(path: string, runId: string): Promise<void> {
 }
 
 /** A held dataset lock (local lock file + lease in the target). */
-export class DatasetLock {
+export class DatasetLock implements HeldLease {
   private timer?: NodeJS.Timeout;
   private lostError?: Error;
   private released = false;
@@ -191,7 +211,8 @@ export class DatasetLock {
   constructor(
     private readonly o: Required<Pick<LockOptions, 'leaseMs' | 'refreshMs'>> & LockOptions,
     readonly runId: string,
-    private readonly localPath: string,
+    /** The local lock file; undefined when only the lease was taken. */
+    private readonly localPath: string | undefined,
     public lease: LeaseRecord,
   ) {
     this.timer = setInterval(() => {
@@ -252,7 +273,7 @@ export class DatasetLock {
     } catch (err) {
       this.o.log?.warn({ dataset: this.o.dataset, err: (err as Error).message }, 'could not remove the lease; it expires by itself');
     }
-    await releaseLocalLock(this.localPath, this.runId).catch(() => undefined);
+    if (this.localPath) await releaseLocalLock(this.localPath, this.runId).catch(() => undefined);
   }
 }
 
@@ -288,7 +309,7 @@ export async function acquireDatasetLock(options: LockOptions): Promise<DatasetL
   const host = o.host ?? hostname();
   const runId = o.runId ?? randomBytes(8).toString('hex');
   const now = new Date();
-  const localPath = await takeLocalLock(o.stateDir ?? defaultLockDir(), { dataset: o.dataset, host, pid: process.pid, runId, since: now.toISOString() });
+  const localPath = o.localLock === false ? undefined : await takeLocalLock(o.stateDir ?? defaultLockDir(), { dataset: o.dataset, host, pid: process.pid, runId, since: now.toISOString() });
   try {
     const existing = await readLease(o.backend, o.dataset);
     if (existing && existing.runId !== runId) {
@@ -318,7 +339,7 @@ export async function acquireDatasetLock(options: LockOptions): Promise<DatasetL
     }
     return new DatasetLock(o, runId, localPath, lease);
   } catch (err) {
-    await releaseLocalLock(localPath, runId).catch(() => undefined);
+    if (localPath) await releaseLocalLock(localPath, runId).catch(() => undefined);
     throw err;
   }
 }

@@ -1,6 +1,7 @@
 import { groupByStream, type StreamDir } from '../archive/audit.js';
 import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, SUMS_NAME } from '../archive/keys.js';
-import { type Manifest, parseManifest } from '../archive/manifest.js';
+import { type DamagedStream, readManifest } from '../archive/catalog.js';
+import type { Manifest } from '../archive/manifest.js';
 import { planRetention, type RetentionPolicy } from '../archive/retention.js';
 import type { Backend, ObjectInfo } from '../storage/backend.js';
 import { errorMessage, UsageError } from '../util/errors.js';
@@ -71,7 +72,9 @@ export interface PruneDatasetReport {
   /** Streams kept because no full leads to them (verify reports them as chain-broken). */
   brokenKept: { streamId: string; reason: string }[];
   abandoned: AbandonedStream[];
-  /** Why this dataset was not pruned (unreadable manifest, held lock, storage failure). */
+  /** Streams whose manifest is damaged: while there are any, nothing of the dataset is deleted. */
+  damaged?: { streamId: string; object: string; message: string }[];
+  /** Why this dataset was not pruned (damaged manifest, held lock, storage failure). */
   error?: string;
 }
 
@@ -116,6 +119,8 @@ export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
     throw new UsageError(`the archive at ${o.backend.location} holds no streams of dataset ${o.dataset} (see: zfs-offsite list)`);
   }
   const olderThan = new Date(now.getTime() - o.staleAfterMs);
+  // Outside the dataset leases, but no live writer is touched: chunks, journal, SHA256SUMS and
+  // manifest are each one PutObject (writer.ts, journal.ts); only other tools' uploads are multipart.
   const incompleteUploads = (await o.backend.cleanupIncompleteUploads?.(olderThan, { prefix: o.dataset ? `${datasetPath(o.dataset)}/` : '', dryRun: o.dryRun })) ?? null;
   if (incompleteUploads) o.log.info({ count: incompleteUploads }, `${o.dryRun ? 'would abort' : 'aborted'} incomplete multipart uploads older than ${olderThan.toISOString()}`);
   const deleted = reports.flatMap((r) => r.deleted);
@@ -140,9 +145,16 @@ async function pruneDataset(o: PruneOptions, dataset: string, now: Date): Promis
     if (!o.dryRun && o.lockDataset) lock = await o.lockDataset(dataset);
     // Listed under the lock: a stream committed just before it is part of the plan.
     const dirs = datasetStreams(await listObjects(o.backend, `${datasetPath(dataset)}/`), dataset);
-    const manifests = await readManifests(o.backend, dirs);
+    const { manifests, damaged } = await readManifests(o.backend, dirs);
     const committed = dirs.filter((d) => manifests.has(d));
-    if (committed.length > 0) {
+    if (damaged.length > 0) {
+      // What a damaged stream depends on, or whether it holds the newest snapshot, is unknown:
+      // deleting anything could cost the snapshot it holds once it is rewritten. Keep it all.
+      report.damaged = damaged.map((d) => ({ streamId: d.streamId, object: d.object, message: d.message }));
+      report.keptStreams = committed.length + damaged.length;
+      report.keptBytes = [...manifests.values()].reduce((n, m) => n + m.storedBytes, 0);
+      report.error = `${damaged.length} damaged manifest${damaged.length === 1 ? '' : 's'} (${damaged.map((d) => `${d.streamId}: ${d.message}`).join('; ')}): nothing of this dataset is deleted until the stream is archived again (which rewrites it) or removed; verify reports it`;
+    } else if (committed.length > 0) {
       const plan = planRetention({ streams: [...manifests.values()], policy: o.policy, now });
       const dirOf = new Map(committed.map((d) => [manifests.get(d)!, d]));
       report.keptStreams = plan.keep.length;
@@ -150,8 +162,9 @@ async function pruneDataset(o: PruneOptions, dataset: string, now: Date): Promis
       report.keptSnapshots = plan.snapshots.filter((s) => s.kept).map((s) => ({ name: s.name, why: s.why }));
       report.lostSnapshots = plan.snapshots.filter((s) => s.restorable && !s.restorableAfter).map((s) => s.name);
       report.brokenKept = plan.broken.map((m) => ({ streamId: m.streamId, reason: plan.reasons.get(m.streamId)! }));
-      // Newest first: dependents go before the streams they are based on.
-      const doomed = [...plan.delete].sort((a, b) => b.streamId.localeCompare(a.streamId));
+      // Newest first: dependents go before the streams they are based on. plan.delete is oldest
+      // first by the snapshot order (snapshot-order.ts); stream ids would put `s10` before `s9`.
+      const doomed = [...plan.delete].reverse();
       report.deleted = doomed.map((m) => describeStream(m, dirOf.get(m)!, plan.reasons.get(m.streamId)!));
       if (!o.dryRun && doomed.length > 0) {
         await lock?.assertHeld?.();
@@ -173,23 +186,21 @@ function hasManifestObject(d: StreamDir): boolean {
   return d.objects.some((obj) => obj.key === d.prefix + MANIFEST_NAME);
 }
 
-/** Reads every listed manifest; an unreadable one stops this dataset's prune (its chains are unknown). */
-async function readManifests(backend: Backend, dirs: StreamDir[]): Promise<Map<StreamDir, Manifest>> {
-  const out = new Map<StreamDir, Manifest>();
+/** Reads and validates every listed manifest; a damaged one is returned apart (catalog.ts readManifest). */
+async function readManifests(backend: Backend, dirs: StreamDir[]): Promise<{ manifests: Map<StreamDir, Manifest>; damaged: DamagedStream[] }> {
+  const manifests = new Map<StreamDir, Manifest>();
+  const damaged: DamagedStream[] = [];
   const withManifest = dirs.filter(hasManifestObject);
   for (let i = 0; i < withManifest.length; i += 8) {
     await Promise.all(
       withManifest.slice(i, i + 8).map(async (d) => {
-        const key = d.prefix + MANIFEST_NAME;
-        try {
-          out.set(d, parseManifest(await backend.getBuffer(key), `${backend.location}/${key}`));
-        } catch (err) {
-          throw new Error(`cannot plan without every manifest: ${errorMessage(err)} (fix or remove the stream; verify reports it)`);
-        }
+        const read = await readManifest(backend, d);
+        if ('manifest' in read) manifests.set(d, read.manifest);
+        else if ('damaged' in read) damaged.push(read.damaged);
       }),
     );
   }
-  return out;
+  return { manifests, damaged };
 }
 
 function describeStream(m: Manifest, dir: StreamDir, reason: string): PrunedStream {
@@ -219,7 +230,12 @@ async function deleteStream(o: PruneOptions, m: Manifest, dir: StreamDir): Promi
   o.log.info({ dataset: m.dataset, stream: m.streamId }, 'deleted stream');
 }
 
-/** Stream directories without a manifest whose newest object is older than the grace period. */
+/**
+ * Stream directories without a manifest whose newest object is older than the grace period.
+ * Runs only while this prune holds the dataset's lease (or `run`, holding it, calls it): every
+ * writer holds that lease for as long as it writes, so an upload whose input merely paused
+ * longer than `--stale-after` is never taken for abandoned (lock.ts).
+ */
 async function removeAbandoned(o: PruneOptions, dirs: StreamDir[], now: Date): Promise<AbandonedStream[]> {
   const out: AbandonedStream[] = [];
   for (const d of dirs) {

@@ -10,7 +10,9 @@ import type { Logger } from '../util/logger.js';
 import { checkZfsName } from '../zfs/command.js';
 import type { SnapshotInfo, Zfs } from '../zfs/zfs.js';
 import { type ArchiveSettings, type ArchiveStreamResult, archiveStream } from './archive-stream.js';
+import { acquireDatasetLock, type HeldLease } from './lock.js';
 import { protectBase } from './protect.js';
+import { localSnapshotTxgs } from './snapshot-txgs.js';
 
 export interface SendOptions {
   /** pool/ds@snap */
@@ -32,6 +34,8 @@ export interface SendOptions {
   /** Non-raw sends: keep large blocks (-L) and on-disk compression (-c); both default true. */
   largeBlocks?: boolean;
   compressed?: boolean;
+  /** The dataset's lease, when the caller holds it already (`run`); otherwise send takes it. */
+  lease?: HeldLease;
 }
 
 export interface SendResult extends ArchiveStreamResult {
@@ -55,6 +59,17 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
   const raw = o.raw ?? (encryption !== 'off' && encryption !== '-');
 
   await o.backend.check();
+  // Live from the choice of the base to the commit (lock.ts): no prune takes the base away, or
+  // the upload for abandoned, meanwhile.
+  const taken = o.lease ? undefined : await acquireDatasetLock({ dataset, backend: o.backend, log: o.log, localLock: false });
+  try {
+    return await sendFromBase({ ...o, lease: o.lease ?? taken }, dataset, snapshot, target, raw);
+  } finally {
+    await taken?.release();
+  }
+}
+
+async function sendFromBase(o: SendOptions, dataset: string, snapshot: string, target: SnapshotInfo, raw: boolean): Promise<SendResult> {
   const base = await chooseBase(o, dataset, target, raw);
   // Raw sends carry blocks as stored (large, compressed) anyway; plain ones are told to.
   const plain = [...(o.largeBlocks === false ? [] : ['-L']), ...(o.compressed === false ? [] : ['-c'])];
@@ -101,6 +116,13 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
       zfsVersion,
       fromName: async () => (base ? base.name.slice(base.name.search(/[@#]/) + (base.kind === 'snapshot' ? 1 : 0)) : ''),
       beforeCommit,
+      lease: o.lease,
+      snapshotTxgs: async (summary) => {
+        const txgs = await localSnapshotTxgs(o.zfs, summary);
+        // What zfs said when the send was planned, should the listing have failed since.
+        for (const s of [target, base]) if (s && !txgs.has(s.guid.toString())) txgs.set(s.guid.toString(), s.createtxg.toString());
+        return txgs;
+      },
     });
     const bookmark = o.bookmark === false ? undefined : await protectBase(o.zfs, dataset, snapshot);
     return { ...result, base: base?.name, sendArgs, ...(bookmark ? { bookmark } : {}) };

@@ -21,6 +21,13 @@ export interface ObjectInfo {
   size: number;
   /** Last modification time, when the backend reports one. */
   modified?: Date;
+  /**
+   * What the server itself says about the content (S3: the ETag, without its quotes), when it
+   * keeps such a fingerprint: `head` and `list` report the same value, and any change of the
+   * content changes it. A backend that keeps none (local directory, SFTP) omits it; a caller
+   * that must know the content is intact then reads it back and hashes it.
+   */
+  etag?: string;
 }
 
 export interface PutOptions {
@@ -64,7 +71,7 @@ export interface Backend {
   /** Read a whole (small) object into memory. Throws NotFoundError when absent. */
   getBuffer(key: string): Promise<Buffer>;
 
-  /** Size and time of an object. Throws NotFoundError when absent. */
+  /** Size, time and (when the backend keeps one) etag of an object. Throws NotFoundError when absent. */
   head(key: string): Promise<ObjectInfo>;
 
   /**

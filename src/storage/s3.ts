@@ -230,7 +230,7 @@ export class S3Backend implements Backend {
   async head(key: string): Promise<ObjectInfo> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
-      return { key, size: res.ContentLength ?? 0, ...(res.LastModified ? { modified: res.LastModified } : {}) };
+      return { key, size: res.ContentLength ?? 0, ...(res.LastModified ? { modified: res.LastModified } : {}), ...etagOf(res.ETag) };
     } catch (err) {
       // A HEAD answer has no body, so a 403 does not say whether the key or the secret is
       // wrong, or whether it is a policy denial: ask a request that does say.
@@ -255,6 +255,7 @@ export class S3Backend implements Backend {
           key: obj.Key.slice(this.keyPrefix.length),
           size: obj.Size ?? 0,
           ...(obj.LastModified ? { modified: obj.LastModified } : {}),
+          ...etagOf(obj.ETag),
         });
       }
       ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -379,6 +380,15 @@ async function defaultRegion(): Promise<string> {
 function memoize<T>(fn: () => Promise<T>): () => Promise<T> {
   let result: Promise<T> | undefined;
   return () => (result ??= fn());
+}
+
+/**
+ * The ETag as head and list both report it: HEAD and ListObjectsV2 quote it (and a weak one
+ * would start with W/), so the bare value is kept, comparable across the two.
+ */
+function etagOf(etag: string | undefined): { etag?: string } {
+  const bare = etag?.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+  return bare ? { etag: bare } : {};
 }
 
 /** The payload hash is a header the signature covers: it must be exactly 64 lowercase hex digits. */
