@@ -11,7 +11,7 @@ import { OperationalError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
 import { checkZfsName } from '../zfs/command.js';
-import { destinationSnapshots, type Zfs } from '../zfs/zfs.js';
+import { destinationSnapshots, type Zfs, ZfsCommandError } from '../zfs/zfs.js';
 
 export interface RestoreOptions {
   backend: Backend;
@@ -169,37 +169,26 @@ async function writeToOutput(output: string, plan: RestorePlan, feed: Feed): Pro
 /** One `zfs receive` per unit, in order; a failure aborts the receive and stops. */
 async function receiveAll(o: RestoreOptions, destination: string, plan: RestorePlan, feed: Feed): Promise<void> {
   const zfs = o.zfs!;
-  const args = [...(o.force ? ['-F'] : []), ...(o.resumable ? ['-s'] : []), ...(o.noMount ? ['-u'] : []), destination];
   for (const [k, unit] of plan.units.entries()) {
-    const what = `stream ${unit.manifest.streamId} (${unit.toname})`;
+    const during = `on stream ${unit.manifest.streamId} (${unit.toname})`;
     o.log.info({ stream: unit.manifest.streamId, destination }, `receiving ${k + 1}/${plan.units.length}`);
-    const child = zfs.spawnReceive(args);
-    const stderr: Buffer[] = [];
-    child.stderr.on('data', (b: Buffer) => stderr.push(b));
-    child.stdout.resume();
-    child.stdin.on('error', () => undefined); // EPIPE when receive dies: its exit status says why
-    const exited = new Promise<number | null>((resolve, reject) => {
-      child.on('error', (err) => reject(new OperationalError(`cannot run zfs receive: ${err.message}`)));
-      child.on('close', resolve);
-    });
-    exited.catch(() => undefined);
-    const receiveError = (code: number | null) =>
-      new OperationalError(`zfs receive ${args.join(' ')} failed (exit ${code}) on ${what}: ${Buffer.concat(stderr).toString().trim() || 'no error output'}`);
+    const receive = zfs.receive(destination, { force: o.force, resumable: o.resumable, noMount: o.noMount });
     try {
-      await feed(unit, k, new SinkWatch(child.stdin));
+      await feed(unit, k, new SinkWatch(receive.sink));
     } catch (err) {
-      child.stdin.destroy();
-      child.kill('SIGTERM');
-      const code = await exited.catch(() => null);
-      if (o.resumable) await zfs.abortReceive(destination).catch(() => undefined);
+      const ended = await receive.abort();
       // A receive that died first explains more than the broken pipe it caused.
-      if (err instanceof OutputError && err.readerGone) throw receiveError(code);
+      if (err instanceof OutputError && err.readerGone && ended) throw explained(ended, during);
       throw err;
     }
-    child.stdin.end();
-    const code = await exited;
-    if (code !== 0) throw receiveError(code);
+    await receive.finish().catch((err: unknown) => {
+      throw explained(err, during);
+    });
   }
+}
+
+function explained(err: unknown, during: string): unknown {
+  return err instanceof ZfsCommandError ? err.explained({ during }) : err;
 }
 
 /** The human form of a plan (`--dry-run`, and the summary). */

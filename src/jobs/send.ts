@@ -5,10 +5,10 @@ import { splitSnapshotName } from '../archive/keys.js';
 import { StreamRejectedError } from '../archive/writer.js';
 import type { Backend } from '../storage/backend.js';
 import type { StreamSummary } from '../stream/validator.js';
-import { OperationalError, UsageError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { checkZfsName } from '../zfs/command.js';
-import type { SnapshotInfo, Zfs } from '../zfs/zfs.js';
+import { type SnapshotInfo, type Zfs, ZfsCommandError } from '../zfs/zfs.js';
 import { type ArchiveSettings, type ArchiveStreamResult, archiveStream } from './archive-stream.js';
 import { acquireDatasetLock, type HeldLease } from './lock.js';
 import { protectBase } from './protect.js';
@@ -77,24 +77,11 @@ async function sendFromBase(o: SendOptions, dataset: string, snapshot: string, t
   o.log.info({ args: sendArgs.join(' ') }, base ? `incremental from ${base.name}` : 'full stream');
 
   const zfsVersion = await o.zfs.version();
-  // Our own pipe, not Node's: what the child wrote stays readable after it exits.
-  const { child, output } = o.zfs.spawnSend(sendArgs);
-  const stderr: Buffer[] = [];
-  child.stderr.on('data', (b: Buffer) => stderr.push(b));
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', (err) => reject(new OperationalError(`cannot run zfs send: ${err.message}`)));
-    child.on('close', (code) => resolve(code));
-  });
-  exited.catch(() => undefined);
-
-  const sendFailed = (code: number | null, signal: NodeJS.Signals | null): OperationalError => {
-    const how = signal ? `was killed by ${signal}` : `failed (exit ${code})`;
-    return new OperationalError(`zfs send ${sendArgs.join(' ')} ${how}: ${Buffer.concat(stderr).toString().trim() || 'no error output'}; nothing was committed`);
-  };
-
+  const send = o.zfs.send(sendArgs);
   const beforeCommit = async (summary: StreamSummary): Promise<void> => {
-    const code = await exited;
-    if (code !== 0) throw sendFailed(code, child.signalCode);
+    await send.completion.catch((err: unknown) => {
+      throw err instanceof ZfsCommandError ? err.explained({ outcome: 'nothing was committed' }) : err;
+    });
     const last = summary.substreams[summary.substreams.length - 1];
     if (!last || last.toguid !== target.guid) {
       throw new StreamRejectedError(`stream ends at GUID ${last?.toguid}, but ${o.snapshot} has GUID ${target.guid}; nothing was committed`);
@@ -107,7 +94,7 @@ async function sendFromBase(o: SendOptions, dataset: string, snapshot: string, t
   try {
     const result = await archiveStream({
       backend: o.backend,
-      input: output,
+      input: send.stream,
       pool: o.pool,
       settings: o.settings,
       log: o.log,
@@ -124,18 +111,13 @@ async function sendFromBase(o: SendOptions, dataset: string, snapshot: string, t
         return txgs;
       },
     });
+    await send.abort(); // ended already, or still writing a stream that was archived before
     const bookmark = o.bookmark === false ? undefined : await protectBase(o.zfs, dataset, snapshot);
     return { ...result, base: base?.name, sendArgs, ...(bookmark ? { bookmark } : {}) };
   } catch (err) {
-    child.kill('SIGTERM');
-    output.destroy(); // closes our end of the pipe: a child still writing gets EPIPE
     // A zfs send failure explains a broken stream better than the stream itself does.
-    const code = await Promise.race([exited.catch(() => null), new Promise((r) => setTimeout(() => r(undefined), 2000).unref())]);
-    if (typeof code === 'number' && code !== 0 && Buffer.concat(stderr).length > 0) throw sendFailed(code, null);
-    if (code === null && child.signalCode && child.signalCode !== 'SIGTERM') throw sendFailed(null, child.signalCode);
-    throw err;
-  } finally {
-    child.kill('SIGTERM');
+    const own = await send.abort();
+    throw own ? own.explained({ outcome: 'nothing was committed' }) : err;
   }
 }
 

@@ -1,11 +1,12 @@
-import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
-import { type ByteSource, pipeSource } from '../util/byte-source.js';
+import { spawn } from 'node:child_process';
+import { basename } from 'node:path';
 import { OperationalError, UsageError } from '../util/errors.js';
 import { checkZfsName, shellQuote, splitCommandWords } from './command.js';
+import { ZfsCommandError, ZfsProcess } from './process.js';
+import { type ReceiveHandle, type SendHandle, type StreamOptions, startReceive, startSend } from './streams.js';
+
+export { ZfsCommandError } from './process.js';
+export type { ReceiveHandle, SendHandle } from './streams.js';
 
 export interface SnapshotInfo {
   /** Full name: pool/ds@snap or pool/ds#bookmark. */
@@ -17,15 +18,14 @@ export interface SnapshotInfo {
   creation: number;
 }
 
-export class ZfsCommandError extends OperationalError {
-  override name = 'ZfsCommandError';
-  constructor(readonly args: string[], readonly exitCode: number | null, readonly stderr: string) {
-    super(`zfs ${args.join(' ')} failed${exitCode === null ? '' : ` (exit ${exitCode})`}: ${stderr.trim() || 'no error output'}`);
-  }
+export interface ReceiveOptions extends StreamOptions {
+  /** -F: roll the destination back to its newest snapshot first. */
+  force?: boolean;
+  /** -s: keep the state of an interrupted receive (discarded again by abort). */
+  resumable?: boolean;
+  /** -u: do not mount what was received. */
+  noMount?: boolean;
 }
-
-export type SendProcess = ChildProcessByStdio<Writable | null, null, Readable>;
-export type ReceiveProcess = ChildProcessByStdio<Writable, Readable, Readable>;
 
 /**
  * The one place that runs the zfs command. The prefix is injectable (`zfs`,
@@ -50,41 +50,26 @@ export class Zfs {
   }
 
   /** Runs zfs to completion and returns stdout; a non-zero exit throws ZfsCommandError. */
-  run(args: string[]): Promise<string> {
+  async run(args: string[]): Promise<string> {
     const [cmd, argv] = this.argv(args);
-    return new Promise((resolve, reject) => {
-      const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      child.on('error', (e) => reject(new OperationalError(`cannot run ${cmd}: ${e.message} (set --zfs-cmd or ZFS_OFFSITE_ZFS_CMD)`)));
-      child.on('close', (code) => {
-        if (code === 0) resolve(Buffer.concat(out).toString());
-        else reject(new ZfsCommandError(args, code, Buffer.concat(err).toString()));
-      });
-    });
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    const proc = new ZfsProcess(child, args, (e) => new OperationalError(`cannot run ${cmd}: ${e.message} (set --zfs-cmd or ZFS_OFFSITE_ZFS_CMD)`));
+    await proc.completion;
+    return Buffer.concat(out).toString();
   }
 
-  /** Starts `zfs send ARGS` with its stream on stdout. */
-  spawnSend(args: string[]): { child: SendProcess; output: ByteSource } {
-    const [cmd, argv] = this.argv(['send', ...args]);
-    const pipe = openSendPipe();
-    try {
-      const child = spawn(cmd, argv, { stdio: ['ignore', pipe.writeFd, 'pipe'] }) as SendProcess;
-      return { child, output: pipeSource(pipe.readFd) };
-    } catch (err) {
-      closeSync(pipe.readFd);
-      throw err;
-    } finally {
-      closeSync(pipe.writeFd); // the child holds its own copy: EOF comes when it exits
-    }
+  /** Starts `zfs send ARGS`: its stream, and a completion that fails with what zfs said. */
+  send(args: string[], options?: StreamOptions): SendHandle {
+    return startSend(this.argv(['send', ...args]), ['send', ...args], options);
   }
 
-  /** Starts `zfs receive ARGS` reading the stream from stdin. */
-  spawnReceive(args: string[]): ReceiveProcess {
-    const [cmd, argv] = this.argv(['receive', ...args]);
-    return spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+  /** Starts `zfs receive [-F] [-s] [-u] DATASET` reading the stream from its sink. */
+  receive(dataset: string, options: ReceiveOptions = {}): ReceiveHandle {
+    checkZfsName(dataset, 'dataset');
+    const args = ['receive', ...(options.force ? ['-F'] : []), ...(options.resumable ? ['-s'] : []), ...(options.noMount ? ['-u'] : []), dataset];
+    return startReceive(this.argv(args), args, { ...options, discardState: options.resumable ? () => this.abortReceive(dataset) : undefined });
   }
 
   /** Discards the saved state of an interrupted `zfs receive -s`. */
@@ -222,28 +207,4 @@ export function parseSnapshotLines(out: string): SnapshotInfo[] {
         creation: Number(creation),
       } satisfies SnapshotInfo;
     });
-}
-
-/**
- * A named pipe for `zfs send`'s stdout, unlinked at once. Node's own child pipes hand every 64 KiB
- * read over as a new Buffer; reading our own pipe fills the chunk buffers in place (see
- * byte-source.ts): less CPU and ≈ 40 MiB less peak memory. The write end is opened blocking:
- * zfs send fails on a non-blocking stdout.
- */
-function openSendPipe(): { readFd: number; writeFd: number } {
-  const dir = mkdtempSync(join(tmpdir(), 'zfs-offsite-send-'));
-  try {
-    const path = join(dir, 'stream');
-    execFileSync('mkfifo', ['-m', '600', path]);
-    // Opening the read end first without blocking lets the write end open at once.
-    const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      return { readFd, writeFd: openSync(path, constants.O_WRONLY) };
-    } catch (err) {
-      closeSync(readFd);
-      throw err;
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }

@@ -8,10 +8,13 @@
  *
  * State: { log, datasets: { NAME: { encryption, snapshots: [{ name, guid, createtxg, creation }],
  *          bookmarks: [...] } }, streams: { "<fromguid or 0>:<toguid>": "/path/to/stream" },
- *          send: { failAfterBytes?, killAfterBytes?, exitCode?, stderr? } }
+ *          send: { failAfterBytes?, killAfterBytes?, stallAfterBytes?, pidFile?, exitCode?, stderr? },
+ *          receive: { into, failAfterBytes?, exitCode?, stderr? } }
  *
  * `snapshot`, `bookmark` and `destroy` (of bookmarks only) change the state file, so a test sees
  * what the CLI created; `list -t filesystem,volume [-r] ROOT` lists the dataset names.
+ * `receive [-F] [-s] [-u] DATASET` appends the stream it reads to the file `receive.into`; with
+ * `failAfterBytes` it stops reading there and fails (the writer then gets EPIPE); `receive -A` only logs.
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 
@@ -83,7 +86,11 @@ if (cmd === 'version') {
   let bytes = readFileSync(path);
   const plan = state.send ?? {};
   if (plan.failAfterBytes !== undefined) bytes = bytes.subarray(0, plan.failAfterBytes);
-  if (plan.killAfterBytes !== undefined) {
+  if (plan.pidFile) writeFileSync(plan.pidFile, String(process.pid));
+  if (plan.stallAfterBytes !== undefined) {
+    // Like a zfs send stuck in the kernel: output stops, the process stays.
+    process.stdout.write(bytes.subarray(0, plan.stallAfterBytes), () => setTimeout(() => undefined, 600_000));
+  } else if (plan.killAfterBytes !== undefined) {
     // Like a zfs send killed by the OOM killer or an admin: output stops, no exit status.
     process.stdout.write(bytes.subarray(0, plan.killAfterBytes), () => process.kill(process.pid, 'SIGKILL'));
   } else {
@@ -91,6 +98,21 @@ if (cmd === 'version') {
       if (plan.exitCode) fail(plan.stderr ?? 'send failed', plan.exitCode);
     });
   }
+} else if (cmd === 'receive' && rest[0] === '-A') {
+  // Discarding a resumable receive's state: the log records it.
+} else if (cmd === 'receive') {
+  const plan = state.receive ?? {};
+  let received = 0;
+  process.stdin.on('data', (bytes) => {
+    const room = plan.failAfterBytes === undefined ? bytes.length : Math.max(0, plan.failAfterBytes - received);
+    appendFileSync(plan.into, bytes.subarray(0, room));
+    received += Math.min(room, bytes.length);
+    // Like a receive that refuses the stream part-way: it exits without reading the rest.
+    if (plan.failAfterBytes !== undefined && received >= plan.failAfterBytes) fail(plan.stderr ?? 'cannot receive: failed', plan.exitCode ?? 1);
+  });
+  process.stdin.on('end', () => {
+    if (plan.failAfterBytes !== undefined || plan.exitCode) fail(plan.stderr ?? 'cannot receive: failed', plan.exitCode ?? 1);
+  });
 } else if (cmd === 'snapshot') {
   const [dataset, snap] = rest[rest.length - 1].split('@');
   const ds = state.datasets[dataset];
