@@ -1,4 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
+import type { SettingSpec } from '../settings/table.js';
+import { formatLimit } from '../settings/values.js';
 import { parseSize } from '../util/bytes.js';
 import { parseDuration } from '../util/duration.js';
 import { UsageError } from '../util/errors.js';
@@ -62,8 +64,8 @@ export class ConfigChecker {
     return value;
   }
 
-  /** "30d", "12h", "2w" → milliseconds; bare numbers are refused (days? seconds?). */
-  duration(value: unknown, path: string): number {
+  /** "30d", "12h", "2w" → milliseconds; bare numbers are refused (days? seconds?); 0 only when allowed. */
+  duration(value: unknown, path: string, allowZero = false): number {
     const what = 'a duration such as 30d, 12h or 2w';
     if (typeof value !== 'string') throw this.expected(path, what, value);
     let ms: number;
@@ -72,7 +74,7 @@ export class ConfigChecker {
     } catch {
       throw this.expected(path, what, value);
     }
-    if (ms <= 0) throw this.expected(path, `${what} (more than 0)`, value);
+    if (ms < 0 || (ms === 0 && !allowZero)) throw this.expected(path, `${what} (more than 0)`, value);
     return ms;
   }
 
@@ -91,6 +93,26 @@ export class ConfigChecker {
     return bytes;
   }
 
+  /** A value of a setting of src/settings/table.ts, read by its type and range. */
+  setting(spec: SettingSpec, value: unknown, path: string): unknown {
+    switch (spec.type) {
+      case 'size':
+        return this.size(value, path, spec.min ?? 0, spec.max ?? Number.MAX_SAFE_INTEGER, spec.what);
+      case 'duration':
+        return this.duration(value, path, spec.min === 0);
+      case 'count':
+        return this.wholeNumber(value, path, spec.min ?? 0, spec.max);
+      case 'bool':
+        return this.boolean(value, path);
+      case 'file':
+        return this.file(value, path);
+      case 'env-name':
+        return this.envName(value, path);
+      case 'string':
+        return this.string(value, path, spec.pattern);
+    }
+  }
+
   envName(value: unknown, path: string): string {
     return this.string(value, path, { re: /^[A-Za-z_][A-Za-z0-9_]*$/, what: 'the NAME of an environment variable (letters, digits, _)' });
   }
@@ -101,9 +123,4 @@ export class ConfigChecker {
     const expanded = name.startsWith('~/') && process.env.HOME ? `${process.env.HOME}${name.slice(1)}` : name;
     return isAbsolute(expanded) ? expanded : resolve(this.baseDir, expanded);
   }
-}
-
-function formatLimit(bytes: number): string {
-  for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
-  return `${bytes} bytes`;
 }

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { RetentionPolicy } from '../archive/retention.js';
-import { MIN_CHUNK_SIZE } from '../archive/writer.js';
-import { DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL } from '../jobs/archive-stream.js';
+import { camelKey, type SectionSettings, type SettingName, type SettingValues, SETTING_NAMES, settingSpec, type TopSettings, yamlSettings } from '../settings/table.js';
+import { settingDefault } from '../settings/values.js';
 import { parseTarget } from '../storage/open.js';
 import { UsageError } from '../util/errors.js';
 import { ConfigChecker } from './checks.js';
@@ -27,28 +27,16 @@ import { ConfigSource } from './yaml-source.js';
 
 export type SnapshotPolicy = { mode: 'create'; prefix: string } | { mode: 'pick'; pattern: string };
 
-export interface S3Settings {
-  endpoint?: string;
-  pathStyle?: boolean;
-  region?: string;
-  profile?: string;
-  storageClass?: string;
-  /** Names of the environment variables holding the key id and secret (default AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). */
-  accessKeyIdEnv?: string;
-  secretAccessKeyEnv?: string;
-  /** An AWS shared-credentials file (absolute). */
-  credentialsFile?: string;
-}
+/** The `s3:` and `sftp:` keys of src/settings/table.ts, camel-cased (files made absolute). */
+export type S3Settings = SectionSettings<'s3'>;
+export type SftpSettings = SectionSettings<'sftp'>;
 
-export interface SftpSettings {
-  /** Private key file (absolute). */
-  key?: string;
-  knownHosts?: string;
-  passwordEnv?: string;
-  passphraseEnv?: string;
-}
-
-export interface ResolvedDatasetConfig {
+/**
+ * One dataset with the defaults merged in. The settings of src/settings/table.ts that sit at the
+ * top level are here under their table names (absent when not given); datasetSettings() reads
+ * them all.
+ */
+export interface ResolvedDatasetConfig extends TopSettings {
   name: string;
   /** Also every descendant filesystem and volume (expanded by the run, each archived on its own). */
   recursive: boolean;
@@ -64,8 +52,6 @@ export interface ResolvedDatasetConfig {
   keep?: RetentionPolicy;
   compressionLevel: number;
   chunkSize: number;
-  /** Upload bandwidth limit in bytes per second. */
-  bwlimit?: number;
   /** Command run when this dataset fails: argv (a string is run by /bin/sh -c). */
   onFailure?: string[];
   s3: S3Settings;
@@ -80,11 +66,10 @@ export interface ZfsOffsiteConfig {
 }
 
 const TOP_KEYS = ['defaults', 'datasets'] as const;
-const SETTING_KEYS = ['target', 'recursive', 'snapshot', 'raw', 'full_every', 'max_chain', 'keep', 'compression_level', 'chunk_size', 'bwlimit', 'on_failure', 's3', 'sftp'] as const;
+/** The job's own keys, then the settings of the table, then the sections. */
+const SETTING_KEYS = ['target', 'recursive', 'snapshot', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 'on_failure', 's3', 'sftp'];
 const DATASET_KEYS = ['name', ...SETTING_KEYS] as const;
 const KEEP_KEYS = ['daily', 'weekly', 'monthly', 'yearly', 'last', 'min_fulls'] as const;
-const S3_KEYS = ['endpoint', 'path_style', 'region', 'profile', 'storage_class', 'access_key_id_env', 'secret_access_key_env', 'credentials_file'] as const;
-const SFTP_KEYS = ['key', 'known_hosts', 'password_env', 'passphrase_env'] as const;
 
 const SNAPSHOT_PART = { re: /^[A-Za-z0-9_.:-]+$/, what: 'a snapshot name part (letters, digits, _ . : -)' };
 const SNAPSHOT_GLOB = { re: /^[A-Za-z0-9_.:*?-]+$/, what: 'a snapshot name pattern (letters, digits, _ . : - and the wildcards * ?)' };
@@ -93,7 +78,7 @@ const DATASET_NAME = { re: /^[A-Za-z0-9][A-Za-z0-9_.:\- ]*(\/[A-Za-z0-9_.:\- ]+)
 type KeepCounts = Partial<Record<(typeof KEEP_KEYS)[number], number>>;
 
 /** One level of settings as written (defaults or a dataset), validated, not yet merged. */
-interface Settings {
+interface Settings extends TopSettings {
   target?: string;
   recursive?: boolean;
   snapshot?: SnapshotPolicy;
@@ -101,9 +86,6 @@ interface Settings {
   fullEveryMs?: number;
   maxChain?: number;
   keep?: KeepCounts | false;
-  compressionLevel?: number;
-  chunkSize?: number;
-  bwlimit?: number;
   onFailure?: string[];
   s3?: S3Settings;
   sftp?: SftpSettings;
@@ -143,27 +125,12 @@ function readOnFailure(c: ConfigChecker, value: unknown, path: string): string[]
   return value.map((arg, i) => c.string(arg, `${path}[${i}]`));
 }
 
-function readS3(c: ConfigChecker, value: unknown, path: string): S3Settings {
-  const raw = c.mapping(value, path, S3_KEYS);
-  const out: S3Settings = {};
-  if (raw.endpoint !== undefined) out.endpoint = c.string(raw.endpoint, `${path}.endpoint`, { re: /^https?:\/\/[^/\s@]+/i, what: 'an http:// or https:// URL without credentials' });
-  if (raw.path_style !== undefined) out.pathStyle = c.boolean(raw.path_style, `${path}.path_style`);
-  if (raw.region !== undefined) out.region = c.string(raw.region, `${path}.region`, { re: /^[a-z0-9-]+$/i, what: 'a region name such as eu-central-1' });
-  if (raw.profile !== undefined) out.profile = c.string(raw.profile, `${path}.profile`);
-  if (raw.storage_class !== undefined) out.storageClass = c.string(raw.storage_class, `${path}.storage_class`, { re: /^[A-Z_]+$/, what: 'an S3 storage class such as STANDARD_IA' });
-  if (raw.access_key_id_env !== undefined) out.accessKeyIdEnv = c.envName(raw.access_key_id_env, `${path}.access_key_id_env`);
-  if (raw.secret_access_key_env !== undefined) out.secretAccessKeyEnv = c.envName(raw.secret_access_key_env, `${path}.secret_access_key_env`);
-  if (raw.credentials_file !== undefined) out.credentialsFile = c.file(raw.credentials_file, `${path}.credentials_file`);
-  return out;
-}
-
-function readSftp(c: ConfigChecker, value: unknown, path: string): SftpSettings {
-  const raw = c.mapping(value, path, SFTP_KEYS);
-  const out: SftpSettings = {};
-  if (raw.key !== undefined) out.key = c.file(raw.key, `${path}.key`);
-  if (raw.known_hosts !== undefined) out.knownHosts = c.file(raw.known_hosts, `${path}.known_hosts`);
-  if (raw.password_env !== undefined) out.passwordEnv = c.envName(raw.password_env, `${path}.password_env`);
-  if (raw.passphrase_env !== undefined) out.passphraseEnv = c.envName(raw.passphrase_env, `${path}.passphrase_env`);
+/** The keys of one section (`s3:`, `sftp:`), each read by the type the settings table gives it. */
+function readSection(c: ConfigChecker, value: unknown, path: string, section: 's3' | 'sftp'): Record<string, unknown> {
+  const keys = yamlSettings(section);
+  const raw = c.mapping(value, path, keys.map((k) => k.key));
+  const out: Record<string, unknown> = {};
+  for (const { name, key } of keys) if (raw[key] !== undefined) out[camelKey(key)] = c.setting(settingSpec(name), raw[key], `${path}.${key}`);
   return out;
 }
 
@@ -189,12 +156,11 @@ function readSettings(c: ConfigChecker, raw: Record<string, unknown>, path: stri
   if (raw.full_every !== undefined) s.fullEveryMs = c.duration(raw.full_every, at('full_every'));
   if (raw.max_chain !== undefined) s.maxChain = c.wholeNumber(raw.max_chain, at('max_chain'), 1);
   if (raw.keep !== undefined) s.keep = readKeep(c, raw.keep, at('keep'));
-  if (raw.compression_level !== undefined) s.compressionLevel = c.wholeNumber(raw.compression_level, at('compression_level'), -7, 19);
-  if (raw.chunk_size !== undefined) s.chunkSize = c.size(raw.chunk_size, at('chunk_size'), MIN_CHUNK_SIZE, 1024 ** 3);
-  if (raw.bwlimit !== undefined) s.bwlimit = c.size(raw.bwlimit, at('bwlimit'), 1024, Number.MAX_SAFE_INTEGER, 'a rate in bytes per second such as 20M or 512K');
+  const top = s as Record<string, unknown>;
+  for (const { name, key } of yamlSettings('')) if (raw[key] !== undefined) top[name] = c.setting(settingSpec(name), raw[key], at(key));
   if (raw.on_failure !== undefined) s.onFailure = readOnFailure(c, raw.on_failure, at('on_failure'));
-  if (raw.s3 !== undefined) s.s3 = readS3(c, raw.s3, at('s3'));
-  if (raw.sftp !== undefined) s.sftp = readSftp(c, raw.sftp, at('sftp'));
+  if (raw.s3 !== undefined) s.s3 = readSection(c, raw.s3, at('s3'), 's3');
+  if (raw.sftp !== undefined) s.sftp = readSection(c, raw.sftp, at('sftp'), 'sftp');
   return s;
 }
 
@@ -245,9 +211,9 @@ export function parseConfig(text: string, file: string): ZfsOffsiteConfig {
       fullEveryMs: own.fullEveryMs ?? defaults.fullEveryMs,
       maxChain: own.maxChain ?? defaults.maxChain,
       keep: resolveKeep(c, defaults, own, where),
-      compressionLevel: own.compressionLevel ?? defaults.compressionLevel ?? DEFAULT_LEVEL,
-      chunkSize: own.chunkSize ?? defaults.chunkSize ?? DEFAULT_CHUNK_SIZE,
-      bwlimit: own.bwlimit ?? defaults.bwlimit,
+      ...topSettings(defaults, own),
+      compressionLevel: own.compressionLevel ?? defaults.compressionLevel ?? (settingDefault('compressionLevel') as number),
+      chunkSize: own.chunkSize ?? defaults.chunkSize ?? (settingDefault('chunkSize') as number),
       onFailure: own.onFailure ?? defaults.onFailure,
       s3: { ...defaults.s3, ...own.s3 },
       sftp: { ...defaults.sftp, ...own.sftp },
@@ -255,6 +221,29 @@ export function parseConfig(text: string, file: string): ZfsOffsiteConfig {
     };
   });
   return { file, datasets };
+}
+
+/** The top-level table settings of a dataset: its own value, else the default's. */
+function topSettings(defaults: Settings, own: Settings): TopSettings {
+  const out: Record<string, unknown> = {};
+  for (const { name } of yamlSettings('')) {
+    const value = (own as Record<string, unknown>)[name] ?? (defaults as Record<string, unknown>)[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out as TopSettings;
+}
+
+/** Every setting of src/settings/table.ts a dataset's entry (with defaults merged) gives. */
+export function datasetSettings(cfg: ResolvedDatasetConfig): SettingValues {
+  const out: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) {
+    const yaml: string | undefined = settingSpec(name).yaml;
+    if (yaml === undefined) continue;
+    const [section, key] = yaml.includes('.') ? yaml.split('.') : [undefined, yaml];
+    const value = section === undefined ? (cfg as unknown as Record<string, unknown>)[name as SettingName] : (cfg[section as 's3' | 'sftp'] as Record<string, unknown>)[camelKey(key!)];
+    if (value !== undefined) out[name] = value;
+  }
+  return out as SettingValues;
 }
 
 /** Reads and validates a config file; a missing or unreadable file is a UsageError too. */

@@ -5,6 +5,8 @@ import type { Manifest } from '../archive/manifest.js';
 import { type StreamIdentity, writeArchiveStream } from '../archive/writer.js';
 import type { Backend } from '../storage/backend.js';
 import type { StreamSummary } from '../stream/validator.js';
+import type { SettingValues } from '../settings/table.js';
+import { archiveSettingValues } from '../settings/values.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
 import { acquireDatasetLock, type DatasetLock, type HeldLease } from './lock.js';
@@ -18,14 +20,11 @@ export interface ArchiveSettings {
   stallMs: number;
 }
 
-/**
- * 16 MiB: peak memory stays under 256 MiB (≈ 115 MiB + 6 chunks) and objects stay large enough
- * that per-request costs vanish (bench: 16 MiB and 64 MiB chunks upload at the same speed).
- */
-export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
-export const DEFAULT_LEVEL = 3;
-export const DEFAULT_PARALLEL = 2;
-export const DEFAULT_STALL_TIMEOUT = '15m';
+/** The writer's settings from the values of src/settings/table.ts (defaults filled in). */
+export function archiveSettings(values: SettingValues, progress: boolean): ArchiveSettings {
+  const v = archiveSettingValues(values);
+  return { chunkSize: v.chunkSize, level: v.compressionLevel, parallel: v.parallel, stallMs: v.stallTimeout, progress };
+}
 
 export interface ArchiveStreamResult {
   status: 'archived' | 'already-archived';

@@ -3,7 +3,6 @@ import { loadCatalog } from '../archive/catalog.js';
 import type { Manifest } from '../archive/manifest.js';
 import { orderSnapshots } from '../archive/snapshot-order.js';
 import type { Backend } from '../storage/backend.js';
-import { formatBytes, formatRatio } from '../util/bytes.js';
 
 export interface ListedStream {
   streamId: string;
@@ -67,35 +66,4 @@ function describe(m: Manifest): ListedStream {
     created: m.to.creation,
     archivedAt: m.finishedAt,
   };
-}
-
-/** The human table of `list`. */
-export function formatListing(datasets: ListedDataset[]): string {
-  if (datasets.length === 0) return 'the archive holds no streams\n';
-  const lines: string[] = [];
-  for (const d of datasets) {
-    lines.push(`${d.dataset}`);
-    const rows = [['KIND', 'SNAPSHOT', 'FROM', 'RAW', 'SIZE', 'STORED', 'RATIO', 'CREATED', 'STREAM']];
-    for (const s of d.streams) {
-      rows.push([
-        s.kind,
-        s.snapshots.length > 1 ? `${s.snapshots[0]}..${s.snapshot}` : s.snapshot,
-        s.from ? s.from.name || `guid ${s.from.guid}` : '-',
-        s.raw ? 'yes' : 'no',
-        formatBytes(s.rawBytes),
-        formatBytes(s.storedBytes),
-        formatRatio(s.storedBytes, s.rawBytes),
-        (s.created ?? '').replace(/\.\d+Z$/, 'Z'),
-        s.streamId,
-      ]);
-    }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    if (rows.length > 1) for (const r of rows) lines.push(`  ${r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}`);
-    d.chains.forEach((c, i) => lines.push(`  chain ${i + 1}: ${c.snapshots.join(' → ')} (${c.streams.length} stream${c.streams.length === 1 ? '' : 's'})`));
-    for (const b of d.broken) lines.push(`  broken: ${b} (its base is not in the archive)`);
-    for (const p of d.inProgress) lines.push(`  in progress or interrupted: ${p}`);
-    for (const x of d.damaged) lines.push(`  DAMAGED: ${x.streamId}: ${x.message} (${x.object}); archive that snapshot again to rewrite it`);
-    lines.push('');
-  }
-  return lines.join('\n');
 }

@@ -5,12 +5,12 @@ import { archivedSnapshots, loadCatalog } from '../archive/catalog.js';
 import type { ChunkPool } from '../archive/chunk-pool.js';
 import { splitSnapshotName } from '../archive/keys.js';
 import { orderSnapshots } from '../archive/snapshot-order.js';
-import { type ResolvedDatasetConfig, snapshotPattern, type ZfsOffsiteConfig } from '../config/config.js';
+import { datasetSettings, type ResolvedDatasetConfig, snapshotPattern, type ZfsOffsiteConfig } from '../config/config.js';
 import type { Backend } from '../storage/backend.js';
 import { errorMessage, OperationalError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Zfs } from '../zfs/zfs.js';
-import { DEFAULT_PARALLEL } from './archive-stream.js';
+import { archiveSettings } from './archive-stream.js';
 import { acquireDatasetLock } from './lock.js';
 import { pruneArchive } from './prune.js';
 import { sendSnapshot } from './send.js';
@@ -144,7 +144,7 @@ class DatasetRun {
         full: decision.full,
         lease: lock, // held already: send must not try to take it again
         ...(this.cfg.raw === 'auto' ? {} : { raw: this.cfg.raw }),
-        settings: { chunkSize: this.cfg.chunkSize, level: this.cfg.compressionLevel, parallel: DEFAULT_PARALLEL, progress: this.o.progress, stallMs: 15 * 60_000 },
+        settings: archiveSettings(datasetSettings(this.cfg), this.o.progress),
       });
       Object.assign(this.result, {
         streamId: sent.streamId,

@@ -1,7 +1,9 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../util/errors.js';
+import type { BackendSettings } from '../settings/table.js';
 import type { Backend } from './backend.js';
+import type { S3BackendOptions } from './s3.js';
 import { LocalBackend } from './local.js';
 import { RetryingBackend, type RetryOptions } from './retrying.js';
 import { ThrottledBackend } from './throttled.js';
@@ -9,35 +11,14 @@ import { parseS3Url } from './s3-url.js';
 import { redactUrl } from './s3-errors.js';
 import { parseSftpUrl, resolveSftpSettings, SFTP_ENV, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
 
-export interface OpenOptions {
-  /** S3-compatible server URL; default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
-  s3Endpoint?: string;
-  /** Path-style addressing; default: on when an endpoint is configured, off for AWS. */
-  s3PathStyle?: boolean;
-  /** Multipart part size in bytes (default 16 MiB). */
-  s3PartSize?: number;
-  /** Parts uploaded in parallel per object (default 4). */
-  s3Queue?: number;
-  /** Region; default AWS_REGION / the profile's region, else us-east-1. */
-  s3Region?: string;
-  storageClass?: string;
-  /** A request whose connection is silent this long fails and is retried (default 120 s). */
-  s3TimeoutMs?: number;
-  /** Explicit S3 credentials (from a config file's env references), instead of the SDK's chain. */
+/**
+ * The settings of src/settings/table.ts that a backend takes (sizes in bytes, durations in ms;
+ * unset: the backend's default or the environment), plus explicit credentials for embedding.
+ */
+export interface OpenOptions extends BackendSettings {
+  /** Explicit S3 credentials, instead of the SDK's chain. */
   s3Credentials?: { accessKeyId: string; secretAccessKey: string };
-  /** A named profile of the AWS shared config/credentials files. */
-  s3Profile?: string;
-  /** Upload bandwidth limit, bytes per second. */
-  bwlimit?: number;
-  /** SSH private key file for sftp:// targets; default env ZFS_OFFSITE_SFTP_KEY (see sftp-config.ts). */
-  sftpKey?: string;
-  /** known_hosts file; default env ZFS_OFFSITE_SFTP_KNOWN_HOSTS, else ~/.ssh/known_hosts. */
-  sftpKnownHosts?: string;
-  /** Record an SFTP server's host key seen for the first time (never a changed one). */
-  sftpAcceptNew?: boolean;
-  /** Names of env variables holding the SFTP password / key passphrase (a config file's references). */
-  sftpPasswordEnv?: string;
-  sftpPassphraseEnv?: string;
+  /** Retry policy beyond --retries / --retry-time (tests: backoff, sleep). */
   retry?: RetryOptions;
 }
 
@@ -87,6 +68,8 @@ export function parseTarget(target: string): Target {
  *
  * Settings that come from the environment (endpoint, region, credentials) are captured here,
  * at open time, so later changes to process.env do not change where an open backend writes.
+ * Credentials named by the options (a credentials file, the names of variables) go to this
+ * backend's client only: process.env is never changed, so one target's never leak to the next.
  */
 export async function openBackend(target: string, options: OpenOptions = {}): Promise<Backend> {
   const parsed = parseTarget(target);
@@ -115,6 +98,7 @@ export async function openBackend(target: string, options: OpenOptions = {}): Pr
     if (endpoint !== undefined && !/^https?:\/\/[^/]/i.test(endpoint)) {
       throw new UsageError(`S3 endpoint ${redactUrl(endpoint)} is not an http:// or https:// URL`);
     }
+    const credentials = await s3Credentials(options);
     const { S3Backend } = await import('./s3.js');
     const s3 = new S3Backend({
       bucket: parsed.bucket,
@@ -126,14 +110,41 @@ export async function openBackend(target: string, options: OpenOptions = {}): Pr
       forcePathStyle: options.s3PathStyle ?? endpoint !== undefined,
       ...(options.s3PartSize !== undefined ? { partSize: options.s3PartSize } : {}),
       ...(options.s3Queue !== undefined ? { queueSize: options.s3Queue } : {}),
-      ...(options.storageClass !== undefined ? { storageClass: options.storageClass } : {}),
-      ...(options.s3TimeoutMs !== undefined ? { idleTimeoutMs: options.s3TimeoutMs } : {}),
-      ...(options.s3Credentials !== undefined ? { credentials: options.s3Credentials } : {}),
+      ...(options.s3StorageClass !== undefined ? { storageClass: options.s3StorageClass } : {}),
+      ...(options.s3Timeout !== undefined ? { idleTimeoutMs: options.s3Timeout } : {}),
+      ...(credentials !== undefined ? { credentials } : {}),
       ...(options.s3Profile !== undefined ? { profile: options.s3Profile } : {}),
     });
     await s3.captureEnvironment();
     backend = s3;
   }
   if (options.bwlimit !== undefined) backend = new ThrottledBackend(backend, options.bwlimit);
-  return new RetryingBackend(backend, options.retry);
+  return new RetryingBackend(backend, {
+    ...options.retry,
+    ...(options.retries !== undefined ? { maxAttempts: options.retries } : {}),
+    ...(options.retryTime !== undefined ? { maxTotalMs: options.retryTime } : {}),
+  });
+}
+
+/**
+ * Credentials for this S3 client only: explicit ones, the two variables the options name, or a
+ * shared-credentials file (with the profile, if any); undefined leaves the SDK's standard chain.
+ */
+async function s3Credentials(options: OpenOptions): Promise<S3BackendOptions['credentials']> {
+  if (options.s3Credentials) return options.s3Credentials;
+  const idName = options.s3AccessKeyIdEnv;
+  const secretName = options.s3SecretAccessKeyEnv;
+  if (idName !== undefined || secretName !== undefined) {
+    const accessKeyId = process.env[idName ?? 'AWS_ACCESS_KEY_ID'];
+    const secretAccessKey = process.env[secretName ?? 'AWS_SECRET_ACCESS_KEY'];
+    if (!accessKeyId || !secretAccessKey) {
+      throw new UsageError(`the environment variables ${idName ?? 'AWS_ACCESS_KEY_ID'} and ${secretName ?? 'AWS_SECRET_ACCESS_KEY'} must both be set (s3 access_key_id_env, secret_access_key_env)`);
+    }
+    return { accessKeyId, secretAccessKey };
+  }
+  if (options.s3CredentialsFile !== undefined) {
+    const { fromIni } = await import('@aws-sdk/credential-provider-ini');
+    return fromIni({ filepath: options.s3CredentialsFile, ...(options.s3Profile !== undefined ? { profile: options.s3Profile } : {}) });
+  }
+  return undefined;
 }

@@ -9,9 +9,11 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  type S3ClientConfig,
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { settingDefault } from '../settings/values.js';
 import { UsageError } from '../util/errors.js';
 import { type Backend, type ByteRange, NotFoundError, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
 import { describeS3Error, endpointForMessages, httpStatus, redactUrl } from './s3-errors.js';
@@ -35,14 +37,14 @@ export interface S3BackendOptions {
   region?: string;
   /** Path-style addressing (http://host/bucket/key); most S3-compatible servers need it. */
   forcePathStyle?: boolean;
-  /** Multipart part size in bytes. Default 16 MiB; S3 allows 5 MiB … 5 GiB. */
+  /** Multipart part size in bytes. Default: src/settings/table.ts; S3 allows 5 MiB … 5 GiB. */
   partSize?: number;
-  /** Parts of one multipart upload sent in parallel. Default 4. */
+  /** Parts of one multipart upload sent in parallel. Default: src/settings/table.ts. */
   queueSize?: number;
   /** E.g. STANDARD_IA, GLACIER_IR; default: the bucket's default class. */
   storageClass?: string;
-  /** Explicit credentials (tests, embedding). Default: the SDK's standard credential chain. */
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Explicit credentials or a provider of them (open.ts). Default: the SDK's standard credential chain. */
+  credentials?: S3ClientConfig['credentials'];
   /** Parallel requests the layers above should issue. Default 8. */
   connections?: number;
 }
@@ -71,8 +73,8 @@ export class S3Backend implements Backend {
     const prefix = options.prefix.replace(/^\/+|\/+$/g, '');
     this.keyPrefix = prefix === '' ? '' : `${prefix}/`;
     this.location = `s3://${options.bucket}${prefix === '' ? '' : `/${prefix}`}`;
-    this.partSize = options.partSize ?? 16 * MiB;
-    this.queueSize = options.queueSize ?? 4;
+    this.partSize = options.partSize ?? (settingDefault('s3PartSize') as number);
+    this.queueSize = options.queueSize ?? (settingDefault('s3Queue') as number);
     if (!Number.isInteger(this.partSize) || this.partSize < MIN_PART_SIZE || this.partSize > MAX_PART_SIZE) {
       throw new UsageError(`S3 part size ${options.partSize} is outside S3's limits of 5 MiB to 5 GiB`);
     }
@@ -102,7 +104,7 @@ export class S3Backend implements Backend {
         connectionTimeout: 10_000,
         // Idle timeout: a dead or stalled connection fails (and is retried) instead of hanging.
         // Bodies are Buffers both ways, so no caller pauses a socket on purpose.
-        socketTimeout: options.idleTimeoutMs ?? 120_000,
+        socketTimeout: options.idleTimeoutMs ?? (settingDefault('s3Timeout') as number),
       },
     });
   }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -147,6 +147,43 @@ describe('openBackend', () => {
     await expect(openBackend('s3://bucket/p', { s3Queue: 0 })).rejects.toThrow(UsageError);
     await expect(openBackend('s3://bucket/p', { s3Endpoint: 'minio:9000' })).rejects.toThrow(/not an http/);
     await expect(openBackend('sftp://u:pw@host/x', {})).rejects.toThrow(/password does not belong in the URL/);
+  });
+
+  it('gives a credentials file (and profile) to this client only, never through process.env', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'zfs-offsite-creds-'));
+    try {
+      const file = join(dir, 'credentials');
+      await writeFile(file, '[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s1\n[backup]\naws_access_key_id = AKIABACKUP\naws_secret_access_key = s2\n');
+      const before = { ...process.env };
+      const withFile = await s3Inner('s3://bucket/p', { s3CredentialsFile: file, s3Profile: 'backup', s3Region: 'eu-central-1' });
+      expect((await withFile.client.config.credentials()).accessKeyId).toBe('AKIABACKUP');
+      expect(await withFile.client.config.region()).toBe('eu-central-1');
+      const defaultProfile = await s3Inner('s3://bucket/p', { s3CredentialsFile: file });
+      expect((await defaultProfile.client.config.credentials()).accessKeyId).toBe('AKIADEFAULT');
+      expect(process.env).toEqual(before);
+      // The next target without a file does not see it (the standard chain finds nothing here).
+      const next = await s3Inner('s3://bucket/p');
+      await expect(next.client.config.credentials()).rejects.toThrow();
+      for (const b of [withFile, defaultProfile, next]) await b.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the key id and secret from the variables the options name, and requires both', async () => {
+    process.env.ZO_TEST_KEY_ID = 'AKIANAMED';
+    process.env.ZO_TEST_SECRET = 'named-secret';
+    try {
+      const named = await s3Inner('s3://bucket/p', { s3AccessKeyIdEnv: 'ZO_TEST_KEY_ID', s3SecretAccessKeyEnv: 'ZO_TEST_SECRET' });
+      expect(await named.client.config.credentials()).toMatchObject({ accessKeyId: 'AKIANAMED', secretAccessKey: 'named-secret' });
+      await named.close();
+      await expect(openBackend('s3://bucket/p', { s3AccessKeyIdEnv: 'ZO_TEST_KEY_ID', s3SecretAccessKeyEnv: 'ZO_TEST_UNSET' })).rejects.toThrow(
+        new UsageError('the environment variables ZO_TEST_KEY_ID and ZO_TEST_UNSET must both be set (s3 access_key_id_env, secret_access_key_env)'),
+      );
+    } finally {
+      delete process.env.ZO_TEST_KEY_ID;
+      delete process.env.ZO_TEST_SECRET;
+    }
   });
 
   const rgw = rgwSettings();

@@ -1,0 +1,54 @@
+import type { Command, OptionValues } from 'commander';
+import { restore } from '../../jobs/restore.js';
+import { parseSettingText } from '../../settings/values.js';
+import { Zfs } from '../../zfs/zfs.js';
+import { jsonText } from '../output/json.js';
+import { describePlan, restoreJson } from '../output/restore.js';
+import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
+import { type CommandDeps, withTarget } from './common.js';
+
+interface RestoreCliOptions extends OptionValues {
+  from: string;
+  into?: string;
+  output?: string;
+  dryRun?: boolean;
+  force?: boolean;
+  resumable?: boolean;
+  mount: boolean;
+  parallel: string;
+  progress: boolean;
+  json?: boolean;
+}
+
+export function registerRestore(program: Command, deps: CommandDeps): void {
+  addSettingFlags(
+    program
+      .command('restore')
+      .description('restore a dataset (at its newest or a given snapshot) from the archive into zfs receive')
+      .argument('<dataset>', 'DATASET or DATASET@SNAPSHOT as archived (see: list)')
+      .requiredOption('--from <target>', 'file:///path, /path, or s3://bucket/prefix')
+      .option('--into <dataset>', 'receive under this name (default: the archived name)')
+      .option('--output <file>', 'write the raw stream(s) to FILE or - (stdout) instead of running zfs receive')
+      .option('--dry-run', 'print the plan and exit')
+      .option('--force', 'zfs receive -F: roll the destination back / overwrite it')
+      .option('--resumable', 'zfs receive -s: keep partial state when interrupted')
+      .option('--no-mount', 'zfs receive -u: do not mount what is received')
+      .option('--parallel <n>', 'chunks fetched ahead', '2')
+      .option('--no-progress', 'no progress line on a terminal')
+      .option('--json', 'print the plan and result as JSON'),
+    'target',
+  ).action(async (what: string, o: RestoreCliOptions) => {
+    const zfs = o.output ? undefined : Zfs.fromCommand(deps.zfsCommand());
+    // Chunks fetched ahead: a count like the upload setting, read by the same rules.
+    const parallel = parseSettingText('parallel', o.parallel, '--parallel') as number;
+    await withTarget(o.from, settingsFromFlags(o, ['target']), async (backend, pool) => {
+      const result = await restore({
+        backend, pool, log: deps.getLog(), what, zfs, parallel,
+        into: o.into, output: o.output, dryRun: o.dryRun, force: o.force, resumable: o.resumable, noMount: !o.mount, progress: o.progress,
+      });
+      // With --output -, stdout carries the stream: the report goes to stderr.
+      const report = o.output === '-' ? process.stderr : process.stdout;
+      report.write(o.json ? jsonText(restoreJson(result)) : describePlan(result, o.dryRun ? 'dry-run' : 'done'));
+    });
+  });
+}

@@ -1,0 +1,50 @@
+import { type Command, Option } from 'commander';
+import { archiveSettings } from '../../jobs/archive-stream.js';
+import { sendSnapshot } from '../../jobs/send.js';
+import { Zfs } from '../../zfs/zfs.js';
+import { archiveSummaryLine } from '../output/archive.js';
+import { printJson } from '../output/json.js';
+import { settingsFromFlags } from '../setting-flags.js';
+import { type CommandDeps, withTarget } from './common.js';
+import { addUploadFlags, type UploadCliOptions } from './upload-flags.js';
+
+interface SendCliOptions extends UploadCliOptions {
+  to: string;
+  from?: string;
+  intermediates?: boolean;
+  full?: boolean;
+  raw?: boolean;
+  bookmark: boolean;
+  largeBlocks: boolean;
+  compressed: boolean;
+}
+
+export function registerSend(program: Command, deps: CommandDeps): void {
+  addUploadFlags(
+    program
+      .command('send')
+      .description('run zfs send for a snapshot and archive the stream (incremental from the newest archived base)')
+      .argument('<snapshot>', 'pool/dataset@snapshot')
+      .requiredOption('--to <target>', 'file:///path, /path, or s3://bucket/prefix')
+      .option('--from <base>', 'base snapshot (snap, @snap, pool/ds@snap) or bookmark (#bm)')
+      .option('-I, --intermediates', 'include every snapshot between base and target (zfs send -I)')
+      .option('--full', 'send a full stream even when the archive has a base')
+      .addOption(new Option('--raw', 'raw send (zfs send -w); default for encrypted datasets'))
+      .addOption(new Option('--no-raw', 'never raw, even for encrypted datasets (the archive then holds plaintext)'))
+      .option('--no-bookmark', 'do not keep a zfs-offsite_<snap> bookmark of the archived snapshot on the source')
+      .option('--no-large-blocks', 'non-raw sends: split large records into 128K blocks (no zfs send -L)')
+      .option('--no-compressed', 'non-raw sends: send blocks decompressed (no zfs send -c)'),
+  ).action(async (snapshot: string, o: SendCliOptions) => {
+    const values = settingsFromFlags(o, ['target', 'upload']);
+    const settings = archiveSettings(values, o.progress);
+    const zfs = Zfs.fromCommand(deps.zfsCommand());
+    await withTarget(o.to, values, async (backend, pool) => {
+      const result = await sendSnapshot({
+        snapshot, backend, zfs, pool, settings, log: deps.getLog(),
+        from: o.from, intermediates: o.intermediates, full: o.full, raw: o.raw, bookmark: o.bookmark, largeBlocks: o.largeBlocks, compressed: o.compressed,
+      });
+      if (o.json) printJson(result);
+      else process.stdout.write(`${archiveSummaryLine(result, backend.location)}\n`);
+    });
+  });
+}

@@ -1,0 +1,42 @@
+import type { RestoreResult } from '../../jobs/restore.js';
+
+/** The human form of a plan (`--dry-run`, and the summary). */
+export function describePlan(result: RestoreResult, mode: 'dry-run' | 'done'): string {
+  const { plan } = result;
+  const lines: string[] = [];
+  const target = `${plan.dataset}@${plan.target.name} (guid ${plan.target.guid})`;
+  if (plan.units.length === 0) return `${result.destination} already holds ${target}: nothing to restore\n`;
+  lines.push(`${mode === 'dry-run' ? 'would restore' : 'restored'} ${target} into ${result.destination}${plan.raw ? ' (raw)' : ''}:`);
+  if (plan.startsAfter) lines.push(`  starting after snapshot guid ${plan.startsAfter.guid}, which ${result.destination} already holds`);
+  for (const [k, u] of plan.units.entries()) {
+    const part = u.whole ? '' : ` (substreams ${u.first + 1}-${u.last + 1} of ${u.manifest.substreams.length})`;
+    lines.push(`  ${k + 1}. ${u.manifest.kind} ${u.toname} ← ${u.manifest.streamId}${part}, ${u.bytes} bytes`);
+  }
+  if (mode === 'done') lines.push(`  ${result.bytes} bytes in ${result.seconds.toFixed(1)} s`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The machine-readable plan and result (`--json`). */
+export function restoreJson(result: RestoreResult): object {
+  const { plan } = result;
+  return {
+    dataset: plan.dataset,
+    destination: result.destination,
+    target: plan.target,
+    raw: plan.raw,
+    startsAfter: plan.startsAfter,
+    done: result.done,
+    bytes: result.bytes,
+    seconds: result.seconds,
+    streams: plan.units.map((u) => ({
+      streamId: u.manifest.streamId,
+      kind: u.manifest.kind,
+      substreams: { first: u.first, last: u.last, of: u.manifest.substreams.length },
+      whole: u.whole,
+      fromguid: u.fromguid,
+      toguid: u.toguid,
+      toname: u.toname,
+      bytes: u.bytes,
+    })),
+  };
+}

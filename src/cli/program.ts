@@ -1,0 +1,76 @@
+import { Command, CommanderError } from 'commander';
+import { createLogger, type Logger } from '../util/logger.js';
+import { TOOL_VERSION } from '../util/version.js';
+import type { CommandDeps } from './commands/common.js';
+import { registerList } from './commands/list.js';
+import { registerPrune } from './commands/prune.js';
+import { registerPut } from './commands/put.js';
+import { registerRestore } from './commands/restore.js';
+import { registerRun } from './commands/run.js';
+import { registerSend } from './commands/send.js';
+import { registerVerify } from './commands/verify.js';
+import { exitCodeFor, oneLineError } from './exit.js';
+
+interface GlobalOptions {
+  logLevel?: string;
+  logJson?: boolean;
+  logFile?: string;
+  zfsCmd?: string;
+}
+
+/** What an action wants the process to exit with, when it is not 0 and not an error (verify: 3). */
+export interface Outcome {
+  exitCode: number;
+}
+
+/** The commander program: global options, then one module per command (src/cli/commands/). */
+export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode: 0 }): Command {
+  const program = new Command('zfs-offsite')
+    .description('Archive ZFS send streams to S3, SFTP or a local directory, and restore them')
+    .version(TOOL_VERSION)
+    .option('--log-level <level>', 'trace, debug, info, warn, error', undefined)
+    .option('--log-json', 'log JSON lines on stderr instead of text')
+    .option('--log-file <file>', 'also append JSON logs to this file')
+    .option('--zfs-cmd <command>', 'how to run zfs, e.g. "ssh root@host zfs" (env ZFS_OFFSITE_ZFS_CMD)')
+    .showHelpAfterError('(run with --help for usage)');
+
+  const deps: CommandDeps = {
+    getLog,
+    zfsCommand: () => program.opts<GlobalOptions>().zfsCmd,
+    setExitCode: (code) => (outcome.exitCode = code),
+  };
+  registerPut(program, deps);
+  registerSend(program, deps);
+  registerList(program);
+  registerRestore(program, deps);
+  registerVerify(program, deps);
+  registerPrune(program, deps);
+  registerRun(program, deps);
+  return program;
+}
+
+/**
+ * Runs the CLI on `argv` and returns the exit code: every failure is one line on stderr and the
+ * code of README's exit-code table (src/cli/exit.ts), never a stack trace.
+ */
+export async function main(argv: string[]): Promise<number> {
+  let log: Logger | undefined;
+  const outcome: Outcome = { exitCode: 0 };
+  const program = buildProgram(() => {
+    const g = program.opts<GlobalOptions>();
+    log ??= createLogger({ level: g.logLevel, json: g.logJson, file: g.logFile });
+    return log;
+  }, outcome);
+  program.exitOverride();
+  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  try {
+    await program.parseAsync(argv);
+    return outcome.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    process.stderr.write(`zfs-offsite: error: ${oneLineError(err)}\n`);
+    return exitCodeFor(err);
+  }
+}
