@@ -4,7 +4,7 @@ import type { Backend } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
 import { backoffDelay, isTransient, RETRY_DEFAULTS } from '../storage/retrying.js';
 import { OperationalError } from '../util/errors.js';
-import type { ChunkPool } from './chunk-pool.js';
+import { ChunkJobError, type ChunkPool } from './chunk-pool.js';
 import type { ManifestChunk } from './manifest.js';
 import { SharedBufferPool } from './shared-buffer-pool.js';
 
@@ -13,14 +13,15 @@ export type ChunkProblem = 'chunk-missing' | 'chunk-size' | 'chunk-corrupt' | 'c
 /** A chunk object is missing or its bytes are not the ones archived. */
 export class ChunkIntegrityError extends OperationalError {
   override name = 'ChunkIntegrityError';
+  declare readonly kind: ChunkProblem;
   constructor(
     readonly object: string,
-    readonly kind: ChunkProblem,
+    kind: ChunkProblem,
     readonly problem: string,
     readonly expected?: string,
     readonly found?: string,
   ) {
-    super(`${object}: ${problem}; nothing of this chunk was passed on`);
+    super(`${object}: ${problem}; nothing of this chunk was passed on`, { kind, context: { object } });
   }
 }
 
@@ -133,7 +134,9 @@ export class ChunkFetcher {
       try {
         out = await this.o.pool.decompress({ stored: buffer, storedOffset, storedLength: chunk.storedSize, expectStoredSha256: chunk.storedSha256, raw: buffer, maxRawSize: chunk.rawSize });
       } catch (err) {
-        throw new ChunkIntegrityError(object, 'chunk-undecodable', `cannot be decompressed (${(err as Error).message})`);
+        // Only bytes that are no usable frame are the chunk's fault; a closed pool or dead worker is not.
+        if (!(err instanceof ChunkJobError && err.kind === 'frame-invalid')) throw err;
+        throw new ChunkIntegrityError(object, 'chunk-undecodable', `cannot be decompressed (${err.message})`);
       }
       if (out.storedSha256 !== chunk.storedSha256) {
         throw new ChunkIntegrityError(object, 'chunk-corrupt', `SHA-256 is ${out.storedSha256}, the manifest says ${chunk.storedSha256}`, chunk.storedSha256, out.storedSha256);

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { OperationalError } from '../util/errors.js';
 
 /**
  * The one storage contract every backend (local directory, S3, SFTP) implements.
@@ -102,26 +103,30 @@ export interface Backend {
 }
 
 /** The object does not exist. */
-export class NotFoundError extends Error {
+export class NotFoundError extends OperationalError {
   override name = 'NotFoundError';
+  declare readonly kind: 'not-found';
   constructor(readonly key: string, location: string) {
-    super(`${location}: object ${key} not found`);
+    super(`${location}: object ${key} not found`, { kind: 'not-found', context: { object: `${location}/${key}` } });
   }
 }
+
+export type StorageErrorKind = 'permission' | 'not-found-container' | 'credentials' | 'no-space' | 'other';
 
 /**
  * A storage failure. `permanent` failures (access denied, no such bucket, no space)
  * are not retried by the retrying wrapper; transient ones are.
  */
-export class StorageError extends Error {
+export class StorageError extends OperationalError {
   override name = 'StorageError';
+  declare readonly kind: StorageErrorKind;
   constructor(
     message: string,
     readonly permanent: boolean,
-    readonly kind: 'permission' | 'not-found-container' | 'credentials' | 'no-space' | 'other' = 'other',
+    kind: StorageErrorKind = 'other',
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(message, { ...options, kind });
   }
 }
 
