@@ -1,10 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Readable } from 'node:stream';
 import type { Backend } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
-import { backoffDelay, isTransient, RETRY_DEFAULTS } from '../storage/retrying.js';
 import { OperationalError } from '../util/errors.js';
-import type { ChunkPool } from './chunk-pool.js';
+import { ChunkJobError, type ChunkPool } from './chunk-pool.js';
 import type { ManifestChunk } from './manifest.js';
 import { SharedBufferPool } from './shared-buffer-pool.js';
 
@@ -13,14 +10,15 @@ export type ChunkProblem = 'chunk-missing' | 'chunk-size' | 'chunk-corrupt' | 'c
 /** A chunk object is missing or its bytes are not the ones archived. */
 export class ChunkIntegrityError extends OperationalError {
   override name = 'ChunkIntegrityError';
+  declare readonly kind: ChunkProblem;
   constructor(
     readonly object: string,
-    readonly kind: ChunkProblem,
+    kind: ChunkProblem,
     readonly problem: string,
     readonly expected?: string,
     readonly found?: string,
   ) {
-    super(`${object}: ${problem}; nothing of this chunk was passed on`);
+    super(`${object}: ${problem}; nothing of this chunk was passed on`, { kind, context: { object } });
   }
 }
 
@@ -125,7 +123,7 @@ export class ChunkFetcher {
     const object = `${this.o.backend.location}/${key}`;
     let buffer: SharedArrayBuffer | undefined = await this.buffers.acquire();
     try {
-      if (cancelled.aborted) throw new Error('cancelled');
+      cancelled.throwIfAborted();
       // Stored bytes at the very end: the farther they end beyond the raw bytes, the safer in place.
       const storedOffset = buffer.byteLength - chunk.storedSize;
       await readObject(this.o.backend, key, object, new Uint8Array(buffer, storedOffset, chunk.storedSize), cancelled);
@@ -133,7 +131,9 @@ export class ChunkFetcher {
       try {
         out = await this.o.pool.decompress({ stored: buffer, storedOffset, storedLength: chunk.storedSize, expectStoredSha256: chunk.storedSha256, raw: buffer, maxRawSize: chunk.rawSize });
       } catch (err) {
-        throw new ChunkIntegrityError(object, 'chunk-undecodable', `cannot be decompressed (${(err as Error).message})`);
+        // Only bytes that are no usable frame are the chunk's fault; a closed pool or dead worker is not.
+        if (!(err instanceof ChunkJobError && err.kind === 'frame-invalid')) throw err;
+        throw new ChunkIntegrityError(object, 'chunk-undecodable', `cannot be decompressed (${err.message})`);
       }
       if (out.storedSha256 !== chunk.storedSha256) {
         throw new ChunkIntegrityError(object, 'chunk-corrupt', `SHA-256 is ${out.storedSha256}, the manifest says ${chunk.storedSha256}`, chunk.storedSha256, out.storedSha256);
@@ -159,47 +159,34 @@ export class ChunkFetcher {
 }
 
 /**
- * Reads a whole object into `into` (exactly its length, the manifest's size), piece by piece
- * as it arrives: no whole-object concatenation. A transient failure midway resumes at the
- * first missing byte, with the retrying wrapper's backoff (it only retries opening a read).
+ * Reads a whole object into `into` (exactly its length, the manifest's size), piece by piece as
+ * it arrives: no whole-object concatenation. Retrying is the backend's: its retrying wrapper
+ * restarts a read that breaks midway at the first missing byte, within `--retries` and
+ * `--retry-time` (storage/retrying.ts), so there is no loop here.
  */
 async function readObject(backend: Backend, key: string, object: string, into: Uint8Array, cancelled: AbortSignal): Promise<void> {
-  const progress = { filled: 0 };
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await readRest(backend, key, object, into, progress, cancelled);
-    } catch (err) {
-      if (!isTransient(err) || attempt >= RETRY_DEFAULTS.maxAttempts || cancelled.aborted) throw err;
-      await sleep(backoffDelay(attempt, RETRY_DEFAULTS));
-    }
-  }
-}
-
-async function readRest(backend: Backend, key: string, object: string, into: Uint8Array, progress: { filled: number }, cancelled: AbortSignal): Promise<void> {
   const expected = into.length;
-  let body: Readable;
+  let filled = 0;
   try {
-    body = await backend.get(key, progress.filled > 0 ? { offset: progress.filled } : undefined);
+    await backend.load(
+      key,
+      async (piece) => {
+        if (filled + piece.length > expected) {
+          // Never write past the buffer; ask for the real size only to name it.
+          const size = await backend.head(key).then((info) => String(info.size), () => `more than ${expected}`);
+          throw new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), size);
+        }
+        into.set(piece, filled);
+        filled += piece.length;
+      },
+      { signal: cancelled },
+    );
   } catch (err) {
     if (isNotFound(err)) throw new ChunkIntegrityError(object, 'chunk-missing', 'chunk object is missing');
     throw err;
   }
-  try {
-    for await (const piece of body as AsyncIterable<Buffer>) {
-      if (cancelled.aborted) throw new Error('cancelled');
-      if (progress.filled + piece.length > expected) {
-        // Never write past the buffer; ask for the real size only to name it.
-        const size = await backend.head(key).then((info) => String(info.size), () => `more than ${expected}`);
-        throw new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), size);
-      }
-      into.set(piece, progress.filled);
-      progress.filled += piece.length;
-    }
-  } finally {
-    body.destroy();
-  }
-  if (progress.filled !== expected) {
-    const size = String(progress.filled);
+  if (filled !== expected) {
+    const size = String(filled);
     throw new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), size);
   }
 }

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { type ErrorOptions, fromWire, OperationalError, type WireError } from '../util/errors.js';
 import { workerUrl } from '../util/worker-url.js';
 
 export type ChunkJob =
@@ -63,6 +64,26 @@ export interface DecompressResult {
   storedSha256: string;
 }
 
+/**
+ * A chunk job that failed: `frame-invalid` — the stored bytes are not a zstd frame of at most
+ * the expected size (decompress); `compress-failed` — zstd could not compress the chunk;
+ * `pool-failed` — the pool is closed or a worker died. Built in the worker, rebuilt here.
+ */
+export type ChunkJobKind = 'frame-invalid' | 'compress-failed' | 'pool-failed';
+
+export class ChunkJobError extends OperationalError {
+  override name = 'ChunkJobError';
+  declare readonly kind: ChunkJobKind;
+  constructor(kind: ChunkJobKind, message: string, options: Omit<ErrorOptions, 'kind'> = {}) {
+    super(message, { ...options, kind });
+  }
+}
+
+/** A worker's failure as it crossed the thread boundary, rebuilt with its class. */
+function rebuild(wire: WireError): Error {
+  return wire.name === 'ChunkJobError' ? new ChunkJobError(wire.kind as ChunkJobKind, wire.message, wire.context ? { context: wire.context } : {}) : fromWire(wire);
+}
+
 interface Pending {
   resolve(reply: ChunkReply): void;
   reject(err: Error): void;
@@ -81,8 +102,8 @@ export class ChunkPool {
     const url = workerUrl(import.meta.url, './chunk-worker.js');
     for (let i = 0; i < size; i++) {
       const worker = new Worker(url);
-      worker.on('message', (msg: ChunkReply & { error?: string }) => this.onResult(worker, msg));
-      worker.on('error', (err) => this.failAll(err));
+      worker.on('message', (msg: ChunkReply & { error?: WireError }) => this.onResult(worker, msg));
+      worker.on('error', (err) => this.failAll(new ChunkJobError('pool-failed', `a chunk worker failed: ${err.message}`, { cause: err })));
       this.workers.push(worker);
       this.idle.push(worker);
     }
@@ -104,7 +125,7 @@ export class ChunkPool {
   }
 
   private submit(job: JobInput): Promise<ChunkReply> {
-    if (this.closed) return Promise.reject(new Error('chunk pool is closed'));
+    if (this.closed) return Promise.reject(new ChunkJobError('pool-failed', 'chunk pool is closed'));
     return new Promise((resolve, reject) => {
       this.waiting.push({ job, pending: { resolve, reject } });
       this.dispatch();
@@ -121,12 +142,12 @@ export class ChunkPool {
     }
   }
 
-  private onResult(worker: Worker, msg: ChunkReply & { error?: string }): void {
+  private onResult(worker: Worker, msg: ChunkReply & { error?: WireError }): void {
     const pending = this.pending.get(msg.id);
     this.pending.delete(msg.id);
     this.idle.push(worker);
     if (pending) {
-      if (msg.error !== undefined) pending.reject(new Error(msg.error));
+      if (msg.error !== undefined) pending.reject(rebuild(msg.error));
       else pending.resolve(msg);
     }
     this.dispatch();

@@ -10,7 +10,8 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { parentPort } from 'node:worker_threads';
-import type { ChunkJob, ChunkReply } from './chunk-pool.js';
+import { errorMessage, toWire } from '../util/errors.js';
+import { type ChunkJob, ChunkJobError, type ChunkReply } from './chunk-pool.js';
 
 const require = createRequire(import.meta.url);
 const zstd = require('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
@@ -65,7 +66,7 @@ function run(job: ChunkJob): ChunkReply {
   }
   const size = zstd.getFrameContentSize(stored);
   const capacity = Math.min(job.maxRawSize, job.raw.byteLength);
-  if (size === null || size > capacity) throw new Error(`frame declares ${size ?? 'no'} content size (expected at most ${capacity})`);
+  if (size === null || size > capacity) throw new ChunkJobError('frame-invalid', `frame declares ${size ?? 'no'} content size (expected at most ${capacity})`);
   const raw = new Uint8Array(job.raw, 0, size);
   const length = dctx.decompress(raw, stored);
   return { id: job.id, length, rawSha256: sha256(raw.subarray(0, length)), storedSha256, level: 0 };
@@ -75,6 +76,8 @@ parentPort!.on('message', (job: ChunkJob) => {
   try {
     parentPort!.postMessage(run(job));
   } catch (err) {
-    parentPort!.postMessage({ id: job.id, error: (err as Error).message });
+    // zstd's own errors mean the same as ours here: these bytes are no frame we can use.
+    const typed = err instanceof ChunkJobError ? err : new ChunkJobError(job.op === 'decompress' ? 'frame-invalid' : 'compress-failed', errorMessage(err));
+    parentPort!.postMessage({ id: job.id, error: toWire(typed) });
   }
 });

@@ -93,7 +93,7 @@ export class ManifestError extends OperationalError {
   /** The message without the object: what is wrong with it. */
   readonly detail: string;
   constructor(
-    readonly kind: ManifestProblemKind,
+    override readonly kind: ManifestProblemKind,
     /** Where the manifest is (`<target>/<key>`). */
     readonly object: string,
     /** The offending field as a path (`chunks[3].rawSize`), when one is to blame. */
@@ -101,7 +101,7 @@ export class ManifestError extends OperationalError {
     readonly reason: string,
   ) {
     const detail = field === undefined ? `manifest ${reason}` : `invalid manifest: ${field}: ${reason}`;
-    super(`${object}: ${detail}`);
+    super(`${object}: ${detail}`, { kind, context: { object } });
     this.detail = detail;
   }
 }

@@ -63,7 +63,7 @@ export class StreamIntegrityError extends OperationalError {
     readonly object: string,
     readonly problem: string,
   ) {
-    super(`${object}: ${problem}; the restore is stopped before its end`);
+    super(`${object}: ${problem}; the restore is stopped before its end`, { kind: 'stream-integrity', context: { object } });
   }
 }
 

@@ -75,14 +75,23 @@ export interface RetentionPlan {
 
 const COUNTS = ['keepLast', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'minFulls'] as const;
 
+/** A retention policy refused: a count that is not a whole number ≥ 0, or one that keeps nothing. */
+export class RetentionPolicyError extends UsageError {
+  override name = 'RetentionPolicyError';
+  declare readonly kind: 'bad-count' | 'keeps-nothing';
+  constructor(kind: 'bad-count' | 'keeps-nothing', message: string) {
+    super(message, { kind });
+  }
+}
+
 /** Refuses negative or fractional counts, and a policy whose keep counts are all 0 (almost surely a mistake). */
 export function checkRetentionPolicy(policy: RetentionPolicy): void {
   for (const key of COUNTS) {
     const n = policy[key] ?? 0;
-    if (!Number.isInteger(n) || n < 0) throw new UsageError(`retention policy: ${key} must be a whole number ≥ 0, got ${String(n)}`);
+    if (!Number.isInteger(n) || n < 0) throw new RetentionPolicyError('bad-count', `retention policy: ${key} must be a whole number ≥ 0, got ${String(n)}`);
   }
   if (COUNTS.slice(0, 5).every((key) => (policy[key] ?? 0) === 0)) {
-    throw new UsageError('the retention policy keeps nothing: give at least one of keep last/daily/weekly/monthly/yearly a count above 0');
+    throw new RetentionPolicyError('keeps-nothing', 'the retention policy keeps nothing: give at least one of keep last/daily/weekly/monthly/yearly a count above 0');
   }
 }
 

@@ -29,10 +29,10 @@ export async function proveStored(backend: Backend, key: string, frame: StoredFr
   const hash = createHash('sha256');
   let bytes = 0;
   try {
-    for await (const piece of await backend.get(key)) {
-      hash.update(piece as Buffer);
-      bytes += (piece as Buffer).length;
-    }
+    await backend.load(key, (piece) => {
+      hash.update(piece);
+      bytes += piece.length;
+    });
   } catch (err) {
     if (isNotFound(err)) return { proven: false, why: 'the object is missing' };
     throw err;

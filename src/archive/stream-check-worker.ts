@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { StreamValidator } from '../stream/validator.js';
-import { StreamFormatError } from '../util/errors.js';
+import { toWire } from '../util/errors.js';
 import type { StreamCheckReply, StreamCheckRequest } from './stream-check.js';
 
 const validator = new StreamValidator();
@@ -16,10 +16,10 @@ function reply(msg: StreamCheckReply): void {
   parentPort!.postMessage(msg);
 }
 
+/** The error with its class, kind and offset: the main thread rebuilds it (a StreamFormatError stays one). */
 function failure(err: unknown): StreamCheckReply {
   failed = true;
-  if (err instanceof StreamFormatError) return { type: 'error', reason: err.reason, offset: err.offset };
-  return { type: 'error', reason: (err as Error).message ?? String(err), offset: -1 };
+  return { type: 'error', error: toWire(err) };
 }
 
 parentPort!.on('message', (msg: StreamCheckRequest) => {

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { StreamSummary } from '../stream/validator.js';
-import { StreamFormatError } from '../util/errors.js';
+import { fromWire, type WireError } from '../util/errors.js';
 import { workerUrl } from '../util/worker-url.js';
 
 export type StreamCheckRequest =
@@ -10,7 +10,7 @@ export type StreamCheckRequest =
 export type StreamCheckReply =
   | { type: 'chunk-done'; seq: number }
   | { type: 'finished'; summary: StreamSummary; sha256: string }
-  | { type: 'error'; reason: string; offset: number };
+  | { type: 'error'; error: WireError };
 
 export interface StreamCheckResult {
   summary: StreamSummary;
@@ -64,7 +64,7 @@ export class StreamCheck {
     } else if (msg.type === 'finished') {
       this.finishWaiter?.resolve({ summary: msg.summary, sha256: msg.sha256 });
     } else {
-      this.fail(msg.offset >= 0 ? new StreamFormatError(msg.reason, msg.offset) : new Error(msg.reason));
+      this.fail(fromWire(msg.error));
     }
   }
 

@@ -155,7 +155,8 @@ class StreamWriteRun {
     const start = peekStreamStart(new Uint8Array(chunk.buffer, 0, chunk.length));
     if (!start) {
       const tooBig = chunk.length === this.o.chunkSize;
-      throw new StreamFormatError(tooBig ? 'stream header is larger than one chunk; use a larger --chunk-size' : 'stream ends before its first record is complete', chunk.length);
+      if (tooBig) throw new StreamFormatError('corrupt', 'stream header is larger than one chunk; use a larger --chunk-size', chunk.length);
+      throw new StreamFormatError('truncated', 'stream ends before its first record is complete', chunk.length);
     }
     const top = splitSnapshotName(start.toname);
     const dataset = this.o.dataset ?? top.dataset;
@@ -302,7 +303,9 @@ class StreamWriteRun {
     }
     if (problems.length > 0) {
       const shown = problems.slice(0, 3).join(', ') + (problems.length > 3 ? ` and ${problems.length - 3} more` : '');
-      throw new StreamIncompleteError(`cannot commit ${this.o.backend.location}/${prefix}: chunk ${shown} (removed or changed while the stream was written?); nothing was committed, run it again to upload what is missing`);
+      throw new StreamIncompleteError(`cannot commit ${this.o.backend.location}/${prefix}: chunk ${shown} (removed or changed while the stream was written?); nothing was committed, run it again to upload what is missing`, {
+        context: { dataset: this.identity!.dataset, stream: this.identity!.streamId, object: `${this.o.backend.location}/${prefix}` },
+      });
     }
     const wanted = new Set([JOURNAL_NAME, MANIFEST_NAME, ...manifest.chunks.map((c) => c.key)]);
     return [...found.keys()].filter((k) => !wanted.has(k)).map((k) => prefix + k);
@@ -314,7 +317,8 @@ class StreamWriteRun {
    */
   private async settleFailure(err: unknown): Promise<unknown> {
     if (!this.identity || !this.journal) return err;
-    const corrupt = err instanceof StreamRejectedError || (err instanceof StreamFormatError && !/truncated/.test(err.reason));
+    // A stream that merely ends early (an interrupted `zfs send`) is resumable; any other defect is not.
+    const corrupt = err instanceof StreamRejectedError || (err instanceof StreamFormatError && err.kind !== 'truncated');
     await this.journal.flush().catch(() => undefined);
     if (!corrupt) {
       this.o.log.info({ stream: this.identity.streamId }, 'nothing committed; the chunks stored so far are kept and a rerun of the same stream resumes from them');
@@ -338,11 +342,11 @@ function putWhole(backend: Backend, key: string, body: Buffer): Promise<void> {
 
 /** Input that is not a ZFS stream at all (empty, bad magic at offset 0) is bad usage: exit 2. */
 function asInputError(err: unknown, bytesRead: number): unknown {
-  if (err instanceof StreamFormatError && err.offset === 0 && /magic/i.test(err.reason)) {
-    return new UsageError(`input is not a ZFS send stream (${err.reason})`);
+  if (err instanceof StreamFormatError && err.offset === 0 && err.kind === 'bad-magic') {
+    return new UsageError(`input is not a ZFS send stream (${err.reason})`, { kind: 'not-a-stream', cause: err });
   }
   if (err instanceof StreamFormatError && bytesRead < 312 && err.offset <= 312) {
-    return new UsageError(`input is not a ZFS send stream (only ${bytesRead} bytes)`);
+    return new UsageError(`input is not a ZFS send stream (only ${bytesRead} bytes)`, { kind: 'not-a-stream', cause: err });
   }
   return err;
 }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { OperationalError } from '../util/errors.js';
 
 /**
  * The one storage contract every backend (local directory, S3, SFTP) implements.
@@ -41,6 +42,18 @@ export interface ByteRange {
   length?: number;
 }
 
+export interface LoadOptions {
+  /** First byte to read. Default 0. */
+  offset?: number;
+  /** Bytes to read at most; omitted = to the end. */
+  length?: number;
+  /** Aborting ends the read (and any retry of it): `load` then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Receives the bytes of a `load`, in order; a returned promise holds the read until it settles. */
+export type LoadConsumer = (piece: Buffer) => void | Promise<void>;
+
 export interface Backend {
   /** Human-readable location without secrets, for messages (e.g. "s3://bucket/prefix"). */
   readonly location: string;
@@ -67,6 +80,18 @@ export interface Backend {
    * if it starts at or after the end). Errors later, while streaming, surface on the stream.
    */
   get(key: string, range?: ByteRange): Promise<Readable>;
+
+  /**
+   * Read `length` bytes (default: to the end) of an object from `offset` (default 0), handing
+   * them to `consume` in order as they arrive, without holding the object in memory (restic's
+   * `Load(ctx, h, length, offset, fn)`). Resolves once the last piece is consumed; as with
+   * `get`, a range reaching past the end yields the bytes that exist. Throws NotFoundError when
+   * absent. A storage failure midway is a StorageError like any other, after the pieces already
+   * consumed: the retrying wrapper restarts a transient one at the first byte not consumed, so
+   * `consume` sees every byte once. An exception thrown by `consume` ends the read and is passed
+   * through as-is, never retried. Aborting `options.signal` ends it with the signal's reason.
+   */
+  load(key: string, consume: LoadConsumer, options?: LoadOptions): Promise<void>;
 
   /** Read a whole (small) object into memory. Throws NotFoundError when absent. */
   getBuffer(key: string): Promise<Buffer>;
@@ -102,26 +127,37 @@ export interface Backend {
 }
 
 /** The object does not exist. */
-export class NotFoundError extends Error {
+export class NotFoundError extends OperationalError {
   override name = 'NotFoundError';
+  declare readonly kind: 'not-found';
   constructor(readonly key: string, location: string) {
-    super(`${location}: object ${key} not found`);
+    super(`${location}: object ${key} not found`, { kind: 'not-found', context: { object: `${location}/${key}` } });
   }
 }
+
+export type StorageErrorKind = 'permission' | 'not-found-container' | 'credentials' | 'no-space' | 'other';
 
 /**
  * A storage failure. `permanent` failures (access denied, no such bucket, no space)
  * are not retried by the retrying wrapper; transient ones are.
  */
-export class StorageError extends Error {
+export class StorageError extends OperationalError {
   override name = 'StorageError';
+  declare readonly kind: StorageErrorKind;
   constructor(
     message: string,
     readonly permanent: boolean,
-    readonly kind: 'permission' | 'not-found-container' | 'credentials' | 'no-space' | 'other' = 'other',
+    kind: StorageErrorKind = 'other',
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(message, { ...options, kind });
+  }
+}
+
+/** Refuses an offset or length that is not a whole number ≥ 0 (a bug in the caller). */
+export function checkRange(key: string, offset: number, length: number | undefined): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
+    throw new RangeError(`invalid byte range ${JSON.stringify({ offset, length })} for ${key}`);
   }
 }
 

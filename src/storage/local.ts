@@ -3,7 +3,8 @@ import { type Dirent } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { type Backend, type ByteRange, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
+import { type Backend, type ByteRange, checkRange, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
+import { consumeRead, rangeOf } from './bodies.js';
 
 /** Temporary files of unfinished puts start with this; `list` never shows them. */
 export const TEMP_PREFIX = '.tmp-';
@@ -187,9 +188,7 @@ export class LocalBackend implements Backend {
   async get(key: string, range?: ByteRange): Promise<Readable> {
     const offset = range?.offset ?? 0;
     const length = range?.length;
-    if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
-      throw new RangeError(`invalid byte range ${JSON.stringify(range)} for ${key}`);
-    }
+    checkRange(key, offset, length);
     const { handle, file } = await this.openObject(key);
     if (length === 0) {
       await handle.close();
@@ -206,6 +205,10 @@ export class LocalBackend implements Backend {
     stream.on('error', (err) => out.destroy(storageErrorFrom(err, 'read', file)));
     out.on('close', () => stream.destroy()); // the consumer gave up: release the file handle
     return stream.pipe(out);
+  }
+
+  load(key: string, consume: LoadConsumer, options: LoadOptions = {}): Promise<void> {
+    return consumeRead(() => this.get(key, rangeOf(options)), consume, options.signal);
   }
 
   async getBuffer(key: string): Promise<Buffer> {

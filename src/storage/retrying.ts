@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleepMs } from 'node:timers/promises';
-import { type Backend, type ByteRange, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
+import { type Backend, type ByteRange, type LoadConsumer, type LoadOptions, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
 
 /**
  * Retrying is done ONCE, here, around any backend (restic's RetryBackend model), so the
@@ -62,7 +62,7 @@ export class RetryingBackend implements Backend {
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly maxTotalMs: number;
-  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly random: () => number;
   private readonly now: () => number;
 
@@ -74,7 +74,7 @@ export class RetryingBackend implements Backend {
     this.baseDelayMs = options.baseDelayMs ?? RETRY_DEFAULTS.baseDelayMs;
     this.maxDelayMs = options.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs;
     this.maxTotalMs = options.maxTotalMs ?? RETRY_DEFAULTS.maxTotalMs;
-    this.sleep = options.sleep ?? ((ms) => sleepMs(ms));
+    this.sleep = options.sleep ?? ((ms, signal) => sleepMs(ms, undefined, signal ? { signal } : {}));
     this.random = options.random ?? Math.random;
     this.now = options.now ?? (() => performance.now());
   }
@@ -87,13 +87,17 @@ export class RetryingBackend implements Backend {
     return this.inner.connections;
   }
 
-  /** Runs `op` until it succeeds, fails for good, or the attempt/time budget is spent. */
-  private async retry<T>(op: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `op` until it succeeds, fails for good, or the attempt/time budget is spent; an abort of
+   * `signal` ends it at once with the signal's reason.
+   */
+  private async retry<T>(op: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const started = this.now();
     for (let attempt = 1; ; attempt++) {
       try {
         return await op();
       } catch (err) {
+        if (signal?.aborted) throw signal.reason;
         if (!isTransient(err) || attempt >= this.maxAttempts) throw err;
         const delayMs = backoffDelay(
           attempt,
@@ -102,7 +106,8 @@ export class RetryingBackend implements Backend {
         );
         if (this.now() - started + delayMs > this.maxTotalMs) throw err;
         this.options.onRetry?.(err, attempt, delayMs);
-        await this.sleep(delayMs);
+        await this.sleep(delayMs, signal);
+        signal?.throwIfAborted();
       }
     }
   }
@@ -117,6 +122,37 @@ export class RetryingBackend implements Backend {
   /** Retries opening the object; a failure in the middle of the returned stream is the caller's to handle. */
   get(key: string, range?: ByteRange): Promise<Readable> {
     return this.retry(() => this.inner.get(key, range));
+  }
+
+  /**
+   * A read that fails midway is restarted at the first byte not yet consumed (restic's Load),
+   * within the one attempt and time budget (`--retries`, `--retry-time`): `consume` sees every
+   * byte once. Its own exceptions and an abort are never retried.
+   */
+  async load(key: string, consume: LoadConsumer, options: LoadOptions = {}): Promise<void> {
+    const start = options.offset ?? 0;
+    let consumed = 0;
+    let callbackFailed = false;
+    const counting = async (piece: Buffer): Promise<void> => {
+      try {
+        await consume(piece);
+      } catch (err) {
+        callbackFailed = true;
+        throw err;
+      }
+      consumed += piece.length;
+    };
+    const attempt = (): Promise<void> => {
+      const rest = options.length === undefined ? undefined : options.length - consumed;
+      if (rest === 0) return Promise.resolve(); // every byte asked for arrived before the failure
+      const range = { offset: start + consumed, ...(rest === undefined ? {} : { length: rest }), ...(options.signal ? { signal: options.signal } : {}) };
+      return this.inner.load(key, counting, range).catch((err: unknown) => {
+        throw callbackFailed ? new CallbackError(err) : err;
+      });
+    };
+    await this.retry(attempt, options.signal).catch((err: unknown) => {
+      throw err instanceof CallbackError ? err.original : err;
+    });
   }
 
   getBuffer(key: string): Promise<Buffer> {
@@ -176,7 +212,7 @@ export class RetryingBackend implements Backend {
   }
 }
 
-/** Carries an exception thrown by a list callback through the retry loop without retrying it. */
+/** Carries an exception thrown by a list or load callback through the retry loop without retrying it. */
 class CallbackError extends Error {
   constructor(readonly original: unknown) {
     super('list callback failed');

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectsCommand,
@@ -15,7 +15,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { settingDefault } from '../settings/values.js';
 import { UsageError } from '../util/errors.js';
-import { type Backend, type ByteRange, NotFoundError, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
+import { type Backend, type ByteRange, checkRange, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
+import { consumeRead, enforceSize, rangeOf } from './bodies.js';
 import { describeS3Error, endpointForMessages, httpStatus, redactUrl } from './s3-errors.js';
 
 const MiB = 1024 * 1024;
@@ -190,12 +191,11 @@ export class S3Backend implements Backend {
     }
   }
 
-  async get(key: string, range?: ByteRange): Promise<Readable> {
+  /** A Range GET; `signal` (from `load`) cancels the request itself, not only its body. */
+  async get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
     const offset = range?.offset ?? 0;
     const length = range?.length;
-    if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
-      throw new RangeError(`invalid byte range ${JSON.stringify(range)} for ${key}`);
-    }
+    checkRange(key, offset, length);
     if (length === 0) {
       await this.head(key); // HTTP cannot ask for zero bytes; still report a missing object
       return Readable.from([]);
@@ -206,6 +206,7 @@ export class S3Backend implements Backend {
     try {
       const res = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), ...(Range ? { Range } : {}) }),
+        signal ? { abortSignal: signal } : {},
       );
       const body = res.Body as Readable;
       const out = new PassThrough();
@@ -217,6 +218,10 @@ export class S3Backend implements Backend {
       if (httpStatus(err) === 416) return Readable.from([]);
       throw this.fail(err, 'get', key);
     }
+  }
+
+  load(key: string, consume: LoadConsumer, options: LoadOptions = {}): Promise<void> {
+    return consumeRead(() => this.get(key, rangeOf(options), options.signal), consume, options.signal);
   }
 
   async getBuffer(key: string): Promise<Buffer> {
@@ -348,23 +353,6 @@ export class S3Backend implements Backend {
   async close(): Promise<void> {
     this.client.destroy();
   }
-}
-
-/** Passes `body` through, failing at the end if it did not have exactly `size` bytes. */
-function enforceSize(body: Readable, size: number, context: string): Readable {
-  let seen = 0;
-  const mismatch = () => new StorageError(`${context}: body has ${seen}${seen > size ? '+' : ''} bytes, expected ${size}`, true);
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      seen += chunk.length;
-      callback(seen > size ? mismatch() : null, chunk);
-    },
-    flush(callback) {
-      callback(seen === size ? null : mismatch());
-    },
-  });
-  body.on('error', (err) => counter.destroy(err));
-  return body.pipe(counter);
 }
 
 /** The region the SDK would find (AWS_REGION, profile), or us-east-1 when none is configured. */

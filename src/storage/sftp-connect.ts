@@ -12,7 +12,7 @@ import {
   verifyHostKey,
 } from './known-hosts.js';
 import { SFTP_ENV, type SftpAuth, type SftpHostKeyPolicy } from './sftp-config.js';
-import { SftpConnectionLost, sftpConnectError } from './sftp-errors.js';
+import { SftpConnectionLost, sftpConnectError, ssh2ConnectFailure } from './sftp-errors.js';
 
 /**
  * One SSH connection with its SFTP channel (ssh2-sftp-client makes the connection; requests go
@@ -207,13 +207,12 @@ export async function connectSftp(p: SftpConnectParams): Promise<{ session: Sftp
   } catch (err) {
     await client.end().catch(() => undefined);
     if (refusal) throw refusal;
-    const message = err instanceof Error ? err.message : String(err);
-    if (/Cannot parse privateKey|does not contain a \(valid\) private key/.test(message)) {
-      const why = message.replace(/^Cannot parse privateKey: /, '');
-      const hint = /passphrase/i.test(why) ? `; set the key's passphrase in ${SFTP_ENV.passphrase}` : '';
-      throw new StorageError(`${p.where}: cannot use the SSH key ${p.auth.key?.file ?? ''}: ${why}${hint}`, true, 'credentials');
+    const failure = ssh2ConnectFailure(err);
+    if (failure?.kind === 'key-unusable') {
+      const hint = failure.passphrase ? `; set the key's passphrase in ${SFTP_ENV.passphrase}` : '';
+      throw new StorageError(`${p.where}: cannot use the SSH key ${p.auth.key?.file ?? ''}: ${failure.why}${hint}`, true, 'credentials');
     }
-    if (exhausted || (tried.length > 0 && /authentication/i.test(message))) {
+    if (exhausted || (tried.length > 0 && failure?.kind === 'auth-rejected')) {
       const parts = [
         ...tried.map((t) => `${t} rejected`),
         ...notOffered.map((t) => `${t} not accepted by the server`),

@@ -30,6 +30,21 @@ export class SftpConnectionLost extends Error {
   override name = 'SftpConnectionLost';
 }
 
+/**
+ * What a failed ssh2 connect says, read from its message (ssh2 gives these failures no code):
+ * the private key cannot be used (unparsable, or encrypted and the passphrase is missing or
+ * wrong), or the server rejected authentication. Undefined for anything else.
+ */
+export function ssh2ConnectFailure(err: unknown): { kind: 'key-unusable'; why: string; passphrase: boolean } | { kind: 'auth-rejected' } | undefined {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/Cannot parse privateKey|does not contain a \(valid\) private key/.test(message)) {
+    const why = message.replace(/^Cannot parse privateKey: /, '');
+    return { kind: 'key-unusable', why, passphrase: /passphrase/i.test(why) };
+  }
+  if (/authentication/i.test(message)) return { kind: 'auth-rejected' };
+  return undefined;
+}
+
 const NO_SPACE_TEXT = /no space|disk full|quota|ENOSPC|EDQUOT|storage (limit|full)|insufficient (storage|space)/i;
 
 /**

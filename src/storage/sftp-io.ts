@@ -178,3 +178,10 @@ export function rangeReader(
   }
   return out;
 }
+
+/** Carries an error of the caller's body stream past the backend's error mapping. */
+export class BodyFailure extends Error {
+  constructor(readonly original: unknown) {
+    super('body stream failed');
+  }
+}

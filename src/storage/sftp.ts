@@ -3,12 +3,14 @@ import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import type { FileEntryWithStats, Stats } from 'ssh2';
 import { Semaphore } from '../util/semaphore.js';
-import { type Backend, type ByteRange, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
+import { type Backend, type ByteRange, checkRange, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
+import { consumeRead, rangeOf } from './bodies.js';
 import { TEMP_PREFIX } from './local.js';
 import { type SftpAuth, type SftpHostKeyPolicy, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
 import type { SftpSession } from './sftp-connect.js';
 import { SFTP_STATUS, sftpStatus, sftpStorageError } from './sftp-errors.js';
-import { PipelinedWriter, rangeReader } from './sftp-io.js';
+import { BodyFailure, PipelinedWriter, rangeReader } from './sftp-io.js';
+import { isBelow, isDir, isFile, isLink } from './sftp-paths.js';
 import { SftpPool } from './sftp-pool.js';
 
 export interface SftpBackendOptions extends SftpLocation {
@@ -19,11 +21,6 @@ export interface SftpBackendOptions extends SftpLocation {
   /** SSH connections opened at most (each with its own server process). Default 2. */
   sessions?: number;
 }
-
-const S_IFMT = 0o170000;
-const isFile = (mode: number) => (mode & S_IFMT) === 0o100000;
-const isDir = (mode: number) => (mode & S_IFMT) === 0o040000;
-const isLink = (mode: number) => (mode & S_IFMT) === 0o120000;
 
 /**
  * A directory on an SFTP server (an SFTP-only storage box, a NAS, any OpenSSH host); the URL
@@ -251,9 +248,7 @@ export class SftpBackend implements Backend {
   async get(key: string, range?: ByteRange): Promise<Readable> {
     const offset = range?.offset ?? 0;
     const length = range?.length;
-    if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
-      throw new RangeError(`invalid byte range ${JSON.stringify(range)} for ${key}`);
-    }
+    checkRange(key, offset, length);
     const s = await this.pool.acquire();
     let opened: { handle: Buffer; size: number };
     try {
@@ -268,6 +263,11 @@ export class SftpBackend implements Backend {
       this.pool.release(s);
       await s.call((sftp, done) => sftp.close(opened.handle, done)).catch(() => undefined);
     });
+  }
+
+  /** Cancelled by destroying the read: the pipelined requests are dropped, the handle closed. */
+  load(key: string, consume: LoadConsumer, options: LoadOptions = {}): Promise<void> {
+    return consumeRead(() => this.get(key, rangeOf(options)), consume, options.signal);
   }
 
   async getBuffer(key: string): Promise<Buffer> {
@@ -396,18 +396,4 @@ export class SftpBackend implements Backend {
   killConnectionsForTests(): void {
     this.pool.killForTests();
   }
-}
-
-/** Carries an error of the caller's body stream past our error mapping. */
-class BodyFailure extends Error {
-  constructor(readonly original: unknown) {
-    super('body stream failed');
-  }
-}
-
-/** Whether `dir` lies strictly inside `root` ('' = the login directory, so any relative path). */
-function isBelow(dir: string, root: string): boolean {
-  if (root === '') return !dir.startsWith('/');
-  if (root === '/') return dir.startsWith('/') && dir !== '/';
-  return dir.startsWith(`${root}/`);
 }

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, ByteRange, ObjectInfo, PutOptions } from './backend.js';
+import type { Backend, ByteRange, LoadConsumer, LoadOptions, ObjectInfo, PutOptions } from './backend.js';
 
 /**
  * An upload bandwidth limit (`--bwlimit`): each put waits for its share of time at the given
@@ -32,6 +32,10 @@ export class ThrottledBackend implements Backend {
 
   get(key: string, range?: ByteRange): Promise<Readable> {
     return this.inner.get(key, range);
+  }
+  /** Reads are not limited (`--bwlimit` is about uploads): the inner read, restartable and cancellable as it is. */
+  load(key: string, consume: LoadConsumer, options?: LoadOptions): Promise<void> {
+    return this.inner.load(key, consume, options);
   }
   getBuffer(key: string): Promise<Buffer> {
     return this.inner.getBuffer(key);

@@ -20,7 +20,7 @@ export function peekStreamStart(buf: Uint8Array): StreamStart | undefined {
   }
   const top = parseBegin(buf.subarray(0, RECORD_SIZE), 0);
   if (readU32(buf, 0, top.littleEndian) !== DrrType.BEGIN) {
-    throw new StreamFormatError('not a ZFS send stream: the first record is not a BEGIN', 0);
+    throw new StreamFormatError('corrupt', 'not a ZFS send stream: the first record is not a BEGIN', 0);
   }
   const summary = { compound: false, littleEndian: top.littleEndian, toname: top.toname };
   const firstOf = (b: typeof top): StreamStart['first'] => ({
@@ -33,24 +33,24 @@ export function peekStreamStart(buf: Uint8Array): StreamStart | undefined {
   });
   if (top.headerType === HeaderType.SUBSTREAM) return { ...summary, first: firstOf(top) };
   if (top.headerType !== HeaderType.COMPOUND) {
-    throw new StreamFormatError(`unsupported stream header type ${top.headerType} in the first BEGIN record`, 0);
+    throw new StreamFormatError('corrupt', `unsupported stream header type ${top.headerType} in the first BEGIN record`, 0);
   }
   if (top.payloadLength > MAX_BEGIN_PAYLOAD) {
-    throw new StreamFormatError(`compound stream header nvlist of ${top.payloadLength} bytes exceeds 64 MiB`, 0);
+    throw new StreamFormatError('corrupt', `compound stream header nvlist of ${top.payloadLength} bytes exceeds 64 MiB`, 0);
   }
   const headerEnd = RECORD_SIZE + top.payloadLength;
   const firstBegin = headerEnd + RECORD_SIZE;
   if (buf.length < firstBegin + RECORD_SIZE) return undefined;
   const endType = readU32(buf, headerEnd, top.littleEndian);
   if (endType !== DrrType.END) {
-    throw new StreamFormatError(`compound stream header is followed by ${drrTypeName(endType)}, not END`, headerEnd);
+    throw new StreamFormatError('corrupt', `compound stream header is followed by ${drrTypeName(endType)}, not END`, headerEnd);
   }
   const nextType = readU32(buf, firstBegin, top.littleEndian);
   if (nextType === DrrType.END) {
-    throw new StreamFormatError('compound stream contains no substreams', firstBegin);
+    throw new StreamFormatError('corrupt', 'compound stream contains no substreams', firstBegin);
   }
   if (nextType !== DrrType.BEGIN) {
-    throw new StreamFormatError(`expected the first substream's BEGIN, found ${drrTypeName(nextType)}`, firstBegin);
+    throw new StreamFormatError('corrupt', `expected the first substream's BEGIN, found ${drrTypeName(nextType)}`, firstBegin);
   }
   const first = parseBegin(buf.subarray(firstBegin, firstBegin + RECORD_SIZE), firstBegin);
   return { ...summary, compound: true, first: firstOf(first) };

@@ -179,7 +179,7 @@ export function parseBegin(record: Uint8Array, offset: number): BeginRecord {
   const littleEndian = detectByteOrder(record);
   if (littleEndian === undefined) {
     const what = offset === 0 ? 'not a ZFS send stream' : 'corrupt stream';
-    throw new StreamFormatError(`${what}: bad magic number in BEGIN record`, offset);
+    throw new StreamFormatError('bad-magic', `${what}: bad magic number in BEGIN record`, offset);
   }
   // versioninfo: bits 0..1 header type, bits 2..57 features, 58..63 reserved and ignored.
   const versionLow = readU32(record, littleEndian ? 16 : 20, littleEndian);

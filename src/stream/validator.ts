@@ -128,10 +128,7 @@ export class StreamValidator {
         continue;
       }
       if (this.phase === 'done') {
-        throw new StreamFormatError(
-          'unexpected data after the end of the stream (trailing garbage or a second concatenated stream)',
-          this.offset,
-        );
+        throw new StreamFormatError('corrupt', 'unexpected data after the end of the stream (trailing garbage or a second concatenated stream)', this.offset);
       }
       if (this.headerFill === 0 && length - pos >= RECORD_SIZE) {
         // Common case: the whole header is in this chunk; look at it in place.
@@ -158,7 +155,7 @@ export class StreamValidator {
 
   private checkFirstMagic(): void {
     if (detectByteOrder(this.headerBuffer) === undefined) {
-      throw new StreamFormatError('not a ZFS send stream: bad magic number in the first record', 0);
+      throw new StreamFormatError('bad-magic', 'not a ZFS send stream: bad magic number in the first record', 0);
     }
   }
 
@@ -180,11 +177,11 @@ export class StreamValidator {
   private onFirstRecord(header: Uint8Array, at: number): void {
     const littleEndian = detectByteOrder(header);
     if (littleEndian === undefined) {
-      throw new StreamFormatError('not a ZFS send stream: bad magic number in the first record', at);
+      throw new StreamFormatError('bad-magic', 'not a ZFS send stream: bad magic number in the first record', at);
     }
     const type = readU32(header, 0, littleEndian);
     if (type !== DrrType.BEGIN) {
-      throw new StreamFormatError(`not a ZFS send stream: the first record is ${drrTypeName(type)}, not BEGIN`, at);
+      throw new StreamFormatError('corrupt', `not a ZFS send stream: the first record is ${drrTypeName(type)}, not BEGIN`, at);
     }
     const begin = this.parseAndCheckBegin(header, at);
     this.topLittleEndian = littleEndian;
@@ -204,19 +201,16 @@ export class StreamValidator {
     const type = readU32(header, 0, this.topLittleEndian);
     const context = `(compound stream header ${this.header?.toname})`;
     if (type !== DrrType.END) {
-      throw new StreamFormatError(
-        `compound stream header is followed by a ${drrTypeName(type)} record instead of its END ${context}`,
-        at,
-      );
+      throw new StreamFormatError('corrupt', `compound stream header is followed by a ${drrTypeName(type)} record instead of its END ${context}`, at);
     }
     if (!this.checksum.matches(header, 8)) {
-      throw new StreamFormatError(`incorrect header checksum in the compound stream header END ${context}`, at);
+      throw new StreamFormatError('corrupt', `incorrect header checksum in the compound stream header END ${context}`, at);
     }
     // libzfs leaves this END's trailing checksum zero, so nothing covers its other fields; the
     // sender zeroes them (toguid included), so anything non-zero there is corruption.
     const unchecked = isZero(header, TRAILING_CHECKSUM_OFFSET, 32);
     if (unchecked && !(isZero(header, 4, 4) && isZero(header, 40, TRAILING_CHECKSUM_OFFSET - 40))) {
-      throw new StreamFormatError(`unexpected non-zero bytes in the compound stream header END ${context}`, at);
+      throw new StreamFormatError('corrupt', `unexpected non-zero bytes in the compound stream header END ${context}`, at);
     }
     this.sumAndCheckTrailing(header, at, context);
     this.phase = 'compound-body';
@@ -228,7 +222,7 @@ export class StreamValidator {
     if (type === DrrType.BEGIN) {
       const begin = this.parseAndCheckBegin(header, at);
       if (begin.headerType !== HeaderType.SUBSTREAM) {
-        throw new StreamFormatError(`compound stream nested inside a compound stream (${begin.toname})`, at);
+        throw new StreamFormatError('corrupt', `compound stream nested inside a compound stream (${begin.toname})`, at);
       }
       this.checksum.reset(begin.littleEndian).update(header);
       this.openSubstream(begin, at);
@@ -236,19 +230,16 @@ export class StreamValidator {
       return;
     }
     if (type !== DrrType.END) {
-      throw new StreamFormatError(
-        `expected a BEGIN record or the conclusion END in the compound stream, found ${drrTypeName(type)}`,
-        at,
-      );
+      throw new StreamFormatError('corrupt', `expected a BEGIN record or the conclusion END in the compound stream, found ${drrTypeName(type)}`, at);
     }
     // The conclusion END is all zero but its type (libzfs writes it so, and no checksum covers
     // it, so anything else there would be undetected corruption).
     const context = `(conclusion of compound stream ${this.header?.toname})`;
     if (!isZero(header, 4, RECORD_SIZE - 4)) {
-      throw new StreamFormatError(`malformed conclusion END record: only its type may be non-zero ${context}`, at);
+      throw new StreamFormatError('corrupt', `malformed conclusion END record: only its type may be non-zero ${context}`, at);
     }
     if (this.substreams.length === 0) {
-      throw new StreamFormatError(`compound stream contains no substreams ${context}`, at);
+      throw new StreamFormatError('corrupt', `compound stream contains no substreams ${context}`, at);
     }
     this.phase = 'done';
   }
@@ -261,15 +252,15 @@ export class StreamValidator {
     if (type === DrrType.BEGIN) {
       // Tell a second stream spliced in from a record whose type field got corrupted.
       const reason = detectByteOrder(header) === undefined ? 'without the BEGIN magic: corrupt record' : 'the previous END is missing';
-      throw new StreamFormatError(`BEGIN record inside a substream, ${reason} ${context}`, at);
+      throw new StreamFormatError('corrupt', `BEGIN record inside a substream, ${reason} ${context}`, at);
     }
     if (type >= DRR_NUMTYPES) {
-      throw new StreamFormatError(`unknown record type ${type}: corrupt stream ${context}`, at);
+      throw new StreamFormatError('corrupt', `unknown record type ${type}: corrupt stream ${context}`, at);
     }
     sub.records++;
     if (type === DrrType.END) {
       // The END checksum covers everything before this header and is always checked ("END checksum" there).
-      if (!this.checksum.matches(header, 8)) throw new StreamFormatError(`END checksum mismatch ${context}`, at);
+      if (!this.checksum.matches(header, 8)) throw new StreamFormatError('corrupt', `END checksum mismatch ${context}`, at);
       this.sumAndCheckTrailing(header, at, context);
       this.closeSubstream(header, at);
       return;
@@ -277,10 +268,7 @@ export class StreamValidator {
     this.sumAndCheckTrailing(header, at, context);
     const size = payloadSize(header, littleEndian);
     if (size > MAX_RECORD_PAYLOAD) {
-      throw new StreamFormatError(
-        `${drrTypeName(type)} record claims a ${size}-byte payload, above the 16 MiB maximum ${context}`,
-        at,
-      );
+      throw new StreamFormatError('corrupt', `${drrTypeName(type)} record claims a ${size}-byte payload, above the 16 MiB maximum ${context}`, at);
     }
     this.expectPayload(size, drrTypeName(type));
   }
@@ -293,7 +281,7 @@ export class StreamValidator {
     this.checksum.update(header.subarray(0, TRAILING_CHECKSUM_OFFSET));
     if (!isZero(header, TRAILING_CHECKSUM_OFFSET, 32) && !this.checksum.matches(header, TRAILING_CHECKSUM_OFFSET)) {
       const type = drrTypeName(readU32(header, 0, this.checksum.littleEndian));
-      throw new StreamFormatError(`checksum mismatch in ${type} record ${context}`, at);
+      throw new StreamFormatError('corrupt', `checksum mismatch in ${type} record ${context}`, at);
     }
     this.checksum.update(header.subarray(TRAILING_CHECKSUM_OFFSET, RECORD_SIZE));
   }
@@ -302,13 +290,14 @@ export class StreamValidator {
     const begin = parseBegin(header, at);
     const what = `BEGIN record of ${JSON.stringify(begin.toname)}`;
     if (begin.headerType !== HeaderType.SUBSTREAM && begin.headerType !== HeaderType.COMPOUND) {
-      throw new StreamFormatError(`unsupported stream header type ${begin.headerType} in ${what}`, at);
+      throw new StreamFormatError('corrupt', `unsupported stream header type ${begin.headerType} in ${what}`, at);
     }
     if (!begin.toname.includes('@')) {
-      throw new StreamFormatError(`${what} does not name a snapshot (no '@' in toname)`, at);
+      throw new StreamFormatError('corrupt', `${what} does not name a snapshot (no '@' in toname)`, at);
     }
     if ((begin.featureFlags & DEDUP_FEATURES) !== 0) {
       throw new StreamFormatError(
+        'corrupt',
         `deduplicated stream (legacy zfs send -D) cannot be received by current ZFS; ` +
           `convert it with 'zstream redup' first (${what})`,
         at,
@@ -316,16 +305,10 @@ export class StreamValidator {
     }
     const unknown = unknownFeatureBits(begin.featureFlags);
     if (unknown !== 0 && !this.allowUnknownFeatures) {
-      throw new StreamFormatError(
-        `unsupported feature flags 0x${unknown.toString(16)} in ${what} (zfs receive would reject it)`,
-        at,
-      );
+      throw new StreamFormatError('corrupt', `unsupported feature flags 0x${unknown.toString(16)} in ${what} (zfs receive would reject it)`, at);
     }
     if (begin.payloadLength > MAX_BEGIN_PAYLOAD) {
-      throw new StreamFormatError(
-        `${what} carries a ${begin.payloadLength}-byte nvlist, above the 64 MiB limit of zfs receive`,
-        at,
-      );
+      throw new StreamFormatError('corrupt', `${what} carries a ${begin.payloadLength}-byte nvlist, above the 64 MiB limit of zfs receive`, at);
     }
     return begin;
   }
@@ -364,29 +347,26 @@ export class StreamValidator {
 
   private checkComplete(): void {
     const at = this.offset;
-    if (at === 0) throw new StreamFormatError('empty input: not a ZFS send stream', 0);
+    if (at === 0) throw new StreamFormatError('corrupt', 'empty input: not a ZFS send stream', 0);
     if (this.payloadRemaining > 0) {
-      throw new StreamFormatError(`stream ends inside a ${this.payloadOf} payload: truncated${this.where()}`, at);
+      throw new StreamFormatError('truncated', `stream ends inside a ${this.payloadOf} payload: truncated${this.where()}`, at);
     }
     if (this.headerFill > 0) {
       if (this.phase === 'start') {
         if (this.headerFill < MAGIC_END) {
-          throw new StreamFormatError(`input of ${at} bytes is too short to be a ZFS send stream`, at);
+          throw new StreamFormatError('corrupt', `input of ${at} bytes is too short to be a ZFS send stream`, at);
         }
-        throw new StreamFormatError('stream ends inside its first BEGIN record: truncated', at);
+        throw new StreamFormatError('truncated', 'stream ends inside its first BEGIN record: truncated', at);
       }
-      throw new StreamFormatError(
-        `stream ends inside a record header (${this.headerFill} of ${RECORD_SIZE} bytes): truncated${this.where()}`,
-        at,
-      );
+      throw new StreamFormatError('truncated', `stream ends inside a record header (${this.headerFill} of ${RECORD_SIZE} bytes): truncated${this.where()}`, at);
     }
     switch (this.phase) {
       case 'substream':
-        throw new StreamFormatError(`stream ended without an END record: truncated${this.where()}`, at);
+        throw new StreamFormatError('truncated', `stream ended without an END record: truncated${this.where()}`, at);
       case 'compound-header':
-        throw new StreamFormatError(`compound stream ended right after its header BEGIN: truncated${this.where()}`, at);
+        throw new StreamFormatError('truncated', `compound stream ended right after its header BEGIN: truncated${this.where()}`, at);
       case 'compound-body':
-        throw new StreamFormatError(`compound stream ended without its conclusion END record: truncated${this.where()}`, at);
+        throw new StreamFormatError('truncated', `compound stream ended without its conclusion END record: truncated${this.where()}`, at);
       case 'start':
       case 'done':
         return;

@@ -9,8 +9,13 @@ import { ChunkFetcher, ChunkIntegrityError, type ChunkRef, type FetchOutcome, in
 import { ChunkPool, frameBound } from '../../src/archive/chunk-pool.js';
 import type { ManifestChunk } from '../../src/archive/manifest.js';
 import { writeReleasing } from '../../src/archive/reader.js';
-import { type Backend, type ByteRange, StorageError } from '../../src/storage/backend.js';
+import { type Backend, type ByteRange, type LoadConsumer, type LoadOptions, StorageError } from '../../src/storage/backend.js';
+import { consumeRead, rangeOf } from '../../src/storage/bodies.js';
 import { LocalBackend } from '../../src/storage/local.js';
+import { RetryingBackend } from '../../src/storage/retrying.js';
+
+/** The retrying wrapper every opened backend has (storage/open.ts), with instant backoff. */
+const retrying = (inner: Backend, maxAttempts?: number) => new RetryingBackend(inner, { sleep: async () => undefined, ...(maxAttempts ? { maxAttempts } : {}) });
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const PREFIX = 'pool/ds/stream/';
@@ -67,13 +72,14 @@ async function collect(fetcher: ChunkFetcher, chunks: ManifestChunk[]): Promise<
   return got;
 }
 
-/** A backend whose reads of chosen objects start late (so later chunks finish first) or break midway once. */
+/** A backend whose reads of chosen objects start late (so later chunks finish first) or break midway (once, or always). */
 class UnrulyBackend implements Backend {
   readonly location: string;
   readonly connections = 4;
   readonly gets: string[] = [];
   slow = new Set<string>();
   breakOnce = new Set<string>();
+  breakAlways = new Set<string>();
   constructor(readonly inner: Backend) {
     this.location = inner.location;
   }
@@ -81,7 +87,7 @@ class UnrulyBackend implements Backend {
     this.gets.push(`${key}@${range?.offset ?? 0}`);
     if (this.slow.has(key)) await sleep(60);
     const body = await this.inner.get(key, range);
-    if (!this.breakOnce.delete(key)) return body;
+    if (!this.breakOnce.delete(key) && !this.breakAlways.has(key)) return body;
     // Pass the first piece, then fail the way a reset connection does.
     const out = new PassThrough();
     body.once('data', (piece: Buffer) => {
@@ -90,6 +96,10 @@ class UnrulyBackend implements Backend {
       setImmediate(() => out.destroy(new StorageError('connection reset', false)));
     });
     return out;
+  }
+  /** Over this backend's own `get`, as the real backends do it. */
+  load(key: string, consume: LoadConsumer, options: LoadOptions = {}): Promise<void> {
+    return consumeRead(() => this.get(key, rangeOf(options)), consume, options.signal);
   }
   put = (key: string, body: Buffer | Readable) => this.inner.put(key, body);
   getBuffer = (key: string) => this.inner.getBuffer(key);
@@ -215,9 +225,24 @@ describe('ChunkFetcher over a local directory', () => {
     const backend = new UnrulyBackend(local);
     const key = PREFIX + archive.chunks[3]!.key;
     backend.breakOnce.add(key);
-    const got = await collect(new ChunkFetcher({ backend, pool, parallel: 2 }), archive.chunks);
+    const got = await collect(new ChunkFetcher({ backend: retrying(backend), pool, parallel: 2 }), archive.chunks);
     expect(got.map((b) => sha256(b as Buffer))).toEqual(archive.raws.map(sha256));
     expect(backend.gets.filter((g) => g.startsWith(key))).toEqual([`${key}@0`, `${key}@1000`]);
+  });
+
+  it('retries a read that keeps breaking only as often as --retries says: no loop of its own', async () => {
+    const backend = new UnrulyBackend(local);
+    const key = PREFIX + archive.chunks[3]!.key;
+    backend.breakAlways.add(key);
+    const outcomes: FetchOutcome[] = [];
+    for await (const o of new ChunkFetcher({ backend: retrying(backend, 2), pool, parallel: 2 }).inOrder(refs(archive.chunks))) {
+      outcomes.push(o);
+      if ('release' in o) o.release();
+    }
+    const failed = outcomes[3]!;
+    expect('error' in failed && failed.error).toBeInstanceOf(StorageError);
+    expect(backend.gets.filter((g) => g.startsWith(key))).toEqual([`${key}@0`, `${key}@1000`]);
+    expect(outcomes.filter((o) => 'release' in o)).toHaveLength(archive.chunks.length - 1);
   });
 
   it('stops fetching when the consumer stops, and the next read still gets every buffer', async () => {

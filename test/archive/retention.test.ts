@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/archive/manifest.js';
 import { planRestore } from '../../src/archive/restore-plan.js';
-import { checkRetentionPolicy, planRetention, type RetentionPlan, type RetentionPolicy, retentionBuckets } from '../../src/archive/retention.js';
+import { checkRetentionPolicy, planRetention, type RetentionPlan, type RetentionPolicy, RetentionPolicyError, retentionBuckets } from '../../src/archive/retention.js';
+import { policyFromOptions } from '../../src/cli/commands/prune.js';
 import { UsageError } from '../../src/util/errors.js';
 import { seededRandom } from '../../src/util/random.js';
 
@@ -72,6 +73,24 @@ describe('checkRetentionPolicy', () => {
     expect(() => checkRetentionPolicy(policy({ keepWeekly: 1.5 }))).toThrow(/keepWeekly/);
     expect(() => checkRetentionPolicy(policy({ keepLast: 1 }))).not.toThrow();
     expect(() => plan(dailyChain('a', '2026-01-01', 2), {})).toThrow(UsageError);
+  });
+
+  it('says which refusal by its kind (prune rewords "keeps nothing" for its flags on that, not on the words)', () => {
+    const kindOf = (p: RetentionPolicy): string | undefined => {
+      try {
+        checkRetentionPolicy(p);
+      } catch (err) {
+        expect(err).toBeInstanceOf(RetentionPolicyError);
+        return (err as RetentionPolicyError).kind;
+      }
+      return undefined;
+    };
+    expect(kindOf(NONE)).toBe('keeps-nothing');
+    expect(kindOf(policy({ keepDaily: -1 }))).toBe('bad-count');
+    expect(kindOf(policy({ keepLast: 1 }))).toBeUndefined();
+    expect(() => policyFromOptions({ keepLast: '0', keepDaily: '0', keepWeekly: '0', keepMonthly: '0', keepYearly: '0', minFulls: '1' } as Parameters<typeof policyFromOptions>[0])).toThrow(
+      /^refusing a retention policy that keeps nothing: give at least one of --keep-last/,
+    );
   });
 });
 

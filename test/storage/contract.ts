@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Backend, isNotFound, NotFoundError, type ObjectInfo } from '../../src/storage/backend.js';
+import { type Backend, isNotFound, type LoadOptions, NotFoundError, type ObjectInfo } from '../../src/storage/backend.js';
 
 /**
  * The ONE storage contract suite (restic-style): every backend runs exactly these tests,
@@ -136,6 +136,76 @@ export function runBackendContract(name: string, makeBackend: () => Promise<Back
       // A range reaching past the end returns what exists, like HTTP ranges do.
       expect((await read(data.length - 10, 1000)).equals(data.subarray(data.length - 10))).toBe(true);
       expect((await read(data.length)).length).toBe(0);
+    }, SLOW);
+
+    it('loads an object whole, from an offset, and a range of it, piece by piece in order', async () => {
+      const data = randomBytes(MiB + 123);
+      await backend.put('loaded', data);
+      const load = async (options?: LoadOptions): Promise<Buffer> => {
+        const pieces: Buffer[] = [];
+        await backend.load('loaded', (piece) => void pieces.push(Buffer.from(piece)), options);
+        return Buffer.concat(pieces);
+      };
+      expect((await load()).equals(data)).toBe(true);
+      expect((await load({ offset: 300_000 })).equals(data.subarray(300_000))).toBe(true);
+      expect((await load({ offset: 1000, length: 70_001 })).equals(data.subarray(1000, 71_001))).toBe(true);
+      expect((await load({ length: 10 })).equals(data.subarray(0, 10))).toBe(true);
+      expect((await load({ offset: 5, length: 0 })).length).toBe(0);
+      // A range reaching past the end yields the bytes that exist.
+      expect((await load({ offset: data.length - 10, length: 1000 })).equals(data.subarray(data.length - 10))).toBe(true);
+      expect((await load({ offset: data.length })).length).toBe(0);
+      await expectNotFound(backend.load('absent', () => undefined), 'absent');
+      await expectNotFound(backend.load('absent', () => undefined, { offset: 1, length: 2 }), 'absent');
+    }, SLOW);
+
+    it('waits for an async consumer, and passes its exception through as-is', async () => {
+      const data = randomBytes(3 * MiB);
+      await backend.put('consumed', data);
+      let inside = 0;
+      let most = 0;
+      const pieces: Buffer[] = [];
+      await backend.load('consumed', async (piece) => {
+        most = Math.max(most, ++inside);
+        pieces.push(Buffer.from(piece));
+        await new Promise((resolve) => setImmediate(resolve));
+        inside--;
+      });
+      expect(most).toBe(1); // one piece at a time: the read holds while the consumer works
+      expect(Buffer.concat(pieces).equals(data)).toBe(true);
+      const mine = new Error('consumer refuses');
+      await expect(
+        backend.load('consumed', () => {
+          throw mine;
+        }),
+      ).rejects.toBe(mine);
+    }, SLOW);
+
+    it('stops a load when its signal aborts, with the signal\'s reason, before or during the read', async () => {
+      const data = randomBytes(6 * MiB);
+      await backend.put('aborted', data);
+      const before = new AbortController();
+      const early = new Error('cancelled before');
+      before.abort(early);
+      let got = 0;
+      await expect(backend.load('aborted', (p) => void (got += p.length), { signal: before.signal })).rejects.toBe(early);
+      expect(got).toBe(0);
+
+      const during = new AbortController();
+      const late = new Error('cancelled midway');
+      await expect(
+        backend.load(
+          'aborted',
+          (p) => {
+            got += p.length;
+            if (got > 0) during.abort(late);
+          },
+          { signal: during.signal },
+        ),
+      ).rejects.toBe(late);
+      expect(got).toBeGreaterThan(0);
+      expect(got).toBeLessThan(data.length);
+      // The backend is still usable afterwards (the aborted read released what it held).
+      expect((await backend.getBuffer('aborted')).equals(data)).toBe(true);
     }, SLOW);
 
     it('lists 1200 objects under a prefix (several S3 pages), with sizes, and deletes them in one call', async () => {

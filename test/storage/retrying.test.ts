@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
-import { type Backend, type ByteRange, NotFoundError, type ObjectInfo, StorageError } from '../../src/storage/backend.js';
+import { type Backend, type ByteRange, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, StorageError } from '../../src/storage/backend.js';
 import { backoffDelay, RETRY_DEFAULTS, RetryingBackend, type RetryOptions } from '../../src/storage/retrying.js';
 
 /**
@@ -27,6 +27,23 @@ class ScriptedBackend implements Backend {
   async get(_key: string, _range?: ByteRange): Promise<Readable> {
     await this.step();
     return Readable.from([Buffer.from('data')]);
+  }
+  /** What `load` serves, and the `offset+length` of every load asked of it. */
+  content = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz');
+  loads: string[] = [];
+  /** Delivers `content` from the offset in 4-byte pieces, failing (if scripted) after the first half of what was asked. */
+  async load(_key: string, consume: LoadConsumer, options: LoadOptions = {}): Promise<void> {
+    this.calls++;
+    const failure = this.failures.shift();
+    const offset = options.offset ?? 0;
+    const end = Math.min(this.content.length, options.length === undefined ? Infinity : offset + options.length);
+    this.loads.push(`${offset}+${end - offset}`);
+    const stop = failure ? offset + Math.ceil((end - offset) / 2) : end;
+    for (let at = offset; at < stop; at += 4) {
+      options.signal?.throwIfAborted();
+      await consume(this.content.subarray(at, Math.min(at + 4, stop)));
+    }
+    if (failure) throw failure;
   }
   async getBuffer(): Promise<Buffer> {
     await this.step();
@@ -189,6 +206,53 @@ describe('RetryingBackend', () => {
         throw mine;
       }),
     ).rejects.toBe(mine);
+    expect(inner.calls).toBe(1);
+  });
+
+  it('restarts a read that fails midway at the first byte not consumed: every byte consumed once', async () => {
+    const inner = new ScriptedBackend([transient(1), transient(2)]);
+    const got: Buffer[] = [];
+    await new RetryingBackend(inner, instant().options).load('k', (piece) => void got.push(Buffer.from(piece)), { offset: 4, length: 30 });
+    // 15 of 30 bytes, then 8 of the 15 left, then the last 7.
+    expect(inner.loads).toEqual(['4+30', '19+15', '27+7']);
+    expect(Buffer.concat(got).equals(inner.content.subarray(4, 34))).toBe(true);
+  });
+
+  it('restarts a read to the end (no length) from where it broke', async () => {
+    const inner = new ScriptedBackend([transient()]);
+    const got: Buffer[] = [];
+    await new RetryingBackend(inner, instant().options).load('k', (piece) => void got.push(Buffer.from(piece)));
+    expect(inner.loads).toEqual(['0+36', '18+18']);
+    expect(Buffer.concat(got).equals(inner.content)).toBe(true);
+  });
+
+  it('a read that keeps breaking midway takes maxAttempts (--retries) attempts in all, no more', async () => {
+    const inner = new ScriptedBackend(Array.from({ length: 10 }, (_, i) => transient(i + 1)));
+    const { options, delays } = instant({ maxAttempts: 3 });
+    let bytes = 0;
+    await expect(new RetryingBackend(inner, options).load('k', (piece) => void (bytes += piece.length))).rejects.toThrow('503 SlowDown #3');
+    expect(inner.calls).toBe(3);
+    expect(delays).toHaveLength(2);
+    expect(bytes).toBe(18 + 9 + 5); // each attempt went on from where the one before stopped
+  });
+
+  it('never retries when the load consumer throws: its own error comes back as-is', async () => {
+    const inner = new ScriptedBackend();
+    const mine = new StorageError('consumer says no', false);
+    await expect(
+      new RetryingBackend(inner, instant().options).load('k', () => {
+        throw mine;
+      }),
+    ).rejects.toBe(mine);
+    expect(inner.calls).toBe(1);
+  });
+
+  it('an abort during the backoff ends the read and its retries with the signal\'s reason', async () => {
+    const inner = new ScriptedBackend([transient(), transient()]);
+    const controller = new AbortController();
+    const reason = new Error('restore stopped');
+    const options = instant({ sleep: async () => controller.abort(reason) }).options;
+    await expect(new RetryingBackend(inner, options).load('k', () => undefined, { signal: controller.signal })).rejects.toBe(reason);
     expect(inner.calls).toBe(1);
   });
 

@@ -230,6 +230,27 @@ describe('StreamValidator rejects (every documented refusal and more)', () => {
     }
   });
 
+  it('says by its kind, not its words, whether a stream is truncated, not a stream at all, or corrupt', () => {
+    const { bytes, records } = buildStream({ substreams: [FULL] });
+    const kindAt = (cut: number): string => {
+      try {
+        validate(bytes.subarray(0, cut));
+      } catch (err) {
+        return (err as StreamFormatError).kind;
+      }
+      return 'accepted';
+    };
+    // Every cut past the first record's magic is a truncation (what a resume relies on).
+    for (let cut = 16; cut < bytes.length; cut++) expect(kindAt(cut), `cut at ${cut}`).toBe('truncated');
+    expect(rejection(new TextEncoder().encode('this is plainly a text file, long enough to be looked at')).kind).toBe('bad-magic');
+    const trailing = new Uint8Array(bytes.length + 1);
+    trailing.set(bytes);
+    expect(rejection(trailing).kind).toBe('corrupt');
+    const flipped = bytes.slice();
+    flipped[records.find((r) => r.type === DrrType.WRITE)!.offset + RECORD_SIZE + 3]! ^= 1;
+    expect(rejection(flipped).kind).toBe('corrupt');
+  });
+
   it('any single flipped bit anywhere in a stream', () => {
     const spec = rawSpec();
     spec.substreams[0]!.records = [{ kind: 'object', object: 1, bonus: patternBytes(20) }, ...writeRecords(2, patternBytes(512))];

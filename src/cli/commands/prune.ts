@@ -1,5 +1,5 @@
 import type { Command, OptionValues } from 'commander';
-import { checkRetentionPolicy, type RetentionPolicy } from '../../archive/retention.js';
+import { checkRetentionPolicy, RetentionPolicyError, type RetentionPolicy } from '../../archive/retention.js';
 import { acquireDatasetLock } from '../../jobs/lock.js';
 import { type PruneReport, pruneArchive } from '../../jobs/prune.js';
 import { parseDuration } from '../../util/duration.js';
@@ -39,7 +39,7 @@ export function policyFromOptions(o: PruneCliOptions): RetentionPolicy {
   try {
     checkRetentionPolicy(policy);
   } catch (err) {
-    if (err instanceof UsageError && /keeps nothing/.test(err.message)) {
+    if (err instanceof RetentionPolicyError && err.kind === 'keeps-nothing') {
       throw new UsageError('refusing a retention policy that keeps nothing: give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly a count above 0');
     }
     throw err;

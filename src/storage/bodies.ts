@@ -1,0 +1,56 @@
+import { type Readable, Transform } from 'node:stream';
+import { type ByteRange, type LoadConsumer, type LoadOptions, StorageError } from './backend.js';
+
+// Helpers the backends share for the bodies they read and write.
+
+/** The byte range `get` takes for a load's options (none for a whole read). */
+export function rangeOf(options: LoadOptions): ByteRange | undefined {
+  const offset = options.offset ?? 0;
+  if (offset === 0 && options.length === undefined) return undefined;
+  return options.length === undefined ? { offset } : { offset, length: options.length };
+}
+
+/**
+ * The one body of every backend's `load` (backend.ts): opens the ranged read, hands each piece
+ * to `consume` and waits for it (so a slow consumer holds the read, and memory stays bounded),
+ * and releases the read however it ends. An abort destroys the read and rejects with the
+ * signal's reason, whatever error the torn-down request reported. Each backend maps its own
+ * failures (StorageError, NotFoundError) in `open` and on the stream it returns.
+ */
+export async function consumeRead(open: () => Promise<Readable>, consume: LoadConsumer, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted();
+  let body: Readable | undefined;
+  const onAbort = (): void => void body?.destroy(signal!.reason as Error);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    body = await open();
+    signal?.throwIfAborted();
+    for await (const piece of body as AsyncIterable<Buffer>) {
+      await consume(piece);
+      signal?.throwIfAborted();
+    }
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    body?.destroy();
+  }
+}
+
+/** Passes `body` through, failing at the end if it did not have exactly `size` bytes. */
+export function enforceSize(body: Readable, size: number, context: string): Readable {
+  let seen = 0;
+  const mismatch = () => new StorageError(`${context}: body has ${seen}${seen > size ? '+' : ''} bytes, expected ${size}`, true);
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      callback(seen > size ? mismatch() : null, chunk);
+    },
+    flush(callback) {
+      callback(seen === size ? null : mismatch());
+    },
+  });
+  body.on('error', (err) => counter.destroy(err));
+  return body.pipe(counter);
+}
