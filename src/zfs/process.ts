@@ -28,17 +28,17 @@ export class ZfsCommandError extends OperationalError {
     readonly signal: NodeJS.Signals | null = null,
     /** The signal was sent by stop(): the command did not fail on its own. */
     readonly stopped = false,
-    readonly context: ZfsFailureContext = {},
+    readonly failure: ZfsFailureContext = {},
   ) {
     const how = signal ? `was killed by ${signal}` : `failed${exitCode === null ? '' : ` (exit ${exitCode})`}`;
-    const during = context.during ? ` ${context.during}` : '';
-    const outcome = context.outcome ? `; ${context.outcome}` : '';
-    super(`zfs ${args.join(' ')} ${how}${during}: ${stderr.trim() || 'no error output'}${outcome}`);
+    const during = failure.during ? ` ${failure.during}` : '';
+    const outcome = failure.outcome ? `; ${failure.outcome}` : '';
+    super(`zfs ${args.join(' ')} ${how}${during}: ${stderr.trim() || 'no error output'}${outcome}`, { kind: 'zfs-command' });
   }
 
   /** The same failure, with what it meant for the job. */
   explained(context: ZfsFailureContext): ZfsCommandError {
-    return new ZfsCommandError(this.args, this.exitCode, this.stderr, this.signal, this.stopped, { ...this.context, ...context });
+    return new ZfsCommandError(this.args, this.exitCode, this.stderr, this.signal, this.stopped, { ...this.failure, ...context });
   }
 }
 
