@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import type { RetentionPolicy } from '../archive/retention.js';
-import { MIN_CHUNK_SIZE } from '../archive/writer.js';
+import type { RetentionPolicy } from '../archive/plan/retention.js';
+import { MIN_CHUNK_SIZE } from '../archive/pipeline/writer.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL } from '../jobs/archive-stream.js';
 import { parseTarget } from '../storage/open.js';
 import { UsageError } from '../util/errors.js';

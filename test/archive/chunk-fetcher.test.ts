@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChunkFetcher, ChunkIntegrityError, type ChunkRef, type FetchOutcome, inPlaceMargin } from '../../src/archive/chunk-fetcher.js';
-import { ChunkPool, frameBound } from '../../src/archive/chunk-pool.js';
-import type { ManifestChunk } from '../../src/archive/manifest.js';
-import { writeReleasing } from '../../src/archive/reader.js';
+import { ChunkFetcher, ChunkIntegrityError, type ChunkRef, type FetchOutcome, inPlaceMargin } from '../../src/archive/pipeline/chunk-fetcher.js';
+import { ChunkPool, frameBound } from '../../src/archive/pipeline/chunk-pool.js';
+import type { ManifestChunk } from '../../src/archive/format/manifest.js';
+import { writeReleasing } from '../../src/archive/pipeline/reader.js';
 import { type Backend, type ByteRange, StorageError } from '../../src/storage/backend.js';
 import { LocalBackend } from '../../src/storage/local.js';
 

@@ -1,13 +1,13 @@
 import type { Command, OptionValues } from 'commander';
-import { checkRetentionPolicy, type RetentionPolicy } from '../../archive/retention.js';
-import { acquireDatasetLock } from '../../jobs/lock.js';
+import { checkRetentionPolicy, type RetentionPolicy } from '../../archive/plan/retention.js';
+import { acquireDatasetLock } from '../../archive/lease.js';
 import { type PruneReport, pruneArchive } from '../../jobs/prune.js';
 import type { Backend } from '../../storage/backend.js';
 import { formatBytes } from '../../util/bytes.js';
 import { parseDuration } from '../../util/duration.js';
 import { OperationalError, UsageError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
-import { formatAge } from '../../archive/audit.js';
+import { formatAge } from '../../archive/plan/audit.js';
 import { printJson } from '../output.js';
 
 /** What a command module needs from main.ts, passed in so that it never imports main.ts (which runs the CLI). */

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { workerUrl } from '../util/worker-url.js';
+import { workerUrl } from '../../util/worker-url.js';
 
 export type ChunkJob =
   | {

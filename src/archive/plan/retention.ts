@@ -1,5 +1,5 @@
-import { OperationalError, UsageError } from '../util/errors.js';
-import type { Manifest } from './manifest.js';
+import { OperationalError, UsageError } from '../../util/errors.js';
+import type { Manifest } from '../format/manifest.js';
 import { mainSubstreams, orderSnapshots } from './snapshot-order.js';
 
 /**

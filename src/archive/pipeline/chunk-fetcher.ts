@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import type { Backend } from '../storage/backend.js';
-import { isNotFound } from '../storage/backend.js';
-import { backoffDelay, isTransient, RETRY_DEFAULTS } from '../storage/retrying.js';
-import { OperationalError } from '../util/errors.js';
+import type { Backend } from '../../storage/backend.js';
+import { isNotFound } from '../../storage/backend.js';
+import { backoffDelay, isTransient, RETRY_DEFAULTS } from '../../storage/retrying.js';
+import { OperationalError } from '../../util/errors.js';
 import type { ChunkPool } from './chunk-pool.js';
-import type { ManifestChunk } from './manifest.js';
+import type { ManifestChunk } from '../format/manifest.js';
 import { SharedBufferPool } from './shared-buffer-pool.js';
 
 export type ChunkProblem = 'chunk-missing' | 'chunk-size' | 'chunk-corrupt' | 'chunk-undecodable' | 'chunk-raw-mismatch';

@@ -1,4 +1,4 @@
-import type { Manifest, ManifestSubstream } from './manifest.js';
+import type { Manifest, ManifestSubstream } from '../format/manifest.js';
 
 /**
  * THE order of a dataset's snapshots, used by retention, restore, `list`, cadence and `run`.

@@ -1,5 +1,5 @@
-import { UsageError } from '../util/errors.js';
-import type { Manifest } from './manifest.js';
+import { UsageError } from '../../util/errors.js';
+import type { Manifest } from '../format/manifest.js';
 import { mainSubstreams, newestOf, orderSnapshots, type SnapshotOrder } from './snapshot-order.js';
 
 export { mainSubstreams };

@@ -1,4 +1,4 @@
-import type { Manifest } from './manifest.js';
+import type { Manifest } from '../format/manifest.js';
 import { orderSnapshots } from './snapshot-order.js';
 
 export interface Chain {
