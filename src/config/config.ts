@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import type { RetentionPolicy } from '../archive/retention.js';
+import type { RetentionPolicy } from '../archive/plan/retention.js';
 import { camelKey, type SectionSettings, type SettingName, type SettingValues, SETTING_NAMES, settingSpec, type TopSettings, yamlSettings } from '../settings/table.js';
 import { settingDefault } from '../settings/values.js';
 import { parseTarget } from '../storage/open.js';

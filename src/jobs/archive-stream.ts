@@ -1,15 +1,15 @@
 import type { ByteSource } from '../util/byte-source.js';
-import { ensureArchiveMarker, loadCatalog, readManifest } from '../archive/catalog.js';
-import type { ChunkPool } from '../archive/chunk-pool.js';
-import type { Manifest } from '../archive/manifest.js';
-import { type StreamIdentity, writeArchiveStream } from '../archive/writer.js';
+import { ensureArchiveMarker, loadCatalog, readManifest } from '../archive/format/catalog.js';
+import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
+import type { Manifest } from '../archive/format/manifest.js';
+import { type StreamIdentity, writeArchiveStream } from '../archive/pipeline/writer.js';
 import type { Backend } from '../storage/backend.js';
 import type { StreamSummary } from '../stream/validator.js';
 import type { SettingValues } from '../settings/table.js';
 import { archiveSettingValues } from '../settings/values.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
-import { acquireDatasetLock, type DatasetLock, type HeldLease } from './lock.js';
+import { acquireDatasetLock, type DatasetLock, type HeldLease } from '../archive/lease.js';
 
 export interface ArchiveSettings {
   chunkSize: number;
@@ -52,7 +52,7 @@ export interface ArchiveStreamJob {
   snapshotTxgs?(summary: StreamSummary): Promise<ReadonlyMap<string, string>>;
   /**
    * The dataset's lease when the caller holds it already (`send`, `run`). Without it the lease
-   * is taken as soon as the stream names its dataset and held until the end (lock.ts).
+   * is taken as soon as the stream names its dataset and held until the end (archive/lease.ts).
    */
   lease?: HeldLease;
 }

@@ -1,7 +1,7 @@
-import { buildChains } from '../archive/chains.js';
-import { loadCatalog } from '../archive/catalog.js';
-import type { Manifest } from '../archive/manifest.js';
-import { orderSnapshots } from '../archive/snapshot-order.js';
+import { buildChains } from '../archive/plan/chains.js';
+import { loadCatalog } from '../archive/format/catalog.js';
+import type { Manifest } from '../archive/format/manifest.js';
+import { orderSnapshots } from '../archive/plan/snapshot-order.js';
 import type { Backend } from '../storage/backend.js';
 
 export interface ListedStream {

@@ -1,4 +1,4 @@
-import { BOOKMARK_PREFIX, protectiveBookmark } from '../archive/cadence.js';
+import { BOOKMARK_PREFIX, protectiveBookmark } from '../archive/plan/cadence.js';
 import type { Zfs } from '../zfs/zfs.js';
 
 /**

@@ -1,8 +1,8 @@
-import { groupByStream, type StreamDir } from '../archive/audit.js';
-import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, SUMS_NAME } from '../archive/keys.js';
-import { type DamagedStream, readManifest } from '../archive/catalog.js';
-import type { Manifest } from '../archive/manifest.js';
-import { planRetention, type RetentionPolicy } from '../archive/retention.js';
+import { groupByStream, type StreamDir } from '../archive/plan/audit.js';
+import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, SUMS_NAME } from '../archive/format/keys.js';
+import { type DamagedStream, readManifest } from '../archive/format/catalog.js';
+import type { Manifest } from '../archive/format/manifest.js';
+import { planRetention, type RetentionPolicy } from '../archive/plan/retention.js';
 import type { Backend, ObjectInfo } from '../storage/backend.js';
 import { errorMessage, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -234,7 +234,7 @@ async function deleteStream(o: PruneOptions, m: Manifest, dir: StreamDir): Promi
  * Stream directories without a manifest whose newest object is older than the grace period.
  * Runs only while this prune holds the dataset's lease (or `run`, holding it, calls it): every
  * writer holds that lease for as long as it writes, so an upload whose input merely paused
- * longer than `--stale-after` is never taken for abandoned (lock.ts).
+ * longer than `--stale-after` is never taken for abandoned (archive/lease.ts).
  */
 async function removeAbandoned(o: PruneOptions, dirs: StreamDir[], now: Date): Promise<AbandonedStream[]> {
   const out: AbandonedStream[] = [];

@@ -1,11 +1,11 @@
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
-import { type DamagedStream, loadCatalog } from '../archive/catalog.js';
-import { ChunkFetcher } from '../archive/chunk-fetcher.js';
-import type { ChunkPool } from '../archive/chunk-pool.js';
-import { streamPrefix } from '../archive/keys.js';
-import { OutputError, readStreamSpans, SinkWatch, UnitCheck, unitSpans, writeReleasing } from '../archive/reader.js';
-import { planRestore, type RestorePlan, type RestoreUnit } from '../archive/restore-plan.js';
+import { type DamagedStream, loadCatalog } from '../archive/format/catalog.js';
+import { ChunkFetcher } from '../archive/pipeline/chunk-fetcher.js';
+import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
+import { streamPrefix } from '../archive/format/keys.js';
+import { OutputError, readStreamSpans, SinkWatch, UnitCheck, unitSpans, writeReleasing } from '../archive/pipeline/reader.js';
+import { planRestore, type RestorePlan, type RestoreUnit } from '../archive/plan/restore-plan.js';
 import type { Backend } from '../storage/backend.js';
 import { OperationalError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';

@@ -1,8 +1,8 @@
-import { archivedSnapshots, loadCatalog } from '../archive/catalog.js';
-import { selectBase } from '../archive/base-selection.js';
-import type { ChunkPool } from '../archive/chunk-pool.js';
-import { splitSnapshotName } from '../archive/keys.js';
-import { StreamRejectedError } from '../archive/writer.js';
+import { archivedSnapshots, loadCatalog } from '../archive/format/catalog.js';
+import { selectBase } from '../archive/plan/base-selection.js';
+import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
+import { splitSnapshotName } from '../archive/format/keys.js';
+import { StreamRejectedError } from '../archive/pipeline/writer.js';
 import type { Backend } from '../storage/backend.js';
 import type { StreamSummary } from '../stream/validator.js';
 import { UsageError } from '../util/errors.js';
@@ -10,9 +10,9 @@ import type { Logger } from '../util/logger.js';
 import { checkZfsName } from '../zfs/command.js';
 import { type SnapshotInfo, type Zfs, ZfsCommandError } from '../zfs/zfs.js';
 import { type ArchiveSettings, type ArchiveStreamResult, archiveStream } from './archive-stream.js';
-import { acquireDatasetLock, type HeldLease } from './lock.js';
+import { acquireDatasetLock, type HeldLease } from '../archive/lease.js';
 import { protectBase } from './protect.js';
-import { localSnapshotTxgs } from './snapshot-txgs.js';
+import { localSnapshotTxgs } from '../zfs/snapshot-txgs.js';
 
 export interface SendOptions {
   /** pool/ds@snap */
@@ -59,7 +59,7 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
   const raw = o.raw ?? (encryption !== 'off' && encryption !== '-');
 
   await o.backend.check();
-  // Live from the choice of the base to the commit (lock.ts): no prune takes the base away, or
+  // Live from the choice of the base to the commit (archive/lease.ts): no prune takes the base away, or
   // the upload for abandoned, meanwhile.
   const taken = o.lease ? undefined : await acquireDatasetLock({ dataset, backend: o.backend, log: o.log, localLock: false });
   try {

@@ -8,7 +8,7 @@ import { OperationalError } from '../util/errors.js';
  * test/storage/contract.ts is the executable form of this contract: every backend runs it.
  *
  * Keys are '/'-separated relative paths made only of [A-Za-z0-9._%~/-] characters
- * (see archive/keys.ts), with no empty, '.' or '..' segment and no segment starting with
+ * (see archive/format/keys.ts), with no empty, '.' or '..' segment and no segment starting with
  * '.tmp-' (reserved for unfinished writes); a backend maps them under its own root/prefix.
  *
  * Errors: a missing object is a `NotFoundError`; every other storage failure is a

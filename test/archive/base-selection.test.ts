@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { selectBase } from '../../src/archive/base-selection.js';
+import { selectBase } from '../../src/archive/plan/base-selection.js';
 import type { SnapshotInfo } from '../../src/zfs/zfs.js';
 
 const snap = (name: string, guid: bigint, txg: bigint, kind: SnapshotInfo['kind'] = 'snapshot'): SnapshotInfo => ({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decideFull, protectiveBookmark, snapshotName } from '../../src/archive/cadence.js';
-import type { Manifest } from '../../src/archive/manifest.js';
+import { decideFull, protectiveBookmark, snapshotName } from '../../src/archive/plan/cadence.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
 
 const DAY = 86_400_000;
 const now = new Date('2026-11-22T02:00:00Z');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { buildChains } from '../../src/archive/chains.js';
-import { makeStreamId } from '../../src/archive/keys.js';
-import type { Manifest } from '../../src/archive/manifest.js';
+import { buildChains } from '../../src/archive/plan/chains.js';
+import { makeStreamId } from '../../src/archive/format/keys.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
 
 function stream(id: string, links: [from: string, to: string, name: string][]): Manifest {
   return {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type JournalChunk, ResumeJournal } from '../../src/archive/journal.js';
+import { type JournalChunk, ResumeJournal } from '../../src/archive/format/journal.js';
 import type { PutOptions } from '../../src/storage/backend.js';
 import { LocalBackend } from '../../src/storage/local.js';
 import { silentLogger } from '../../src/util/logger.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { datasetFromPath, datasetPath, encodeComponent, makeStreamId, parseManifestKey, splitSnapshotName } from '../../src/archive/keys.js';
+import { datasetFromPath, datasetPath, encodeComponent, makeStreamId, parseManifestKey, splitSnapshotName } from '../../src/archive/format/keys.js';
 
 describe('object keys', () => {
   it('keeps safe dataset names readable and escapes the rest', () => {

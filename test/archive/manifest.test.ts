@@ -10,8 +10,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chunkName } from '../../src/archive/keys.js';
-import { type Manifest, ManifestError, parseManifest } from '../../src/archive/manifest.js';
+import { chunkName } from '../../src/archive/format/keys.js';
+import { type Manifest, ManifestError, parseManifest } from '../../src/archive/format/manifest.js';
 import { seededRandom } from '../../src/util/random.js';
 import { runCli } from '../support/cli.js';
 import { buildStream, type ContentRecord, FULL, INCR_AB, INCR_BC, RAW_FEATURES } from '../support/synthetic-stream.js';

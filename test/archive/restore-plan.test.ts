@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/archive/manifest.js';
-import { planRestore } from '../../src/archive/restore-plan.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
+import { planRestore } from '../../src/archive/plan/restore-plan.js';
 
 let clock = 0;
 /** A manifest with the given links (from, to, snapshot name); -I streams have several. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/archive/manifest.js';
-import { planRestore } from '../../src/archive/restore-plan.js';
-import { checkRetentionPolicy, planRetention, type RetentionPlan, type RetentionPolicy, RetentionPolicyError, retentionBuckets } from '../../src/archive/retention.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
+import { planRestore } from '../../src/archive/plan/restore-plan.js';
+import { checkRetentionPolicy, planRetention, type RetentionPlan, type RetentionPolicy, RetentionPolicyError, retentionBuckets } from '../../src/archive/plan/retention.js';
 import { policyFromOptions } from '../../src/cli/commands/prune.js';
 import { UsageError } from '../../src/util/errors.js';
 import { seededRandom } from '../../src/util/random.js';

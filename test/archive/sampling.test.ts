@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/archive/manifest.js';
-import { sampleChunks } from '../../src/archive/sampling.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
+import { sampleChunks } from '../../src/archive/plan/sampling.js';
 
 const manifests = [0, 1, 2].map(
   (m) =>

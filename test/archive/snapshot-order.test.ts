@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { buildChains } from '../../src/archive/chains.js';
-import { makeStreamId } from '../../src/archive/keys.js';
-import type { Manifest } from '../../src/archive/manifest.js';
-import { planRestore } from '../../src/archive/restore-plan.js';
-import { planRetention, type RetentionPolicy } from '../../src/archive/retention.js';
-import { orderSnapshots } from '../../src/archive/snapshot-order.js';
+import { buildChains } from '../../src/archive/plan/chains.js';
+import { makeStreamId } from '../../src/archive/format/keys.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
+import { planRestore } from '../../src/archive/plan/restore-plan.js';
+import { planRetention, type RetentionPolicy } from '../../src/archive/plan/retention.js';
+import { orderSnapshots } from '../../src/archive/plan/snapshot-order.js';
 import { seededRandom, shuffled } from '../../src/util/random.js';
 
 const DS = 'tank/ds';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { proveStored } from '../../src/archive/stored-proof.js';
+import { proveStored } from '../../src/archive/format/stored-proof.js';
 import { LocalBackend } from '../../src/storage/local.js';
 
 const root = mkdtempSync(join(tmpdir(), 'zo-proof-'));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChunkJobError, ChunkPool } from '../../src/archive/chunk-pool.js';
-import { StreamCheck } from '../../src/archive/stream-check.js';
+import { ChunkJobError, ChunkPool } from '../../src/archive/pipeline/chunk-pool.js';
+import { StreamCheck } from '../../src/archive/pipeline/stream-check.js';
 import { StreamFormatError } from '../../src/util/errors.js';
 import { buildStream, FULL } from '../support/synthetic-stream.js';
 

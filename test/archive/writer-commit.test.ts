@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChunkPool } from '../../src/archive/chunk-pool.js';
-import { StreamIncompleteError, writeArchiveStream } from '../../src/archive/writer.js';
+import { ChunkPool } from '../../src/archive/pipeline/chunk-pool.js';
+import { StreamIncompleteError, writeArchiveStream } from '../../src/archive/pipeline/writer.js';
 import type { Backend } from '../../src/storage/backend.js';
 import { readableSource } from '../../src/util/byte-source.js';
 import { silentLogger } from '../../src/util/logger.js';

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeComponent } from '../../src/archive/keys.js';
-import { acquireDatasetLock, type LeaseRecord, leaseKey, LockHeldError } from '../../src/jobs/lock.js';
+import { encodeComponent } from '../../src/archive/format/keys.js';
+import { acquireDatasetLock, type LeaseRecord, leaseKey, LockHeldError } from '../../src/archive/lease.js';
 import type { Backend } from '../../src/storage/backend.js';
 import { openTestTarget, type TestTarget, testTargets } from '../support/targets.js';
 

@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/archive/manifest.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
 import type { Backend } from '../../src/storage/backend.js';
 import { CLI, runCli } from '../support/cli.js';
 import { fixtureBytes } from '../support/fixtures.js';

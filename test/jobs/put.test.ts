@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/archive/manifest.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
 import type { Backend } from '../../src/storage/backend.js';
 import { zstdDecompress } from '../support/archive-files.js';
 import { runCli } from '../support/cli.js';

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/archive/manifest.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
 import type { Backend } from '../../src/storage/backend.js';
 import { StreamValidator } from '../../src/stream/validator.js';
 import { runCli } from '../support/cli.js';

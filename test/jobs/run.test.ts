@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/archive/manifest.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
 import { listFiles, readJson } from '../support/archive-files.js';
 import { runCli } from '../support/cli.js';
 import { FIXTURE_DIR, firstBeginGuids, fixtureBytes } from '../support/fixtures.js';

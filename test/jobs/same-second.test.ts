@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/archive/manifest.js';
+import type { Manifest } from '../../src/archive/format/manifest.js';
 import type { ListedDataset } from '../../src/jobs/list.js';
 import type { PruneReport } from '../../src/jobs/prune.js';
 import { listFiles, readJson } from '../support/archive-files.js';

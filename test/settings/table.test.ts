@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { MIN_CHUNK_SIZE } from '../../src/archive/writer.js';
+import { MIN_CHUNK_SIZE } from '../../src/archive/pipeline/writer.js';
 import { addSettingFlags, settingsFromFlags } from '../../src/cli/setting-flags.js';
 import { datasetSettings, parseConfig } from '../../src/config/config.js';
 import { archiveSettings } from '../../src/jobs/archive-stream.js';

@@ -267,7 +267,7 @@ export function runBackendContract(name: string, makeBackend: () => Promise<Back
     });
 
     it('tells an object overwritten in place with other bytes of the same size apart (etag where kept, else its bytes)', async () => {
-      // What a resume relies on to reuse a stored chunk (archive/stored-proof.ts): either the
+      // What a resume relies on to reuse a stored chunk (archive/format/stored-proof.ts): either the
       // server's fingerprint changes with the content, or reading the object back shows the change.
       const first = randomBytes(64 * 1024);
       const second = Buffer.from(first);

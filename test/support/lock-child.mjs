@@ -7,7 +7,7 @@
  * Usage: node lock-child.mjs TARGET DATASET STATE_DIR HOST START_AT_MS HOLD_MS SETTLE_MS
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { acquireDatasetLock } from '../../dist/jobs/lock.js';
+import { acquireDatasetLock } from '../../dist/archive/lease.js';
 import { openBackend } from '../../dist/storage/open.js';
 
 const [target, dataset, stateDir, host, startAt, holdMs, settleMs] = process.argv.slice(2);

@@ -7,8 +7,8 @@ import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ByteSource, fileSource, readableSource } from '../../src/util/byte-source.js';
-import { readChunks, StalledInputError } from '../../src/archive/chunker.js';
-import { SharedBufferPool } from '../../src/archive/shared-buffer-pool.js';
+import { readChunks, StalledInputError } from '../../src/archive/pipeline/chunker.js';
+import { SharedBufferPool } from '../../src/archive/pipeline/shared-buffer-pool.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'zo-bytesource-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,4 +1,4 @@
-import { ChunkPool } from '../../archive/chunk-pool.js';
+import { ChunkPool } from '../../archive/pipeline/chunk-pool.js';
 import type { SettingValues } from '../../settings/table.js';
 import { backendOptions } from '../../settings/values.js';
 import type { Backend } from '../../storage/backend.js';

@@ -1,6 +1,6 @@
 import type { Command, OptionValues } from 'commander';
-import { checkRetentionPolicy, RetentionPolicyError, type RetentionPolicy } from '../../archive/retention.js';
-import { acquireDatasetLock } from '../../jobs/lock.js';
+import { checkRetentionPolicy, RetentionPolicyError, type RetentionPolicy } from '../../archive/plan/retention.js';
+import { acquireDatasetLock } from '../../archive/lease.js';
 import { type PruneReport, pruneArchive } from '../../jobs/prune.js';
 import { parseDuration } from '../../util/duration.js';
 import { OperationalError, UsageError } from '../../util/errors.js';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import type { Command } from 'commander';
 import { archiveSettings, archiveStream } from '../../jobs/archive-stream.js';
-import { localSnapshotTxgs } from '../../jobs/snapshot-txgs.js';
+import { localSnapshotTxgs } from '../../zfs/snapshot-txgs.js';
 import type { StreamSummary } from '../../stream/validator.js';
 import { fileSource, stdinSource } from '../../util/byte-source.js';
 import { UsageError } from '../../util/errors.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ChunkPool } from '../../archive/chunk-pool.js';
+import { ChunkPool } from '../../archive/pipeline/chunk-pool.js';
 import { datasetSettings, loadConfig, type ResolvedDatasetConfig } from '../../config/config.js';
 import { runNightly } from '../../jobs/run.js';
 import type { Backend } from '../../storage/backend.js';

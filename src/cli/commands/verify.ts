@@ -1,5 +1,5 @@
 import type { Command, OptionValues } from 'commander';
-import type { SampleLimit } from '../../archive/sampling.js';
+import type { SampleLimit } from '../../archive/plan/sampling.js';
 import { verifyArchive } from '../../jobs/verify.js';
 import { parseSettingText } from '../../settings/values.js';
 import { parseSize } from '../../util/bytes.js';

@@ -1,4 +1,4 @@
-import { formatAge } from '../../archive/audit.js';
+import { formatAge } from '../../archive/plan/audit.js';
 import type { PruneReport } from '../../jobs/prune.js';
 import { formatBytes } from '../../util/bytes.js';
 import { renderTable } from './table.js';

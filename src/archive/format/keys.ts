@@ -15,7 +15,7 @@ export const MARKER_KEY = 'zfs-offsite.json';
 export const MANIFEST_NAME = 'manifest.json';
 export const SUMS_NAME = 'SHA256SUMS';
 export const JOURNAL_NAME = 'journal.json';
-/** `<dataset path>/lease.json`: who is writing the dataset now (see jobs/lock.ts). */
+/** `<dataset path>/lease.json`: who is writing the dataset now (see archive/lease.ts). */
 export const LEASE_NAME = 'lease.json';
 
 const SAFE = /[A-Za-z0-9_-]/;

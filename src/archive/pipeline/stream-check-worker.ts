@@ -4,8 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
-import { StreamValidator } from '../stream/validator.js';
-import { toWire } from '../util/errors.js';
+import { StreamValidator } from '../../stream/validator.js';
+import { toWire } from '../../util/errors.js';
 import type { StreamCheckReply, StreamCheckRequest } from './stream-check.js';
 
 const validator = new StreamValidator();

@@ -1,8 +1,7 @@
 import { hostname } from 'node:os';
-import type { StreamSummary, SubstreamInfo } from '../stream/validator.js';
+import type { StreamSummary, SubstreamInfo } from '../../stream/validator.js';
 import { splitSnapshotName } from './keys.js';
 import { type Manifest, type ManifestChunk, type ManifestSubstream, MANIFEST_FORMAT, MANIFEST_VERSION } from './manifest.js';
-import type { StreamIdentity } from './writer.js';
 
 const OBJSET_TYPES: Record<number, ManifestSubstream['objsetType']> = { 2: 'filesystem', 3: 'volume' };
 
@@ -53,7 +52,8 @@ function validTxgs(txgs: ReadonlyMap<string, string> | undefined): Map<string, s
 }
 
 export interface ManifestInputs {
-  identity: StreamIdentity;
+  /** The writer's StreamIdentity (pipeline/writer.ts); only its names are used. */
+  identity: { dataset: string; streamId: string };
   summary: StreamSummary;
   sha256: string;
   chunks: ManifestChunk[];

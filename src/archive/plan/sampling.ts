@@ -1,5 +1,5 @@
-import { seededRandom, shuffled } from '../util/random.js';
-import type { Manifest, ManifestChunk } from './manifest.js';
+import { seededRandom, shuffled } from '../../util/random.js';
+import type { Manifest, ManifestChunk } from '../format/manifest.js';
 
 export interface SampledChunk {
   manifest: Manifest;

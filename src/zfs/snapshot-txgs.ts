@@ -1,10 +1,10 @@
 import type { StreamSummary } from '../stream/validator.js';
-import type { Zfs } from '../zfs/zfs.js';
+import type { Zfs } from './zfs.js';
 
 /**
  * `createtxg` of a stream's snapshots (and its base), looked up by GUID in the datasets the
  * stream names, for the manifest: it orders snapshots taken in the same second
- * (archive/snapshot-order.ts). Best effort: no zfs, no such dataset, or a snapshot that is gone
+ * (archive/plan/snapshot-order.ts). Best effort: no zfs, no such dataset, or a snapshot that is gone
  * or was re-created (another GUID) just leaves the txg out — archiving never fails for it.
  */
 export async function localSnapshotTxgs(zfs: Zfs, summary: StreamSummary): Promise<Map<string, string>> {

@@ -1,5 +1,5 @@
-import { OperationalError } from '../util/errors.js';
-import type { ByteSource } from '../util/byte-source.js';
+import { OperationalError } from '../../util/errors.js';
+import type { ByteSource } from '../../util/byte-source.js';
 import type { SharedBufferPool } from './shared-buffer-pool.js';
 
 export interface RawChunk {

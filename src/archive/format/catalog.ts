@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
-import type { Backend } from '../storage/backend.js';
-import { isNotFound } from '../storage/backend.js';
-import { OperationalError } from '../util/errors.js';
-import { TOOL_VERSION } from '../util/version.js';
+import type { Backend } from '../../storage/backend.js';
+import { isNotFound } from '../../storage/backend.js';
+import { OperationalError } from '../../util/errors.js';
+import { TOOL_VERSION } from '../../util/version.js';
 import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseManifestKey } from './keys.js';
 import { type Manifest, ManifestError, type ManifestProblemKind, parseManifest } from './manifest.js';
 

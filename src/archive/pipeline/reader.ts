@@ -1,10 +1,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import { StreamValidator } from '../stream/validator.js';
-import { OperationalError, StreamFormatError } from '../util/errors.js';
+import { StreamValidator } from '../../stream/validator.js';
+import { OperationalError, StreamFormatError } from '../../util/errors.js';
 import type { ChunkFetcher, ChunkRef } from './chunk-fetcher.js';
-import { streamPrefix } from './keys.js';
-import type { Manifest } from './manifest.js';
+import { streamPrefix } from '../format/keys.js';
+import type { Manifest } from '../format/manifest.js';
 
 export interface ByteSpan {
   start: number;

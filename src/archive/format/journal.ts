@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Backend, ObjectInfo } from '../storage/backend.js';
-import { isNotFound } from '../storage/backend.js';
-import type { Logger } from '../util/logger.js';
+import type { Backend, ObjectInfo } from '../../storage/backend.js';
+import { isNotFound } from '../../storage/backend.js';
+import type { Logger } from '../../util/logger.js';
 import { JOURNAL_NAME } from './keys.js';
 import type { ManifestChunk } from './manifest.js';
 import { proveStored, type StoredProof } from './stored-proof.js';

@@ -1,8 +1,7 @@
-import { UsageError } from '../util/errors.js';
-import type { Manifest } from './manifest.js';
-import { mainSubstreams, newestOf, orderSnapshots, type SnapshotOrder } from './snapshot-order.js';
-
-export { mainSubstreams };
+import { UsageError } from '../../util/errors.js';
+import type { Manifest } from '../format/manifest.js';
+import { type Link, linksByFrom, linksByTo, linksOf, mainSubstreams } from './chain-graph.js';
+import { newestOf, orderSnapshots, type SnapshotOrder } from './snapshot-order.js';
 
 /**
  * The chain planner (design.md, "Chain"): which archived streams, received in order, bring a
@@ -48,28 +47,7 @@ export interface PlanRequest {
   origins?: ReadonlySet<string>;
 }
 
-interface Link {
-  manifest: Manifest;
-  index: number;
-  from: string;
-  to: string;
-  raw: boolean;
-  /** A clone's stream: its base is the origin, a snapshot of another dataset. */
-  clone: boolean;
-  /** Whole-only streams (multi-dataset -R packages) cannot be cut into parts. */
-  wholeOnly: boolean;
-}
-
 const snapOf = (toname: string) => toname.slice(toname.indexOf('@') + 1);
-
-function linksOf(m: Manifest): Link[] {
-  const multiDataset = mainSubstreams(m).length !== m.substreams.length;
-  if (multiDataset) {
-    const last = mainSubstreams(m).at(-1)!;
-    return [{ manifest: m, index: m.substreams.length - 1, from: m.substreams[0]!.fromguid, to: last.toguid, raw: m.raw, clone: m.substreams[0]!.clone, wholeOnly: true }];
-  }
-  return m.substreams.map((s, index) => ({ manifest: m, index, from: s.fromguid, to: s.toguid, raw: s.raw, clone: s.clone, wholeOnly: false }));
-}
 
 /** Every snapshot the archive of a dataset can name: short name → the GUIDs that carried it. */
 function snapshotsByName(streams: readonly Manifest[]): Map<string, string[]> {
@@ -116,8 +94,7 @@ function startRanks(order: SnapshotOrder): { full(m: Manifest): number; origin(m
 
 /** Breadth-first search: fewest links from a start node; ties broken by startRank. */
 function search(links: readonly Link[], starts: Map<string, number>, target: string, fullRank: (m: Manifest) => number): Reach | undefined {
-  const byFrom = new Map<string, Link[]>();
-  for (const l of links) byFrom.set(l.from, [...(byFrom.get(l.from) ?? []), l]);
+  const byFrom = linksByFrom(links);
   let layer = new Map<string, Reach>([...starts].map(([guid, rank]) => [guid, { links: [], startRank: rank }]));
   const seen = new Set(layer.keys());
   while (layer.size > 0) {
@@ -168,8 +145,7 @@ function toUnits(links: Link[]): RestoreUnit[] {
 /** Explains why no path reaches the target: the first base GUID no stream leads to. */
 function missingLink(links: readonly Link[], target: { name: string; guid: string }, req: PlanRequest): UsageError {
   const present = req.present ?? new Set<string>();
-  const into = new Map<string, Link[]>();
-  for (const l of links) into.set(l.to, [...(into.get(l.to) ?? []), l]);
+  const into = linksByTo(links);
   const queue = [target.guid];
   const seen = new Set(queue);
   while (queue.length > 0) {

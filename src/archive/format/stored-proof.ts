@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Backend, isNotFound, type ObjectInfo } from '../storage/backend.js';
+import { type Backend, isNotFound, type ObjectInfo } from '../../storage/backend.js';
 
 /**
  * Whether a stored chunk object still holds the exact frame a run uploaded, before a resume

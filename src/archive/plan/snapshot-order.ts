@@ -1,4 +1,5 @@
-import type { Manifest, ManifestSubstream } from './manifest.js';
+import type { Manifest } from '../format/manifest.js';
+import { mainSubstreams, ownLinksOf } from './chain-graph.js';
 
 /**
  * THE order of a dataset's snapshots, used by retention, restore, `list`, cadence and `run`.
@@ -37,14 +38,6 @@ export interface SnapshotOrder {
   streams: readonly Manifest[];
   /** Stream → position in `streams` (0 = oldest). */
   streamRank: ReadonlyMap<Manifest, number>;
-}
-
-const datasetOf = (toname: string) => toname.slice(0, toname.indexOf('@'));
-
-/** The substreams of a stream that belong to its own dataset (a -R package also holds children). */
-export function mainSubstreams(m: Manifest): ManifestSubstream[] {
-  const own = datasetOf(m.substreams[0]?.toname ?? '@');
-  return m.substreams.filter((s) => datasetOf(s.toname) === own);
 }
 
 /** Milliseconds of an ISO time; unknown or unparsable → -Infinity ("never the newest by time"). */
@@ -108,10 +101,10 @@ function chainEdges(streams: readonly Manifest[], index: Map<string, number>): S
     if (a !== undefined && a !== b) out[a]!.add(b);
   };
   for (const m of streams) {
-    const own = mainSubstreams(m);
-    own.forEach((s, k) => {
-      link(s.fromguid, s.toguid);
-      if (k > 0) link(own[k - 1]!.toguid, s.toguid);
+    const own = ownLinksOf(m);
+    own.forEach((l, k) => {
+      link(l.from, l.to);
+      if (k > 0) link(own[k - 1]!.to, l.to);
     });
   }
   return out;

@@ -1,4 +1,5 @@
-import type { Manifest } from './manifest.js';
+import type { Manifest } from '../format/manifest.js';
+import { baseOf, streamsByToGuid } from './chain-graph.js';
 import { orderSnapshots } from './snapshot-order.js';
 
 export interface Chain {
@@ -17,15 +18,14 @@ export interface Chain {
  * such a stream starts its own chain. Pure.
  */
 export function buildChains(streams: readonly Manifest[], elsewhere: ReadonlySet<string> = new Set()): { chains: Chain[]; broken: Manifest[] } {
-  const byToGuid = new Map<string, Manifest>();
-  for (const m of streams) for (const s of m.substreams) byToGuid.set(s.toguid, m);
+  const byToGuid = streamsByToGuid(streams);
   const rootOf = new Map<Manifest, Manifest | null>();
   const findRoot = (m: Manifest, seen = new Set<Manifest>()): Manifest | null => {
     const known = rootOf.get(m);
     if (known !== undefined) return known;
     if (seen.has(m)) return null; // a cycle can only come from edited manifests
     seen.add(m);
-    const base = m.substreams[0]?.fromguid ?? '0';
+    const base = baseOf(m);
     let root: Manifest | null;
     if (base === '0' || (m.substreams[0]?.clone && !byToGuid.has(base) && elsewhere.has(base))) root = m;
     else {

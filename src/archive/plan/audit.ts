@@ -1,8 +1,8 @@
-import type { ObjectInfo } from '../storage/backend.js';
+import type { ObjectInfo } from '../../storage/backend.js';
 import { buildChains } from './chains.js';
-import { JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseManifestKey, SUMS_NAME } from './keys.js';
-import type { DamagedStream } from './catalog.js';
-import type { Manifest } from './manifest.js';
+import { JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseManifestKey, SUMS_NAME } from '../format/keys.js';
+import type { DamagedStream } from '../format/catalog.js';
+import type { Manifest } from '../format/manifest.js';
 
 /**
  * The quick audit (design.md, "Verify"): what the listing, the manifests and SHA256SUMS say,

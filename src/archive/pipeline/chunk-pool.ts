@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { type ErrorOptions, fromWire, OperationalError, type WireError } from '../util/errors.js';
-import { workerUrl } from '../util/worker-url.js';
+import { type ErrorOptions, fromWire, OperationalError, type WireError } from '../../util/errors.js';
+import { workerUrl } from '../../util/worker-url.js';
 
 export type ChunkJob =
   | {

@@ -1,20 +1,20 @@
 import { createHash } from 'node:crypto';
-import type { Backend, ObjectInfo } from '../storage/backend.js';
-import { peekStreamStart, type StreamStart, type StreamSummary } from '../stream/validator.js';
-import { errorMessage, OperationalError, StreamFormatError, UsageError } from '../util/errors.js';
-import type { Logger } from '../util/logger.js';
-import { Semaphore } from '../util/semaphore.js';
-import { TOOL_VERSION } from '../util/version.js';
-import type { ByteSource } from '../util/byte-source.js';
+import type { Backend, ObjectInfo } from '../../storage/backend.js';
+import { peekStreamStart, type StreamStart, type StreamSummary } from '../../stream/validator.js';
+import { errorMessage, OperationalError, StreamFormatError, UsageError } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
+import { Semaphore } from '../../util/semaphore.js';
+import { TOOL_VERSION } from '../../util/version.js';
+import type { ByteSource } from '../../util/byte-source.js';
 import { type ChunkPool, frameBound } from './chunk-pool.js';
 import { readChunks, type RawChunk } from './chunker.js';
-import { type JournalChunk, manifestChunk, ResumeJournal } from './journal.js';
-import { chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from './keys.js';
-import { buildManifest } from './manifest-builder.js';
-import { type Manifest, type ManifestChunk, serializeManifest, sha256sums } from './manifest.js';
+import { type JournalChunk, manifestChunk, ResumeJournal } from '../format/journal.js';
+import { chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from '../format/keys.js';
+import { buildManifest } from '../format/manifest-builder.js';
+import { type Manifest, type ManifestChunk, serializeManifest, sha256sums } from '../format/manifest.js';
 import { SharedBufferPool } from './shared-buffer-pool.js';
 import { StreamCheck } from './stream-check.js';
-import type { StoredProof } from './stored-proof.js';
+import type { StoredProof } from '../format/stored-proof.js';
 
 export const MIN_CHUNK_SIZE = 1024 * 1024;
 

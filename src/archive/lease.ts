@@ -4,7 +4,7 @@ import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { datasetPath, encodeComponent, LEASE_NAME } from '../archive/keys.js';
+import { datasetPath, encodeComponent, LEASE_NAME } from './format/keys.js';
 import type { Backend } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
 import { OperationalError } from '../util/errors.js';

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import type { StreamSummary } from '../stream/validator.js';
-import { fromWire, type WireError } from '../util/errors.js';
-import { workerUrl } from '../util/worker-url.js';
+import type { StreamSummary } from '../../stream/validator.js';
+import { fromWire, type WireError } from '../../util/errors.js';
+import { workerUrl } from '../../util/worker-url.js';
 
 export type StreamCheckRequest =
   | { type: 'chunk'; seq: number; buffer: SharedArrayBuffer; offset: number; length: number }

@@ -1,8 +1,8 @@
-import type { Backend } from '../storage/backend.js';
-import { isNotFound } from '../storage/backend.js';
-import { OperationalError } from '../util/errors.js';
+import type { Backend } from '../../storage/backend.js';
+import { isNotFound } from '../../storage/backend.js';
+import { OperationalError } from '../../util/errors.js';
 import { ChunkJobError, type ChunkPool } from './chunk-pool.js';
-import type { ManifestChunk } from './manifest.js';
+import type { ManifestChunk } from '../format/manifest.js';
 import { SharedBufferPool } from './shared-buffer-pool.js';
 
 export type ChunkProblem = 'chunk-missing' | 'chunk-size' | 'chunk-corrupt' | 'chunk-undecodable' | 'chunk-raw-mismatch';

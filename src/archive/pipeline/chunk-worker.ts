@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { parentPort } from 'node:worker_threads';
-import { errorMessage, toWire } from '../util/errors.js';
+import { errorMessage, toWire } from '../../util/errors.js';
 import { type ChunkJob, ChunkJobError, type ChunkReply } from './chunk-pool.js';
 
 const require = createRequire(import.meta.url);

@@ -1,6 +1,7 @@
-import { OperationalError, UsageError } from '../util/errors.js';
-import type { Manifest } from './manifest.js';
-import { mainSubstreams, orderSnapshots } from './snapshot-order.js';
+import { OperationalError, UsageError } from '../../util/errors.js';
+import type { Manifest } from '../format/manifest.js';
+import { type Link, linksByFrom, linksOf } from './chain-graph.js';
+import { orderSnapshots } from './snapshot-order.js';
 
 /**
  * The retention planner (design.md, "Nightly run, retention, protection"). Pure: the manifests
@@ -95,26 +96,6 @@ export function checkRetentionPolicy(policy: RetentionPolicy): void {
   }
 }
 
-/** One fromguid → toguid step, as the restore planner links streams. */
-interface Link {
-  manifest: Manifest;
-  from: string;
-  to: string;
-  raw: boolean;
-  toname: string;
-  creation: string;
-}
-
-/** A multi-dataset (-R) package is one whole link to its last own snapshot; otherwise one link per substream. */
-function linksOf(m: Manifest): Link[] {
-  const own = mainSubstreams(m);
-  if (own.length !== m.substreams.length) {
-    const last = own.at(-1)!;
-    return [{ manifest: m, from: m.substreams[0]!.fromguid, to: last.toguid, raw: m.raw, toname: last.toname, creation: last.creation }];
-  }
-  return m.substreams.map((s) => ({ manifest: m, from: s.fromguid, to: s.toguid, raw: s.raw, toname: s.toname, creation: s.creation }));
-}
-
 interface Reach {
   depth: number;
   /** The full the path starts from. */
@@ -127,8 +108,7 @@ interface Reach {
 
 /** Shortest paths from "no snapshot" (guid 0) over links of one raw-ness, ties to the newest full. */
 function shortestPaths(links: readonly Link[], streamRank: ReadonlyMap<Manifest, number>): Map<string, Reach> {
-  const byFrom = new Map<string, Link[]>();
-  for (const l of links) byFrom.set(l.from, [...(byFrom.get(l.from) ?? []), l]);
+  const byFrom = linksByFrom(links);
   const reached = new Map<string, Reach>();
   let layer = ['0'];
   for (let depth = 1; layer.length > 0; depth++) {

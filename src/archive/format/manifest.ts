@@ -1,4 +1,4 @@
-import { OperationalError } from '../util/errors.js';
+import { OperationalError } from '../../util/errors.js';
 import { chunkName, type StreamKind } from './keys.js';
 
 /**

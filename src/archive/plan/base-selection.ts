@@ -1,4 +1,4 @@
-import type { SnapshotInfo } from '../zfs/zfs.js';
+import type { SnapshotInfo } from '../../zfs/zfs.js';
 
 export interface BaseSelectionInput {
   /** The snapshot to send. */

@@ -1,4 +1,4 @@
-import type { Manifest } from './manifest.js';
+import type { Manifest } from '../format/manifest.js';
 import { planRestore } from './restore-plan.js';
 import { orderSnapshots } from './snapshot-order.js';
 
