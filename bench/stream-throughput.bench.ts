@@ -10,7 +10,7 @@ import { Feature, RECORD_SIZE } from '../src/stream/records.js';
 import { StreamValidator } from '../src/stream/validator.js';
 import { concat, FULL, patternBytes, streamParts, writeRecords } from '../test/support/synthetic-stream.js';
 
-const FULL_SIZE = process.env['STREAM_BENCH'] === '1';
+const FULL_SIZE = process.env.STREAM_BENCH === '1';
 const MiB = 1024 * 1024;
 
 function mibPerSecond(bytes: number, run: () => void, repeats = 3): number {
@@ -35,7 +35,12 @@ describe('throughput', () => {
 
   it('validator on large WRITE records', { timeout: 120_000 }, () => {
     const total = (FULL_SIZE ? 1024 : 64) * MiB;
-    const cases = [[128 * 1024, true], [1 * MiB, true], [16 * MiB, true], [1 * MiB, false]] as const;
+    const cases = [
+      [128 * 1024, true],
+      [1 * MiB, true],
+      [16 * MiB, true],
+      [1 * MiB, false],
+    ] as const;
     for (const [recordSize, littleEndian] of cases) {
       const block = patternBytes(recordSize, 2);
       const records = writeRecords(total / recordSize, block);
@@ -43,16 +48,17 @@ describe('throughput', () => {
       const stream = concat([...streamParts(spec)]);
       expect(stream.length).toBe(total + (total / recordSize + 2) * RECORD_SIZE);
       for (const chunkSize of [64 * 1024, 64 * MiB]) {
-        const rate = mibPerSecond(stream.length, () => {
-          const v = new StreamValidator();
-          for (let pos = 0; pos < stream.length; pos += chunkSize) v.push(stream.subarray(pos, pos + chunkSize));
-          v.finish();
-        }, 2);
-        console.log(
-          `validator (${littleEndian ? 'LE' : 'BE'}): ${stream.length / MiB | 0} MiB of ${recordSize / 1024} KiB WRITEs ` +
-            `in ${chunkSize / 1024} KiB chunks: ${rate.toFixed(0)} MiB/s`,
+        const rate = mibPerSecond(
+          stream.length,
+          () => {
+            const v = new StreamValidator();
+            for (let pos = 0; pos < stream.length; pos += chunkSize) v.push(stream.subarray(pos, pos + chunkSize));
+            v.finish();
+          },
+          2,
         );
-        }
+        console.log(`validator (${littleEndian ? 'LE' : 'BE'}): ${(stream.length / MiB) | 0} MiB of ${recordSize / 1024} KiB WRITEs ` + `in ${chunkSize / 1024} KiB chunks: ${rate.toFixed(0)} MiB/s`);
+      }
     }
   });
 });

@@ -26,9 +26,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-log "building and type-checking"
+log "building, type-checking and linting (Biome: lint rules and formatting)"
 npm run --silent build
 npm run --silent typecheck
+npm run --silent lint
 
 STARTED_RGW=0
 STARTED_SSHD=0

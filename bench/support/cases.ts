@@ -14,12 +14,7 @@ export type Target = 'local' | 'rgw' | 'sftp';
 export const TARGET_NAMES: Record<Target, string> = { local: 'local dir', rgw: 'Ceph RGW', sftp: 'SFTP' };
 
 /** Stable ids: report.ts pairs them into ratios. */
-export type CaseId =
-  | 'ours-put' | 'ours-restore'
-  | 'zstd-file' | 'zstd-d-file'
-  | 'zstd-rclone' | 'rclone-zstd-d'
-  | 'zstd-aws' | 'aws-zstd-d' | 'aws-raw'
-  | 'lib-storage';
+export type CaseId = 'ours-put' | 'ours-restore' | 'zstd-file' | 'zstd-d-file' | 'zstd-rclone' | 'rclone-zstd-d' | 'zstd-aws' | 'aws-zstd-d' | 'aws-raw' | 'lib-storage';
 
 export interface Measurement {
   id: CaseId;

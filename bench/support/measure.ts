@@ -58,7 +58,9 @@ export function measure(p: Pipeline): Usage {
       throw new Error(`failed (exit ${r.status ?? r.signal}): ${script}\n${(r.stderr ?? '').slice(-4000)}`);
     }
     const stages = p.stages.map((argv, i) => {
-      const lines = readFileSync(join(dir, `t${i}`), 'utf8').trim().split('\n');
+      const lines = readFileSync(join(dir, `t${i}`), 'utf8')
+        .trim()
+        .split('\n');
       const [, u, s, m] = lines[lines.length - 1]!.split(' ').map(Number);
       return { argv0: argv[0]!, cpuSeconds: u! + s!, rssMiB: m! / 1024 };
     });

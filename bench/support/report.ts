@@ -94,8 +94,7 @@ export interface Ratio {
 
 export function ratios(samples: Sample[]): Ratio[] {
   const out: Ratio[] = [];
-  const at = (s: Sample, id: CaseId): Sample | undefined =>
-    samples.find((x) => x.gib === s.gib && x.kind === s.kind && x.target === s.target && x.rep === s.rep && x.id === id);
+  const at = (s: Sample, id: CaseId): Sample | undefined => samples.find((x) => x.gib === s.gib && x.kind === s.kind && x.target === s.target && x.rep === s.rep && x.id === id);
   const seen = new Set<string>();
   for (const s of samples) {
     for (const p of PEERS) {
@@ -152,7 +151,9 @@ export function table(samples: Sample[], facts: RunFacts): string {
   lines.push('', '## Targets (issue 9)', '', '| target | data | GiB | ours ÷ | median | spread | goal | met |', '|---|---|---:|---|---:|---:|---:|---|');
   for (const r of rs.filter((x) => x.goal !== undefined)) {
     const what = r.ours === 'ours-put' ? 'put to RGW' : 'restore from RGW';
-    lines.push(`| ${what} | ${r.kind} | ${r.gib} | ${cell(r.label)} | ${f(r.median, 3)} | ${r.min === r.max ? '' : `${f(r.min, 3)}–${f(r.max, 3)}`} | ≥ ${r.goal} | ${r.median >= r.goal! ? 'yes' : 'no'} |`);
+    lines.push(
+      `| ${what} | ${r.kind} | ${r.gib} | ${cell(r.label)} | ${f(r.median, 3)} | ${r.min === r.max ? '' : `${f(r.min, 3)}–${f(r.max, 3)}`} | ≥ ${r.goal} | ${r.median >= r.goal! ? 'yes' : 'no'} |`,
+    );
   }
   lines.push(...rssLines(samples), '', ...notes(facts));
   return lines.join('\n');
@@ -162,7 +163,12 @@ export function table(samples: Sample[], facts: RunFacts): string {
 function rssLines(samples: Sample[]): string[] {
   const ours = samples.filter((s) => s.id.startsWith('ours-'));
   if (ours.length === 0) return [];
-  const lines = ['', '### Peak RSS of zfs-offsite (goal ≤ 256 MiB, flat ±10 % from 1 to 8 GiB)', '', '| command | target | data | ' + [...new Set(ours.map((s) => `${s.gib} GiB`))].join(' | ') + ' | flat |'];
+  const lines = [
+    '',
+    '### Peak RSS of zfs-offsite (goal ≤ 256 MiB, flat ±10 % from 1 to 8 GiB)',
+    '',
+    `| command | target | data | ${[...new Set(ours.map((s) => `${s.gib} GiB`))].join(' | ')} | flat |`,
+  ];
   const sizes = [...new Set(ours.map((s) => s.gib))];
   lines.push(`|---|---|---|${sizes.map(() => '---:').join('|')}|---|`);
   const keys = [...new Set(ours.map((s) => `${s.tool}|${s.target}|${s.kind}`))];
@@ -183,11 +189,11 @@ function notes(facts: RunFacts): string[] {
   return [
     'Notes:',
     '- MiB/s = raw stream MiB ÷ wall time of the whole pipeline, fed by `cat FILE |` (like `zfs send |`); the median over repetitions, spread = min–max.',
-    '- CPU s = user + sys of every stage (not `cat`); peak RSS of a pipeline = the SUM of its stages\' peaks. GNU time per stage.',
-    '- server CPU s = CPU used meanwhile by radosgw + ceph-osd + ceph-mon, which run on the SAME cores: client CPU taken from them slows the server down. (A shared test RGW also serves other users\' tests.)',
+    "- CPU s = user + sys of every stage (not `cat`); peak RSS of a pipeline = the SUM of its stages' peaks. GNU time per stage.",
+    "- server CPU s = CPU used meanwhile by radosgw + ceph-osd + ceph-mon, which run on the SAME cores: client CPU taken from them slows the server down. (A shared test RGW also serves other users' tests.)",
     '- ours ÷ peer = our MiB/s ÷ the peer\'s, per repetition (measured back to back), median. "best peer pipeline" = the fastest of `zstd -T0 -3 | rclone rcat`, `zstd -T0 -3 | aws s3 cp -` and `aws s3 cp -` in that repetition.',
     '- stored/raw: ours from the manifest (chunk frames only), zstd from the .zst size; lib-storage and `aws s3 cp -` store raw bytes.',
-    '- Every restore (ours and the peers\') is compared byte for byte with the input (`cmp`); a mismatch fails the run.',
+    "- Every restore (ours and the peers') is compared byte for byte with the input (`cmp`); a mismatch fails the run.",
     '- Local-directory writes: ours fsyncs every object, `zstd > file` does not. rclone and aws run with their defaults (rclone: 5 MiB parts × 4; aws: 8 MiB × 10).',
     ...facts.notes.map((n) => `- ${n}`),
   ];

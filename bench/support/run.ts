@@ -28,7 +28,11 @@ export interface BenchConfig {
 }
 
 const words = (s: string | undefined): string[] => (s ?? '').split(/\s+/).filter(Boolean);
-const list = (s: string | undefined, fallback: string): string[] => (s || fallback).split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s: string | undefined, fallback: string): string[] =>
+  (s || fallback)
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   const sizes = list(env.BENCH_SIZES, '1').map(Number);
@@ -55,7 +59,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BenchConfig
 
 /** Wall-clock budget for the vitest test: generous, the bench asserts nothing about speed. */
 export function timeoutMs(c: BenchConfig): number {
-  return (20 * 60_000 * c.sizes.reduce((a, b) => a + b, 0) * c.kinds.length * c.repeats) + 15 * 60_000;
+  return 20 * 60_000 * c.sizes.reduce((a, b) => a + b, 0) * c.kinds.length * c.repeats + 15 * 60_000;
 }
 
 function freeBytes(dir: string): number {
@@ -85,7 +89,10 @@ export async function runBench(c: BenchConfig): Promise<BenchResult> {
     if (c.targets.includes('rgw')) {
       const block = c.rgwStore === 'bluestore' ? bluestoreGiB(Math.max(...c.sizes)) * GiB : 0;
       const total = block + Math.max(...c.sizes) * GiB * 3.2;
-      if (freeBytes(c.dir) < total) throw new Error(`${(freeBytes(c.dir) / GiB).toFixed(0)} GiB free in ${c.dir}; the run needs ~${(total / GiB).toFixed(0)} GiB (bluestore RGW ${block / GiB} GiB + streams): free some or lower BENCH_SIZES`);
+      if (freeBytes(c.dir) < total)
+        throw new Error(
+          `${(freeBytes(c.dir) / GiB).toFixed(0)} GiB free in ${c.dir}; the run needs ~${(total / GiB).toFixed(0)} GiB (bluestore RGW ${block / GiB} GiB + streams): free some or lower BENCH_SIZES`,
+        );
       s3 = await openS3(c.rgwStore, Math.max(...c.sizes));
       facts.rgwStore = s3.store;
     }
@@ -113,7 +120,9 @@ export async function runBench(c: BenchConfig): Promise<BenchResult> {
             const add = (ms: Measurement[]): void => {
               for (const m of ms) {
                 samples.push({ ...m, kind, gib, rawBytes: stream.bytes, rep });
-                log(`${gib} GiB ${kind} #${rep} ${m.target}: ${m.tool}: ${(stream.bytes / 1024 ** 2 / m.usage.wallSeconds).toFixed(0)} MiB/s, ${m.usage.wallSeconds.toFixed(1)} s, CPU ${m.usage.cpuSeconds.toFixed(1)} s, RSS ${m.usage.peakRssMiB.toFixed(0)} MiB`);
+                log(
+                  `${gib} GiB ${kind} #${rep} ${m.target}: ${m.tool}: ${(stream.bytes / 1024 ** 2 / m.usage.wallSeconds).toFixed(0)} MiB/s, ${m.usage.wallSeconds.toFixed(1)} s, CPU ${m.usage.cpuSeconds.toFixed(1)} s, RSS ${m.usage.peakRssMiB.toFixed(0)} MiB`,
+                );
               }
             };
             if (c.targets.includes('local')) add(localCases(ctx));

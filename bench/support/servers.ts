@@ -23,7 +23,9 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 /** Installs rclone, awscli, zstd and GNU time from Debian when any is missing. */
 export function ensurePeers(): void {
   const need: Record<string, string> = { '/usr/bin/rclone': 'rclone', '/usr/bin/aws': 'awscli', '/usr/bin/zstd': 'zstd', '/usr/bin/time': 'time' };
-  const missing = Object.entries(need).filter(([path]) => !existsSync(path)).map(([, pkg]) => pkg);
+  const missing = Object.entries(need)
+    .filter(([path]) => !existsSync(path))
+    .map(([, pkg]) => pkg);
   if (missing.length === 0) return;
   log(`installing ${missing.join(' ')} (Debian packages)`);
   const apt = ['-q', '-o', 'DPkg::Lock::Timeout=300'];
@@ -76,14 +78,15 @@ export async function openS3(store: 'memstore' | 'bluestore', maxGiB: number): P
   // The bluestore block file is sparse but never shrinks: deleted objects leave their blocks
   // allocated in it. Sized at 2× the largest stream + 4 GiB (and garbage collected after every
   // measurement, see clear()), bluestore must reuse freed space instead of eating the disk.
-  const own = store === 'bluestore'
-    ? {
-        RGW_DIR: process.env.BENCH_RGW_DIR ?? '/tmp/zfs-offsite-bench-rgw',
-        RGW_PORT: process.env.BENCH_RGW_PORT ?? '7490',
-        RGW_STORE: 'bluestore',
-        RGW_BLUESTORE_GIB: String(bluestoreGiB(maxGiB)),
-      }
-    : { RGW_DIR: process.env.RGW_DIR ?? '/tmp/zfs-offsite-rgw' };
+  const own =
+    store === 'bluestore'
+      ? {
+          RGW_DIR: process.env.BENCH_RGW_DIR ?? '/tmp/zfs-offsite-bench-rgw',
+          RGW_PORT: process.env.BENCH_RGW_PORT ?? '7490',
+          RGW_STORE: 'bluestore',
+          RGW_BLUESTORE_GIB: String(bluestoreGiB(maxGiB)),
+        }
+      : { RGW_DIR: process.env.RGW_DIR ?? '/tmp/zfs-offsite-rgw' };
   let started = false;
   if (!rgw(['status'], own)) {
     log(`starting Ceph RGW (${store}) in ${own.RGW_DIR}`);

@@ -99,13 +99,15 @@ export function benchStream(dir: string, kind: DataKind, gib: number): BenchStre
   const payloadBytes = Math.round((gib * GiB) / RECORD) * RECORD;
   const features = Feature.SA_SPILL | Feature.LZ4 | Feature.COMPRESSED | Feature.LARGE_BLOCKS | (kind === 'incompressible' ? Feature.RAW : 0);
   const spec = {
-    substreams: [{
-      ...FULL,
-      toname: `${dataset}@s1`,
-      features,
-      // streamParts only iterates the records, so a lazy generator serves (nothing is held whole).
-      records: records(kind, payloadBytes) as unknown as ContentRecord[],
-    }],
+    substreams: [
+      {
+        ...FULL,
+        toname: `${dataset}@s1`,
+        features,
+        // streamParts only iterates the records, so a lazy generator serves (nothing is held whole).
+        records: records(kind, payloadBytes) as unknown as ContentRecord[],
+      },
+    ],
   };
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');

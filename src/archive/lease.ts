@@ -81,7 +81,10 @@ export interface HeldLease {
 /** Another run holds the dataset: exit 1 for this dataset, with the holder named. */
 export class LockHeldError extends OperationalError {
   override name = 'LockHeldError';
-  constructor(message: string, readonly holder: { host: string; pid: number; runId?: string; expires?: string }) {
+  constructor(
+    message: string,
+    readonly holder: { host: string; pid: number; runId?: string; expires?: string },
+  ) {
     super(message);
   }
 }
@@ -171,10 +174,11 @@ async function takeLocalLock(dir: string, record: LocalRecord): Promise<string> 
     if (current === undefined) continue; // released meanwhile
     const holder = parseLocal(current);
     if (holder && (holder.host !== record.host || pidAlive(holder.pid))) {
-      throw new LockHeldError(
-        `${record.dataset} is locked by another zfs-offsite run: pid ${holder.pid} on ${holder.host} (run ${holder.runId}, since ${holder.since}); lock file ${path}`,
-        { host: holder.host, pid: holder.pid, runId: holder.runId },
-      );
+      throw new LockHeldError(`${record.dataset} is locked by another zfs-offsite run: pid ${holder.pid} on ${holder.host} (run ${holder.runId}, since ${holder.since}); lock file ${path}`, {
+        host: holder.host,
+        pid: holder.pid,
+        runId: holder.runId,
+      });
     }
     await breakStaleLock(path, current);
   }

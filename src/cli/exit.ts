@@ -10,5 +10,7 @@ export function exitCodeFor(err: unknown): number {
 
 /** The message on one line: users and monitors read the first line only. */
 export function oneLineError(err: unknown): string {
-  return errorMessage(err).replace(/\s*\n\s*/g, ' | ').trim();
+  return errorMessage(err)
+    .replace(/\s*\n\s*/g, ' | ')
+    .trim();
 }

@@ -3,7 +3,7 @@ import type { SettingSpec } from '../settings/table.js';
 import { formatLimit } from '../settings/values.js';
 import { parseSize } from '../util/bytes.js';
 import { parseDuration } from '../util/duration.js';
-import { UsageError } from '../util/errors.js';
+import type { UsageError } from '../util/errors.js';
 import { type ConfigSource, describeValue, didYouMean } from './yaml-source.js';
 
 /** Keys that would hold a secret: never accepted in the file (docs/config.md: credentials by reference only). */

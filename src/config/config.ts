@@ -121,14 +121,19 @@ function readTarget(c: ConfigChecker, value: unknown, path: string): string {
 
 function readOnFailure(c: ConfigChecker, value: unknown, path: string): string[] {
   if (typeof value === 'string') return ['/bin/sh', '-c', c.string(value, path)];
-  if (!Array.isArray(value) || value.length === 0) throw c.fail(path, `expected a command line or a list of arguments, got ${value === null ? 'nothing' : Array.isArray(value) ? 'an empty list' : JSON.stringify(value)}`);
+  if (!Array.isArray(value) || value.length === 0)
+    throw c.fail(path, `expected a command line or a list of arguments, got ${value === null ? 'nothing' : Array.isArray(value) ? 'an empty list' : JSON.stringify(value)}`);
   return value.map((arg, i) => c.string(arg, `${path}[${i}]`));
 }
 
 /** The keys of one section (`s3:`, `sftp:`), each read by the type the settings table gives it. */
 function readSection(c: ConfigChecker, value: unknown, path: string, section: 's3' | 'sftp'): Record<string, unknown> {
   const keys = yamlSettings(section);
-  const raw = c.mapping(value, path, keys.map((k) => k.key));
+  const raw = c.mapping(
+    value,
+    path,
+    keys.map((k) => k.key),
+  );
   const out: Record<string, unknown> = {};
   for (const { name, key } of keys) if (raw[key] !== undefined) out[camelKey(key)] = c.setting(settingSpec(name), raw[key], `${path}.${key}`);
   return out;
@@ -260,6 +265,9 @@ export async function loadConfig(file: string): Promise<ZfsOffsiteConfig> {
 
 /** The snapshot names a `pick` pattern matches: `*` any run of characters, `?` one character. */
 export function snapshotPattern(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
 }

@@ -171,7 +171,11 @@ async function pruneDataset(o: PruneOptions, dataset: string, now: Date): Promis
         for (const m of doomed) await deleteStream(o, m, dirOf.get(m)!);
       }
     }
-    report.abandoned = await removeAbandoned(o, dirs.filter((d) => !manifests.has(d) && !hasManifestObject(d)), now);
+    report.abandoned = await removeAbandoned(
+      o,
+      dirs.filter((d) => !manifests.has(d) && !hasManifestObject(d)),
+      now,
+    );
   } catch (err) {
     if (err instanceof UsageError && o.dataset) throw err;
     report.error = errorMessage(err);

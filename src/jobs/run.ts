@@ -196,7 +196,7 @@ class DatasetRun {
     const source = await this.o.zfs.listSnapshots(this.dataset);
     const target = source.find((s) => s.name === snapshot);
     // raw: auto follows the newest stream by the snapshot order (stream ids embed names, not order).
-    const raw = this.cfg.raw === 'auto' ? orderSnapshots(streams).streams.at(-1)?.raw ?? false : this.cfg.raw;
+    const raw = this.cfg.raw === 'auto' ? (orderSnapshots(streams).streams.at(-1)?.raw ?? false) : this.cfg.raw;
     if (target && !selectBase({ target, source, archived: archivedSnapshots(streams), raw })) {
       return { full: true, reason: 'the source diverged from the archive (no archived snapshot exists on it as a snapshot or bookmark): new full' };
     }

@@ -95,10 +95,13 @@ async function readStreamFiles(backend: Backend, streams: StreamDir[]): Promise<
     }
     if (has(SUMS_NAME)) {
       // Gone since the listing (a prune, a repair): as if it had not been listed.
-      s.sums = await backend.getBuffer(s.prefix + SUMS_NAME).then((b) => b.toString(), (err: unknown) => {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      });
+      s.sums = await backend.getBuffer(s.prefix + SUMS_NAME).then(
+        (b) => b.toString(),
+        (err: unknown) => {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        },
+      );
     }
   });
   for (let i = 0; i < jobs.length; i += 8) await Promise.all(jobs.slice(i, i + 8).map((j) => j()));
@@ -112,7 +115,7 @@ class DeepCheck {
   private done_ = 0;
 
   constructor(
-    private readonly o: VerifyOptions,
+    o: VerifyOptions,
     private readonly problems: Problem[],
     private readonly checked: Map<Manifest, { chunks: number; bytes: number }>,
     manifests: Manifest[],

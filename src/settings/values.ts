@@ -1,19 +1,16 @@
 import { parseSize } from '../util/bytes.js';
 import { parseDuration } from '../util/duration.js';
 import { UsageError } from '../util/errors.js';
-import {
-  type ArchiveSettingValues,
-  type BackendSettings,
-  SETTING_NAMES,
-  type SettingName,
-  type SettingSpec,
-  type SettingValues,
-  settingSpec,
-} from './table.js';
+import { type ArchiveSettingValues, type BackendSettings, SETTING_NAMES, type SettingName, type SettingSpec, type SettingValues, settingSpec } from './table.js';
 
 /** "1M", "5G", "1K", or bytes: how a limit reads in a message. */
 export function formatLimit(bytes: number): string {
-  for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  for (const [unit, size] of [
+    ['G', 1024 ** 3],
+    ['M', 1024 ** 2],
+    ['K', 1024],
+  ] as const)
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
   return `${bytes} bytes`;
 }
 

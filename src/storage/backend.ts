@@ -130,7 +130,10 @@ export interface Backend {
 export class NotFoundError extends OperationalError {
   override name = 'NotFoundError';
   declare readonly kind: 'not-found';
-  constructor(readonly key: string, location: string) {
+  constructor(
+    readonly key: string,
+    location: string,
+  ) {
     super(`${location}: object ${key} not found`, { kind: 'not-found', context: { object: `${location}/${key}` } });
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type Dirent } from 'node:fs';
+import type { Dirent } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -82,10 +82,7 @@ export class LocalBackend implements Backend {
   /** Maps a key to its file, refusing keys that could escape the root or hide as temp files. */
   private pathOf(key: string): string {
     const parts = key.split('/');
-    const bad =
-      key.length === 0 ||
-      key.includes('\0') ||
-      parts.some((p) => p === '' || p === '.' || p === '..' || p.startsWith(TEMP_PREFIX));
+    const bad = key.length === 0 || key.includes('\0') || parts.some((p) => p === '' || p === '.' || p === '..' || p.startsWith(TEMP_PREFIX));
     if (bad) throw new StorageError(`${this.location}: invalid object key ${JSON.stringify(key)}`, true);
     return join(this.root, ...parts);
   }

@@ -22,10 +22,7 @@ export interface OpenOptions extends BackendSettings {
   retry?: RetryOptions;
 }
 
-export type Target =
-  | { kind: 'local'; path: string }
-  | { kind: 's3'; bucket: string; prefix: string }
-  | ({ kind: 'sftp' } & SftpLocation);
+export type Target = { kind: 'local'; path: string } | { kind: 's3'; bucket: string; prefix: string } | ({ kind: 'sftp' } & SftpLocation);
 
 const EXAMPLES = 'use s3://bucket/prefix, sftp://user@host[:port]/path, file:///absolute/path or a directory path';
 
@@ -40,9 +37,7 @@ export function parseTarget(target: string): Target {
   const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(target)?.[1]?.toLowerCase();
   if (scheme === undefined) return { kind: 'local', path: resolve(target) };
   if (!target.slice(scheme.length + 1).startsWith('//')) {
-    throw new UsageError(
-      `${shown}: malformed target (a URL needs "${scheme}://"); ${EXAMPLES} (write ./${target} for a directory whose name contains ':')`,
-    );
+    throw new UsageError(`${shown}: malformed target (a URL needs "${scheme}://"); ${EXAMPLES} (write ./${target} for a directory whose name contains ':')`);
   }
   switch (scheme) {
     case 's3':

@@ -48,11 +48,7 @@ export function isTransient(err: unknown): err is StorageError {
  * parallel uploads that failed together (e.g. on a 503 SlowDown) instead of having them
  * hammer the server in lockstep.
  */
-export function backoffDelay(
-  retry: number,
-  opts: { baseDelayMs: number; maxDelayMs: number },
-  random: () => number = Math.random,
-): number {
+export function backoffDelay(retry: number, opts: { baseDelayMs: number; maxDelayMs: number }, random: () => number = Math.random): number {
   const ceiling = Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** Math.max(0, retry - 1));
   return Math.floor(random() * ceiling);
 }
@@ -99,11 +95,7 @@ export class RetryingBackend implements Backend {
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         if (!isTransient(err) || attempt >= this.maxAttempts) throw err;
-        const delayMs = backoffDelay(
-          attempt,
-          { baseDelayMs: this.baseDelayMs, maxDelayMs: this.maxDelayMs },
-          this.random,
-        );
+        const delayMs = backoffDelay(attempt, { baseDelayMs: this.baseDelayMs, maxDelayMs: this.maxDelayMs }, this.random);
         if (this.now() - started + delayMs > this.maxTotalMs) throw err;
         this.options.onRetry?.(err, attempt, delayMs);
         await this.sleep(delayMs, signal);
@@ -172,20 +164,22 @@ export class RetryingBackend implements Backend {
     const delivered = new Set<string>();
     let callbackFailed = false;
     await this.retry(() =>
-      this.inner.list(prefix, (info) => {
-        if (delivered.has(info.key)) return;
-        delivered.add(info.key);
-        try {
-          onObject(info);
-        } catch (err) {
-          callbackFailed = true;
+      this.inner
+        .list(prefix, (info) => {
+          if (delivered.has(info.key)) return;
+          delivered.add(info.key);
+          try {
+            onObject(info);
+          } catch (err) {
+            callbackFailed = true;
+            throw err;
+          }
+        })
+        .catch((err: unknown) => {
+          // Make sure the caller's own exception escapes the retry loop as-is.
+          if (callbackFailed) throw new CallbackError(err);
           throw err;
-        }
-      }).catch((err: unknown) => {
-        // Make sure the caller's own exception escapes the retry loop as-is.
-        if (callbackFailed) throw new CallbackError(err);
-        throw err;
-      }),
+        }),
     ).catch((err: unknown) => {
       throw err instanceof CallbackError ? err.original : err;
     });

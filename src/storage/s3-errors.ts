@@ -15,15 +15,34 @@ export interface DescribedError {
 }
 
 const THROTTLING = new Set([
-  'SlowDown', 'Throttling', 'ThrottlingException', 'ThrottledException', 'RequestThrottled', 'RequestLimitExceeded',
-  'TooManyRequestsException', 'TooManyRequests', 'BandwidthLimitExceeded', 'RequestThrottledException',
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'TooManyRequests',
+  'BandwidthLimitExceeded',
+  'RequestThrottledException',
 ]);
 const SERVER_TROUBLE = new Set(['InternalError', 'ServiceUnavailable', 'RequestTimeout', 'RequestTimeoutException', 'OperationAborted']);
 /** 4xx answers caused by a body damaged or cut short on the way: sending it again can work. */
 const DAMAGED_IN_TRANSIT = new Set(['BadDigest', 'XAmzContentSHA256Mismatch', 'IncompleteBody']);
 const NETWORK = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
-  'ENETDOWN', 'EHOSTDOWN', 'TimeoutError', 'RequestTimeout', 'ERR_STREAM_PREMATURE_CLOSE',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EHOSTDOWN',
+  'TimeoutError',
+  'RequestTimeout',
+  'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
 /**

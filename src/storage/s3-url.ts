@@ -29,6 +29,7 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
   const problem = bucketNameProblem(bucket);
   if (problem) throw new UsageError(`${shown}: ${JSON.stringify(bucket)} is not a valid bucket name (${problem})`);
   const prefix = (match[2] ?? '').replace(/\/+$/, '');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\0-\x1f\x7f?#\\]/.test(prefix)) {
     throw new UsageError(`${shown}: the prefix may not contain control characters, '?', '#' or '\\'`);
   }

@@ -17,7 +17,7 @@ import { settingDefault } from '../settings/values.js';
 import { UsageError } from '../util/errors.js';
 import { type Backend, type ByteRange, checkRange, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
 import { consumeRead, enforceSize, rangeOf } from './bodies.js';
-import { describeS3Error, endpointForMessages, httpStatus, redactUrl } from './s3-errors.js';
+import { describeS3Error, endpointForMessages, httpStatus } from './s3-errors.js';
 
 const MiB = 1024 * 1024;
 /** S3's limits on multipart part sizes (every part but the last). */
@@ -201,13 +201,9 @@ export class S3Backend implements Backend {
       return Readable.from([]);
     }
     // No Range header for a whole read: "bytes=0-" on an empty object is a 416 on S3.
-    const Range =
-      offset === 0 && length === undefined ? undefined : `bytes=${offset}-${length === undefined ? '' : offset + length - 1}`;
+    const Range = offset === 0 && length === undefined ? undefined : `bytes=${offset}-${length === undefined ? '' : offset + length - 1}`;
     try {
-      const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), ...(Range ? { Range } : {}) }),
-        signal ? { abortSignal: signal } : {},
-      );
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), ...(Range ? { Range } : {}) }), signal ? { abortSignal: signal } : {});
       const body = res.Body as Readable;
       const out = new PassThrough();
       body.on('error', (err) => out.destroy(this.fail(err, 'read', key)));
@@ -250,9 +246,7 @@ export class S3Backend implements Backend {
     do {
       let page;
       try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyPrefix + prefix, ContinuationToken }),
-        );
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyPrefix + prefix, ContinuationToken }));
       } catch (err) {
         throw this.fail(err, 'list', prefix === '' ? '(everything)' : `prefix ${prefix}`);
       }
@@ -288,15 +282,8 @@ export class S3Backend implements Backend {
       const first = failures[0];
       if (first) {
         const relKey = (first.Key ?? '').slice(this.keyPrefix.length);
-        const described = describeS3Error(
-          { name: first.Code ?? 'UnknownError', message: first.Message ?? '' },
-          { bucket: this.bucket, endpoint: this.endpoint },
-        );
-        throw new StorageError(
-          `${this.location}: cannot delete ${relKey}${failures.length > 1 ? ` and ${failures.length - 1} more` : ''}: ${described.reason}`,
-          described.permanent,
-          described.kind,
-        );
+        const described = describeS3Error({ name: first.Code ?? 'UnknownError', message: first.Message ?? '' }, { bucket: this.bucket, endpoint: this.endpoint });
+        throw new StorageError(`${this.location}: cannot delete ${relKey}${failures.length > 1 ? ` and ${failures.length - 1} more` : ''}: ${described.reason}`, described.permanent, described.kind);
       }
     }
   }

@@ -49,10 +49,8 @@ export function parseSftpUrl(url: string): SftpLocation {
   const m = URL_RE.exec(url);
   if (!m) throw new UsageError(`${shown}: not an SFTP URL; expected sftp://user@host[:port]/path (relative to the login directory) or sftp://user@host[:port]//absolute/path`);
   const [, userinfo, rawHost = '', rawPort, rawPath = ''] = m;
-  if (userinfo !== undefined && userinfo.includes(':')) {
-    throw new UsageError(
-      `${shown}: a password does not belong in the URL (it would show in the process list and shell history); set ${SFTP_ENV.password} instead, or use --sftp-key or an ssh-agent`,
-    );
+  if (userinfo?.includes(':')) {
+    throw new UsageError(`${shown}: a password does not belong in the URL (it would show in the process list and shell history); set ${SFTP_ENV.password} instead, or use --sftp-key or an ssh-agent`);
   }
   let user: string;
   try {
@@ -66,6 +64,7 @@ export function parseSftpUrl(url: string): SftpLocation {
     port = Number(rawPort);
     if (!/^\d+$/.test(rawPort) || port < 1 || port > 65535) throw new UsageError(`${shown}: invalid port ${JSON.stringify(rawPort)}`);
   }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\0-\x1f\x7f?#\\]/.test(rawPath)) {
     throw new UsageError(`${shown}: the path may not contain control characters, '?', '#' or '\\'`);
   }
@@ -114,11 +113,7 @@ export interface SftpCliSettings {
  * Resolves credentials and host-key files from options and the environment, now (at open time),
  * reading the key file so a bad path is reported before anything is sent.
  */
-export async function resolveSftpSettings(
-  location: string,
-  cli: SftpCliSettings,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<{ auth: SftpAuth; hostKeys: SftpHostKeyPolicy }> {
+export async function resolveSftpSettings(location: string, cli: SftpCliSettings, env: NodeJS.ProcessEnv = process.env): Promise<{ auth: SftpAuth; hostKeys: SftpHostKeyPolicy }> {
   const auth: SftpAuth = {};
   const keyFile = cli.key ?? (env[SFTP_ENV.key] || undefined);
   if (keyFile !== undefined) {
@@ -134,13 +129,18 @@ export async function resolveSftpSettings(
   }
   // A stale SSH_AUTH_SOCK (the agent is gone) is skipped, as ssh does, instead of failing the log-in.
   const agent = env[SFTP_ENV.agent];
-  if (agent && (await stat(agent).then((st) => st.isSocket(), () => false))) auth.agent = agent;
+  if (
+    agent &&
+    (await stat(agent).then(
+      (st) => st.isSocket(),
+      () => false,
+    ))
+  )
+    auth.agent = agent;
   const password = env[SFTP_ENV.password];
   if (password) auth.password = password;
   if (!auth.key && !auth.agent && auth.password === undefined) {
-    throw new UsageError(
-      `no SSH credentials for ${location}: give --sftp-key FILE (or ${SFTP_ENV.key}), start an ssh-agent (${SFTP_ENV.agent}), or set ${SFTP_ENV.password}`,
-    );
+    throw new UsageError(`no SSH credentials for ${location}: give --sftp-key FILE (or ${SFTP_ENV.key}), start an ssh-agent (${SFTP_ENV.agent}), or set ${SFTP_ENV.password}`);
   }
   const explicit = cli.knownHosts ?? (env[SFTP_ENV.knownHosts] || undefined);
   const files = explicit !== undefined ? [explicit] : [join(homedir(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts'];

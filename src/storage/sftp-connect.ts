@@ -1,16 +1,7 @@
 import SftpClient from 'ssh2-sftp-client';
 import type { AuthenticationType, ConnectConfig, NextAuthHandler, SFTPWrapper } from 'ssh2';
 import { StorageError } from './backend.js';
-import {
-  addKnownHost,
-  fingerprint,
-  hostKeyName,
-  type KnownHostEntry,
-  keyBlobType,
-  loadKnownHosts,
-  preferredHostKeyAlgorithms,
-  verifyHostKey,
-} from './known-hosts.js';
+import { addKnownHost, fingerprint, hostKeyName, type KnownHostEntry, keyBlobType, loadKnownHosts, preferredHostKeyAlgorithms, verifyHostKey } from './known-hosts.js';
 import { SFTP_ENV, type SftpAuth, type SftpHostKeyPolicy } from './sftp-config.js';
 import { SftpConnectionLost, sftpConnectError, ssh2ConnectFailure } from './sftp-errors.js';
 
@@ -213,16 +204,9 @@ export async function connectSftp(p: SftpConnectParams): Promise<{ session: Sftp
       throw new StorageError(`${p.where}: cannot use the SSH key ${p.auth.key?.file ?? ''}: ${failure.why}${hint}`, true, 'credentials');
     }
     if (exhausted || (tried.length > 0 && failure?.kind === 'auth-rejected')) {
-      const parts = [
-        ...tried.map((t) => `${t} rejected`),
-        ...notOffered.map((t) => `${t} not accepted by the server`),
-      ];
+      const parts = [...tried.map((t) => `${t} rejected`), ...notOffered.map((t) => `${t} not accepted by the server`)];
       const accepts = serverMethods?.length ? `; the server accepts: ${serverMethods.join(', ')}` : '';
-      throw new StorageError(
-        `${p.where}: SSH authentication failed for user ${p.user} at ${server}: ${parts.join(', ') || 'no method to try'}${accepts}`,
-        true,
-        'credentials',
-      );
+      throw new StorageError(`${p.where}: SSH authentication failed for user ${p.user} at ${server}: ${parts.join(', ') || 'no method to try'}${accepts}`, true, 'credentials');
     }
     throw sftpConnectError(err, p.where, server);
   }
@@ -259,8 +243,5 @@ function judge(entries: KnownHostEntry[], key: Buffer, p: SftpConnectParams, nam
 
 function judgePinned(pinned: Buffer, key: Buffer, where: string, name: string): 'ok' | StorageError {
   if (pinned.equals(key)) return 'ok';
-  return new StorageError(
-    `${where}: the SSH host key of ${name} CHANGED during this run (was ${fingerprint(pinned)}, now ${keyBlobType(key)} ${fingerprint(key)}); refusing to connect`,
-    true,
-  );
+  return new StorageError(`${where}: the SSH host key of ${name} CHANGED during this run (was ${fingerprint(pinned)}, now ${keyBlobType(key)} ${fingerprint(key)}); refusing to connect`, true);
 }

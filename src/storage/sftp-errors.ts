@@ -56,8 +56,7 @@ export function sftpStorageError(err: unknown, where: string, action: string, wh
   const status = sftpStatus(err);
   const text = err instanceof Error ? err.message : String(err);
   const prefix = `${where}: cannot ${action} ${what}`;
-  const make = (reason: string, permanent: boolean, kind: StorageError['kind'] = 'other') =>
-    new StorageError(`${prefix}: ${reason}`, permanent, kind, { cause: err });
+  const make = (reason: string, permanent: boolean, kind: StorageError['kind'] = 'other') => new StorageError(`${prefix}: ${reason}`, permanent, kind, { cause: err });
   switch (status) {
     case SFTP_STATUS.NO_SUCH_FILE:
       return make('no such file or directory (SSH_FX_NO_SUCH_FILE)', true);
@@ -82,9 +81,7 @@ export function sftpStorageError(err: unknown, where: string, action: string, wh
 }
 
 /** Network failures of the SSH connection itself: worth retrying. */
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN',
-]);
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN']);
 const NETWORK_WORDS: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
   ECONNRESET: 'connection reset',

@@ -107,9 +107,7 @@ async function readFully(session: SftpSession, handle: Buffer, position: number,
   const buf = Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
-    const n = await session.call<number>((sftp, done) =>
-      sftp.read(handle, buf, got, length - got, position + got, (err, bytesRead) => done(err, bytesRead)),
-    );
+    const n = await session.call<number>((sftp, done) => sftp.read(handle, buf, got, length - got, position + got, (err, bytesRead) => done(err, bytesRead)));
     if (n === 0) break; // end of file
     got += n;
   }
@@ -121,14 +119,7 @@ async function readFully(session: SftpSession, handle: Buffer, position: number,
  * runs once when the stream ends or is destroyed (it closes the handle and frees the session);
  * read failures are passed through `mapError` and destroy the stream.
  */
-export function rangeReader(
-  session: SftpSession,
-  handle: Buffer,
-  start: number,
-  end: number,
-  mapError: (err: unknown) => Error,
-  onClose: () => Promise<void>,
-): Readable {
+export function rangeReader(session: SftpSession, handle: Buffer, start: number, end: number, mapError: (err: unknown) => Error, onClose: () => Promise<void>): Readable {
   const piece = Math.max(1024, Math.min(MAX_PIECE, session.maxRead));
   const queue: Promise<Buffer>[] = [];
   let next = start;

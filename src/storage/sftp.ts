@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { FileEntryWithStats, Stats } from 'ssh2';
 import { Semaphore } from '../util/semaphore.js';
 import { type Backend, type ByteRange, checkRange, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
@@ -63,10 +63,7 @@ export class SftpBackend implements Backend {
   /** The remote path of a key, refusing keys that could escape the root or hide as temp files. */
   private pathOf(key: string): string {
     const parts = key.split('/');
-    const bad =
-      key.length === 0 ||
-      /[\0\\]/.test(key) ||
-      parts.some((p) => p === '' || p === '.' || p === '..' || p.startsWith(TEMP_PREFIX));
+    const bad = key.length === 0 || /[\0\\]/.test(key) || parts.some((p) => p === '' || p === '.' || p === '..' || p.startsWith(TEMP_PREFIX));
     if (bad) throw new StorageError(`${this.location}: invalid object key ${JSON.stringify(key)}`, true);
     return this.join(key);
   }
@@ -84,11 +81,11 @@ export class SftpBackend implements Backend {
   /** A FAILURE while writing may be a full disk: ask the server (statvfs@openssh.com) if it can tell. */
   private async writeError(s: SftpSession, err: unknown, dir: string, key: string): Promise<unknown> {
     if (sftpStatus(err) !== SFTP_STATUS.FAILURE || !s.hasExtension('statvfs@openssh.com')) return err;
-    const vfs = await s
-      .call<{ f_bavail: number; f_frsize: number }>((sftp, done) => sftp.ext_openssh_statvfs(dir, done))
-      .catch(() => undefined);
+    const vfs = await s.call<{ f_bavail: number; f_frsize: number }>((sftp, done) => sftp.ext_openssh_statvfs(dir, done)).catch(() => undefined);
     if (vfs && vfs.f_bavail * vfs.f_frsize < 1024 * 1024) {
-      return new StorageError(`${this.location}: cannot write ${key}: no space left on the server (SSH_FX_FAILURE; statvfs shows ${vfs.f_bavail * vfs.f_frsize} bytes free)`, true, 'no-space', { cause: err });
+      return new StorageError(`${this.location}: cannot write ${key}: no space left on the server (SSH_FX_FAILURE; statvfs shows ${vfs.f_bavail * vfs.f_frsize} bytes free)`, true, 'no-space', {
+        cause: err,
+      });
     }
     return err;
   }
@@ -157,9 +154,11 @@ export class SftpBackend implements Backend {
       await this.renameOver(s, tmp, path);
     } catch (err) {
       if (open) await s.call((sftp, done) => sftp.close(handle, done)).catch(() => undefined);
-      await s.call((sftp, done) => sftp.unlink(tmp, done)).catch(() => {
-        if (s.dead) this.orphans.add(tmp);
-      });
+      await s
+        .call((sftp, done) => sftp.unlink(tmp, done))
+        .catch(() => {
+          if (s.dead) this.orphans.add(tmp);
+        });
       if (err instanceof BodyFailure) throw err.original;
       throw this.fail(await this.writeError(s, err, dir, key), 'write', key);
     }
@@ -184,10 +183,14 @@ export class SftpBackend implements Backend {
     try {
       await mkdir();
       return;
-    } catch (err) {
+    } catch (caught) {
+      let err = caught;
       if (sftpStatus(err) === SFTP_STATUS.NO_SUCH_FILE) {
         await this.makeDirs(s, posix.dirname(dir), key);
-        const again = await mkdir().then(() => undefined, (e: unknown) => e);
+        const again = await mkdir().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         if (again === undefined) return;
         err = again;
       }
@@ -209,9 +212,11 @@ export class SftpBackend implements Backend {
     } catch (err) {
       if (sftpStatus(err) !== SFTP_STATUS.FAILURE) throw err;
       // SFTP v3 RENAME refuses to replace a file: remove the old version, then rename.
-      await s.call((sftp, done) => sftp.unlink(path, done)).catch((e: unknown) => {
-        if (sftpStatus(e) !== SFTP_STATUS.NO_SUCH_FILE) throw e;
-      });
+      await s
+        .call((sftp, done) => sftp.unlink(path, done))
+        .catch((e: unknown) => {
+          if (sftpStatus(e) !== SFTP_STATUS.NO_SUCH_FILE) throw e;
+        });
       await s.call((sftp, done) => sftp.rename(tmp, path, done));
     }
   }
@@ -259,10 +264,17 @@ export class SftpBackend implements Backend {
     }
     const end = Math.min(opened.size, length === undefined ? Infinity : offset + length);
     // The stream holds the session until it ends or is destroyed.
-    return rangeReader(s, opened.handle, offset, Math.max(offset, end), (err) => this.fail(err, 'read', key), async () => {
-      this.pool.release(s);
-      await s.call((sftp, done) => sftp.close(opened.handle, done)).catch(() => undefined);
-    });
+    return rangeReader(
+      s,
+      opened.handle,
+      offset,
+      Math.max(offset, end),
+      (err) => this.fail(err, 'read', key),
+      async () => {
+        this.pool.release(s);
+        await s.call((sftp, done) => sftp.close(opened.handle, done)).catch(() => undefined);
+      },
+    );
   }
 
   /** Cancelled by destroying the read: the pipelined requests are dropped, the handle closed. */
@@ -362,7 +374,10 @@ export class SftpBackend implements Backend {
     const rootDir = this.join('');
     for (const start of [...parents].sort((a, b) => b.length - a.length)) {
       for (let dir = start; dir !== rootDir && dir !== '.' && dir !== '/' && isBelow(dir, this.root); dir = posix.dirname(dir)) {
-        const removed = await this.use((s) => s.call((sftp, done) => sftp.rmdir(dir, done))).then(() => true, () => false);
+        const removed = await this.use((s) => s.call((sftp, done) => sftp.rmdir(dir, done))).then(
+          () => true,
+          () => false,
+        );
         if (!removed) break; // not empty (or already gone): stop climbing
       }
     }

@@ -84,10 +84,11 @@ export function unknownFeatureBits(flags: number): number {
 // ---- little helpers to read fields in the stream's byte order, without allocations ----
 
 export function readU32(buf: Uint8Array, offset: number, littleEndian: boolean): number {
-  const b0 = buf[offset]!, b1 = buf[offset + 1]!, b2 = buf[offset + 2]!, b3 = buf[offset + 3]!;
-  return littleEndian
-    ? (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)) >>> 0
-    : (b3 | (b2 << 8) | (b1 << 16) | (b0 << 24)) >>> 0;
+  const b0 = buf[offset]!,
+    b1 = buf[offset + 1]!,
+    b2 = buf[offset + 2]!,
+    b3 = buf[offset + 3]!;
+  return littleEndian ? (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)) >>> 0 : (b3 | (b2 << 8) | (b1 << 16) | (b0 << 24)) >>> 0;
 }
 
 /** A u64 as a number; exact below 2^53, which every length and timestamp is in practice. */

@@ -296,12 +296,7 @@ export class StreamValidator {
       throw new StreamFormatError('corrupt', `${what} does not name a snapshot (no '@' in toname)`, at);
     }
     if ((begin.featureFlags & DEDUP_FEATURES) !== 0) {
-      throw new StreamFormatError(
-        'corrupt',
-        `deduplicated stream (legacy zfs send -D) cannot be received by current ZFS; ` +
-          `convert it with 'zstream redup' first (${what})`,
-        at,
-      );
+      throw new StreamFormatError('corrupt', `deduplicated stream (legacy zfs send -D) cannot be received by current ZFS; convert it with 'zstream redup' first (${what})`, at);
     }
     const unknown = unknownFeatureBits(begin.featureFlags);
     if (unknown !== 0 && !this.allowUnknownFeatures) {

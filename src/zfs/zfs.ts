@@ -112,7 +112,12 @@ export class Zfs {
     checkZfsName(pool, 'pool');
     try {
       const out = await this.run(['list', '-H', '-p', '-r', '-t', 'snapshot', '-o', 'guid', pool]);
-      return new Set(out.split('\n').map((l) => l.trim()).filter(Boolean));
+      return new Set(
+        out
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean),
+      );
     } catch (err) {
       throw asNotFound(err, pool);
     }

@@ -45,7 +45,10 @@ describe('selectBase', () => {
   });
 
   it('never mixes raw and non-raw links', () => {
-    const plain = new Map([['22', { raw: false }], ['11', { raw: true }]]);
+    const plain = new Map([
+      ['22', { raw: false }],
+      ['11', { raw: true }],
+    ]);
     expect(selectBase({ target: s4, source: [s1, s2, s4], archived: plain, raw: true })).toBe(s1);
     expect(selectBase({ target: s4, source: [s1, s2, s4], archived: plain, raw: false })).toBe(s2);
   });

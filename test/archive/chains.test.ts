@@ -14,7 +14,10 @@ describe('buildChains', () => {
   it('links incrementals to their full by GUID, in time order', () => {
     const full = stream('1-full', [['0', '10', 'a']]);
     const i1 = stream('2-incr', [['10', '20', 'b']]);
-    const i2 = stream('3-incr', [['20', '30', 'c'], ['30', '40', 'd']]); // -I stream: two links
+    const i2 = stream('3-incr', [
+      ['20', '30', 'c'],
+      ['30', '40', 'd'],
+    ]); // -I stream: two links
     const { chains, broken } = buildChains([i2, full, i1]);
     expect(broken).toEqual([]);
     expect(chains).toHaveLength(1);

@@ -21,7 +21,15 @@ class CountingBackend extends LocalBackend {
 }
 
 const id = { streamId: 's', dataset: 'pool/ds', prefix: 'pool/ds/s/', chunkSize: 1024, sendArgs: null };
-const chunk = (index: number): JournalChunk => ({ index, key: `${String(index).padStart(6, '0')}.zst`, rawSize: 1024, storedSize: 10, rawSha256: 'a'.repeat(64), storedSha256: 'b'.repeat(64), level: 3 });
+const chunk = (index: number): JournalChunk => ({
+  index,
+  key: `${String(index).padStart(6, '0')}.zst`,
+  rawSize: 1024,
+  storedSize: 10,
+  rawSha256: 'a'.repeat(64),
+  storedSha256: 'b'.repeat(64),
+  level: 3,
+});
 const journalChunks = async (backend: LocalBackend) => (JSON.parse((await backend.getBuffer('pool/ds/s/journal.json')).toString()) as { chunks: JournalChunk[] }).chunks;
 
 describe('resume journal', () => {

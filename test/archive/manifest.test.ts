@@ -33,13 +33,42 @@ const STREAMS = [
 ];
 
 const WHERE = 'file:///archive/pool/fz/x/manifest.json';
-const ODD_VALUES: unknown[] = [null, '', 'x', '12', '-1', '0', 0, -1, 1, 1.5, 1e15, -1e15, 1e308, 2 ** 53, 2 ** 53 + 2, true, false, [], {}, [null], [1, 2], { index: 0 }, '18446744073709551616', 'ABCDEF', 'f'.repeat(64), 'F'.repeat(64), '000000.zst', '000001.zst'];
+const ODD_VALUES: unknown[] = [
+  null,
+  '',
+  'x',
+  '12',
+  '-1',
+  '0',
+  0,
+  -1,
+  1,
+  1.5,
+  1e15,
+  -1e15,
+  1e308,
+  2 ** 53,
+  2 ** 53 + 2,
+  true,
+  false,
+  [],
+  {},
+  [null],
+  [1, 2],
+  { index: 0 },
+  '18446744073709551616',
+  'ABCDEF',
+  'f'.repeat(64),
+  'F'.repeat(64),
+  '000000.zst',
+  '000001.zst',
+];
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /** Every path to a value in the tree (not the root). */
 function paths(v: Json, at: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
-  if (Array.isArray(v)) v.forEach((x, i) => (out.push([...at, i]), paths(x, [...at, i], out)));
+  if (Array.isArray(v)) for (const [i, x] of v.entries()) out.push([...at, i]), paths(x, [...at, i], out);
   else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) out.push([...at, k]), paths(x, [...at, k], out);
   return out;
 }

@@ -9,7 +9,16 @@ function stream(id: string, links: [from: string, to: string, name: string][], o
   const compound = links.length > 1;
   let offset = compound ? 624 : 0;
   const substreams = links.map(([fromguid, toguid, name]) => {
-    const s = { fromguid, toguid, toname: `${name.includes('@') ? name : `${ds}@${name}`}`, raw: opts.raw ?? true, clone: (opts.clone ?? false) && fromguid === links[0]![0], offset, bytes: 1000, creation: new Date(1_700_000_000_000 + clock++ * 1000).toISOString() };
+    const s = {
+      fromguid,
+      toguid,
+      toname: `${name.includes('@') ? name : `${ds}@${name}`}`,
+      raw: opts.raw ?? true,
+      clone: (opts.clone ?? false) && fromguid === links[0]![0],
+      offset,
+      bytes: 1000,
+      creation: new Date(1_700_000_000_000 + clock++ * 1000).toISOString(),
+    };
     offset += 1000;
     return s;
   });
@@ -24,8 +33,7 @@ function stream(id: string, links: [from: string, to: string, name: string][], o
 }
 
 const ids = (plan: ReturnType<typeof planRestore>) => plan.units.map((u) => `${u.manifest.streamId}[${u.first}-${u.last}]${u.whole ? '' : '*'}`);
-const plan = (streams: Manifest[], snapshot?: string, present: string[] = []) =>
-  planRestore({ dataset: 'tank/ds', streams, snapshot, present: new Set(present) });
+const plan = (streams: Manifest[], snapshot?: string, present: string[] = []) => planRestore({ dataset: 'tank/ds', streams, snapshot, present: new Set(present) });
 
 describe('planRestore', () => {
   const full = stream('01-full-a', [['0', 'A', 'a']]);
@@ -59,7 +67,10 @@ describe('planRestore', () => {
   });
 
   it('receives a whole -I stream as one unit, and only its first part for an intermediate snapshot', () => {
-    const bcd = stream('03-incr-I-d', [['B', 'C', 'c'], ['C', 'D', 'd']]);
+    const bcd = stream('03-incr-I-d', [
+      ['B', 'C', 'c'],
+      ['C', 'D', 'd'],
+    ]);
     expect(ids(plan([full, ab, bcd], 'd'))).toEqual(['01-full-a[0-0]', '02-incr-b[0-0]', '03-incr-I-d[0-1]']);
     const toC = plan([full, ab, bcd], 'c');
     expect(ids(toC)).toEqual(['01-full-a[0-0]', '02-incr-b[0-0]', '03-incr-I-d[0-0]*']);
@@ -68,7 +79,11 @@ describe('planRestore', () => {
   });
 
   it('enters a -I stream in the middle when the destination holds an intermediate snapshot', () => {
-    const abcd = stream('02-incr-I-d', [['A', 'B', 'b'], ['B', 'C', 'c'], ['C', 'D', 'd']]);
+    const abcd = stream('02-incr-I-d', [
+      ['A', 'B', 'b'],
+      ['B', 'C', 'c'],
+      ['C', 'D', 'd'],
+    ]);
     const p = plan([full, abcd], 'd', ['A', 'B']);
     expect(ids(p)).toEqual(['02-incr-I-d[1-2]*']);
     expect(p.startsAfter).toEqual({ guid: 'B' });
@@ -112,9 +127,7 @@ describe('planRestore', () => {
   });
 
   it('names the missing link when a base stream was deleted', () => {
-    expect(() => plan([full, bc, cd], 'd')).toThrow(
-      'cannot restore tank/ds@d (guid D): stream 03-incr-c needs base snapshot guid B, which no archived stream provides (missing or deleted stream)',
-    );
+    expect(() => plan([full, bc, cd], 'd')).toThrow('cannot restore tank/ds@d (guid D): stream 03-incr-c needs base snapshot guid B, which no archived stream provides (missing or deleted stream)');
   });
 
   it('refuses snapshots that are not in the archive, and empty archives', () => {
@@ -159,7 +172,12 @@ describe('planRestore', () => {
     const newer = stream('20270101T000000Z-full-aaa', [['0', 'Y', 'aaa']]);
     const fromOlder = stream('20270101T000001Z-incr-t-1', [['X', 'T', 't']]);
     const fromNewer = stream('20270101T000001Z-incr-t-2', [['Y', 'T', 't']]);
-    for (const [m, txg] of [[older, '10'], [newer, '20'], [fromOlder, '30'], [fromNewer, '30']] as const) {
+    for (const [m, txg] of [
+      [older, '10'],
+      [newer, '20'],
+      [fromOlder, '30'],
+      [fromNewer, '30'],
+    ] as const) {
       Object.assign(m.substreams[0]!, { createtxg: txg, creation: '2027-01-01T00:00:00.000Z' });
     }
     expect(ids(plan([older, newer, fromOlder, fromNewer], 't'))).toEqual(['20270101T000000Z-full-aaa[0-0]', '20270101T000001Z-incr-t-2[0-0]']);
@@ -167,14 +185,24 @@ describe('planRestore', () => {
   });
 
   it('treats a multi-dataset -R package as one whole unit', () => {
-    const r = stream('01-full-R', [['0', 'A', 'a'], ['0', 'K', 'tank/ds/child@a']]);
+    const r = stream('01-full-R', [
+      ['0', 'A', 'a'],
+      ['0', 'K', 'tank/ds/child@a'],
+    ]);
     const p = plan([r, ab], 'b');
     expect(ids(p)).toEqual(['01-full-R[0-1]', '02-incr-b[0-0]']);
     expect(p.units[0]!.toname).toBe('tank/ds@a');
   });
 
   it("starts a clone's chain at its origin when the destination pool holds it", () => {
-    const zone = stream('01-incr-I-snap', [['ORIGIN', 'Z1', 'z1'], ['Z1', 'Z2', 'z2']], { clone: true, dataset: 'tank/ds' });
+    const zone = stream(
+      '01-incr-I-snap',
+      [
+        ['ORIGIN', 'Z1', 'z1'],
+        ['Z1', 'Z2', 'z2'],
+      ],
+      { clone: true, dataset: 'tank/ds' },
+    );
     expect(() => plan([zone], 'z2')).toThrow(/it is a clone, and its origin \(snapshot guid ORIGIN\) is not in the destination pool; restore the origin's dataset first/);
     const p = planRestore({ dataset: 'tank/ds', streams: [zone], snapshot: 'z2', origins: new Set(['ORIGIN', 'OTHER']) });
     expect(ids(p)).toEqual(['01-incr-I-snap[0-1]']);

@@ -15,7 +15,10 @@ function stream(links: LinkSpec[], opts: { raw?: boolean; dataset?: string } = {
   const compound = links.length > 1;
   const last = links.at(-1)!;
   const kind = links[0]![0] === '0' ? 'full' : 'incr';
-  const compact = new Date(last[3]).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const compact = new Date(last[3])
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   let offset = compound ? 624 : 0;
   const substreams = links.map(([fromguid, toguid, name, creation]) => {
     const s = { fromguid, toguid, toname: name.includes('@') ? name : `${opts.dataset ?? DS}@${name}`, raw, creation: new Date(creation).toISOString(), offset, bytes: 1000 };
@@ -41,7 +44,11 @@ const NONE: RetentionPolicy = { keepDaily: 0, keepWeekly: 0, keepMonthly: 0, kee
 const policy = (p: Partial<RetentionPolicy>): RetentionPolicy => ({ ...NONE, ...p });
 const plan = (streams: Manifest[], p: Partial<RetentionPolicy>, now = '2030-01-01T00:00:00Z') => planRetention({ streams, policy: policy(p), now: new Date(now) });
 const names = (ms: Manifest[]) => ms.map((m) => m.to.name).sort();
-const keptSnapshots = (r: RetentionPlan) => r.snapshots.filter((s) => s.kept).map((s) => s.name).sort();
+const keptSnapshots = (r: RetentionPlan) =>
+  r.snapshots
+    .filter((s) => s.kept)
+    .map((s) => s.name)
+    .sort();
 
 /** A daily chain: a full on the first day, then one incremental per day. GUIDs are the names. */
 function dailyChain(prefix: string, firstDay: string, days: number, opts: { raw?: boolean } = {}): Manifest[] {
@@ -157,7 +164,10 @@ describe('planRetention: hand cases', () => {
   it('keeps and deletes a -I stream as one stream', () => {
     // a (2024) ← -I b (2024-12-31), c (2025-01-01); full d (2025-02-01).
     const full = stream([['0', 'A', 'a', '2024-06-01T00:00:00Z']]);
-    const bc = stream([['A', 'B', 'b', '2024-12-31T12:00:00Z'], ['B', 'C', 'c', '2025-01-01T12:00:00Z']]);
+    const bc = stream([
+      ['A', 'B', 'b', '2024-12-31T12:00:00Z'],
+      ['B', 'C', 'c', '2025-01-01T12:00:00Z'],
+    ]);
     const d = stream([['0', 'D', 'd', '2025-02-01T00:00:00Z']]);
     const yearly = plan([full, bc, d], { keepYearly: 2 });
     expect(keptSnapshots(yearly)).toEqual(['b', 'd']);
@@ -171,7 +181,11 @@ describe('planRetention: hand cases', () => {
     // A full of c exists, so the shortest path to d is full c + the c→d part of the -I stream a→b→c→d.
     const fullA = stream([['0', 'A', 'a', '2025-01-01T00:00:00Z']]);
     const fullC = stream([['0', 'C', 'c', '2025-01-03T00:00:00Z']]);
-    const abcd = stream([['A', 'B', 'b', '2025-01-02T00:00:00Z'], ['B', 'C', 'c', '2025-01-03T00:00:00Z'], ['C', 'D', 'd', '2025-01-04T00:00:00Z']]);
+    const abcd = stream([
+      ['A', 'B', 'b', '2025-01-02T00:00:00Z'],
+      ['B', 'C', 'c', '2025-01-03T00:00:00Z'],
+      ['C', 'D', 'd', '2025-01-04T00:00:00Z'],
+    ]);
     const r = plan([fullA, fullC, abcd], { keepLast: 1 });
     expect(planRestore({ dataset: DS, streams: [fullA, fullC, abcd] }).units.map((u) => u.manifest)).toEqual([fullC, abcd]);
     expect(r.delete).toEqual([]);
@@ -220,7 +234,10 @@ describe('planRetention: hand cases', () => {
     const rawFull = stream([['0', 'A', 'a', '2025-01-01T00:00:00Z']], { raw: true });
     const rawAB = stream([['A', 'B', 'b', '2025-01-03T00:00:00Z']], { raw: true });
     const plainFull = stream([['0', 'C', 'c', '2025-01-02T00:00:00Z']]);
-    const plainCBD = stream([['C', 'B', 'b', '2025-01-03T00:00:00Z'], ['B', 'D', 'd', '2025-01-04T00:00:00Z']]);
+    const plainCBD = stream([
+      ['C', 'B', 'b', '2025-01-03T00:00:00Z'],
+      ['B', 'D', 'd', '2025-01-04T00:00:00Z'],
+    ]);
     const all = [rawFull, rawAB, plainFull, plainCBD];
     expect(planRestore({ dataset: DS, streams: all, snapshot: 'b' }).raw).toBe(false);
     const r = plan(all, { keepDaily: 2 });
@@ -240,7 +257,10 @@ describe('planRetention: hand cases', () => {
   });
 
   it('treats a multi-dataset -R package as one link to its own last snapshot', () => {
-    const r = stream([['0', 'A', 'a', '2025-01-01T00:00:00Z'], ['0', 'K', 'tank/ds/child@a', '2025-01-01T00:00:00Z']]);
+    const r = stream([
+      ['0', 'A', 'a', '2025-01-01T00:00:00Z'],
+      ['0', 'K', 'tank/ds/child@a', '2025-01-01T00:00:00Z'],
+    ]);
     const b = stream([['A', 'B', 'b', '2025-01-02T00:00:00Z']]);
     const p = plan([r, b], { keepLast: 1 });
     expect(p.delete).toEqual([]);
@@ -479,7 +499,10 @@ function checkHistory(h: History): void {
   for (const s of r.snapshots.filter((v) => v.kept && v.restorable)) {
     expect(s.restorableAfter).toBe(true);
     const units = planRestore({ dataset: DS, streams: sorted, snapshot: s.name }).units;
-    expect(units.every((u) => keepIds.has(u.manifest.streamId)), `restore path of ${s.name} kept`).toBe(true);
+    expect(
+      units.every((u) => keepIds.has(u.manifest.streamId)),
+      `restore path of ${s.name} kept`,
+    ).toBe(true);
   }
 
   // min_fulls, when the archive has that many fulls.

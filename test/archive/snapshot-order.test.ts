@@ -38,7 +38,23 @@ function stream(from: Snap | null, tos: Snap[], o: StreamOptions = {}): Manifest
   let offset = compound ? 624 : 0;
   let fromguid = from?.guid ?? '0';
   const substreams = tos.map((s) => {
-    const sub = { toname: s.name.includes('@') ? s.name : `${o.dataset ?? DS}@${s.name}`, toguid: s.guid, fromguid, creation: iso(s.creation), ...txg(s), objsetType: 'filesystem', features: [], featureFlags: 0, beginFlags: 0, raw, clone: false, offset, bytes: 1000, records: 3, endChecksum: [] };
+    const sub = {
+      toname: s.name.includes('@') ? s.name : `${o.dataset ?? DS}@${s.name}`,
+      toguid: s.guid,
+      fromguid,
+      creation: iso(s.creation),
+      ...txg(s),
+      objsetType: 'filesystem',
+      features: [],
+      featureFlags: 0,
+      beginFlags: 0,
+      raw,
+      clone: false,
+      offset,
+      bytes: 1000,
+      records: 3,
+      endChecksum: [],
+    };
     fromguid = s.guid;
     offset += 1000;
     return sub;
@@ -221,7 +237,11 @@ function randomHistory(seed: number): History {
   const archived: { index: number; raw: boolean }[] = [];
   const streams: Manifest[] = [];
   const add = (from: number | null, tos: number[], streamRaw: boolean, i: number) => {
-    const m = stream(from === null ? null : source[from]!, tos.map((t) => source[t]!), { raw: streamRaw, txg: i >= txgFrom && rand() > 0.1, finishedAt: (archiveClock += 1 + Math.floor(rand() * 600_000)) });
+    const m = stream(
+      from === null ? null : source[from]!,
+      tos.map((t) => source[t]!),
+      { raw: streamRaw, txg: i >= txgFrom && rand() > 0.1, finishedAt: (archiveClock += 1 + Math.floor(rand() * 600_000)) },
+    );
     if (streams.some((s) => s.streamId === m.streamId)) return;
     streams.push(m);
     for (const t of tos) archived.push({ index: t, raw: streamRaw });
@@ -251,7 +271,14 @@ function randomHistory(seed: number): History {
   let policy: RetentionPolicy = { keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0, minFulls: 0 };
   if (rand() < 0.6) {
     do {
-      policy = { keepLast: rand() < 0.5 ? 0 : 1 + Math.floor(rand() * 3), keepDaily: counts(), keepWeekly: counts(), keepMonthly: counts(), keepYearly: rand() < 0.7 ? 0 : 1, minFulls: Math.floor(rand() * 3) };
+      policy = {
+        keepLast: rand() < 0.5 ? 0 : 1 + Math.floor(rand() * 3),
+        keepDaily: counts(),
+        keepWeekly: counts(),
+        keepMonthly: counts(),
+        keepYearly: rand() < 0.7 ? 0 : 1,
+        minFulls: Math.floor(rand() * 3),
+      };
     } while ([policy.keepLast, policy.keepDaily, policy.keepWeekly, policy.keepMonthly, policy.keepYearly].every((c) => c === 0));
   }
   // Sometimes "now" is before the newest snapshot (clocks disagree).

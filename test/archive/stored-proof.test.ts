@@ -35,7 +35,10 @@ describe('proving a stored chunk before a resume reuses it', () => {
   it('trusts the server ETag only when it is the one recorded at upload', async () => {
     // The bytes are not read when both ETags are known: a wrong ETag fails even over intact bytes.
     expect(await proveStored(backend, 'c/ok', { ...stored, etag: 'abc' }, { key: 'c/ok', size: frame.length, etag: 'abc' })).toEqual({ proven: true, by: 'etag' });
-    expect(await proveStored(backend, 'c/ok', { ...stored, etag: 'abc' }, { key: 'c/ok', size: frame.length, etag: 'abd' })).toEqual({ proven: false, why: "the server's ETag is abd, it was abc after the upload" });
+    expect(await proveStored(backend, 'c/ok', { ...stored, etag: 'abc' }, { key: 'c/ok', size: frame.length, etag: 'abd' })).toEqual({
+      proven: false,
+      why: "the server's ETag is abd, it was abc after the upload",
+    });
     // A journal without an ETag (older version) is proven by reading, even if the server has one.
     expect(await proveStored(backend, 'c/ok', stored, { key: 'c/ok', size: frame.length, etag: 'abd' })).toEqual({ proven: true, by: 'sha256' });
   });

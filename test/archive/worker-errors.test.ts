@@ -57,8 +57,18 @@ describe('errors across the worker boundary', () => {
     const { createHash } = await import('node:crypto');
     const buffer = shared(garbage);
     const err = await pool
-      .decompress({ stored: buffer, storedOffset: 0, storedLength: garbage.length, expectStoredSha256: createHash('sha256').update(garbage).digest('hex'), raw: new SharedArrayBuffer(1 << 20), maxRawSize: 1 << 20 })
-      .then(() => undefined, (e: unknown) => e);
+      .decompress({
+        stored: buffer,
+        storedOffset: 0,
+        storedLength: garbage.length,
+        expectStoredSha256: createHash('sha256').update(garbage).digest('hex'),
+        raw: new SharedArrayBuffer(1 << 20),
+        maxRawSize: 1 << 20,
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(ChunkJobError);
     expect((err as ChunkJobError).kind).toBe('frame-invalid');
   });
@@ -66,7 +76,10 @@ describe('errors across the worker boundary', () => {
   it('a closed pool: ChunkJobError of kind pool-failed', async () => {
     const closed = new ChunkPool(1);
     await closed.close();
-    const err = await closed.compress({ buffer: shared(new Uint8Array(4)), offset: 0, length: 4, level: 3, out: new SharedArrayBuffer(1024) }).then(() => undefined, (e: unknown) => e);
+    const err = await closed.compress({ buffer: shared(new Uint8Array(4)), offset: 0, length: 4, level: 3, out: new SharedArrayBuffer(1024) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ChunkJobError);
     expect((err as ChunkJobError).kind).toBe('pool-failed');
   });

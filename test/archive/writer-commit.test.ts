@@ -47,7 +47,16 @@ describe.each(testTargets())('commit proof on $name', (target: TestTarget) => {
   const write = (bytes: Buffer, dataset: string, beforeCommit?: (prefix: string) => Promise<void>) => {
     let prefix = '';
     return writeArchiveStream({
-      backend, pool, dataset, input: readableSource(Readable.from([bytes])), chunkSize: MiB, level: 3, parallel: 2, log: silentLogger(), sendArgs: null, zfsVersion: null,
+      backend,
+      pool,
+      dataset,
+      input: readableSource(Readable.from([bytes])),
+      chunkSize: MiB,
+      level: 3,
+      parallel: 2,
+      log: silentLogger(),
+      sendArgs: null,
+      zfsVersion: null,
       onIdentified: async (identity) => ((prefix = identity.prefix), true),
       beforeCommit: async () => beforeCommit?.(prefix),
     });

@@ -96,9 +96,21 @@ describe('config: valid files', () => {
   it('has safe defaults for a minimal file', () => {
     const [ds] = parse('datasets:\n  - name: tank\n    target: /srv/archive\n').datasets;
     expect(ds).toEqual({
-      name: 'tank', recursive: false, target: '/srv/archive', snapshot: { mode: 'create', prefix: 'zfs-offsite' }, raw: 'auto',
-      fullEveryMs: undefined, maxChain: undefined, keep: undefined, compressionLevel: 3, chunkSize: 16 * 1024 * 1024,
-      bwlimit: undefined, onFailure: undefined, s3: {}, sftp: {}, where: 'datasets[0]',
+      name: 'tank',
+      recursive: false,
+      target: '/srv/archive',
+      snapshot: { mode: 'create', prefix: 'zfs-offsite' },
+      raw: 'auto',
+      fullEveryMs: undefined,
+      maxChain: undefined,
+      keep: undefined,
+      compressionLevel: 3,
+      chunkSize: 16 * 1024 * 1024,
+      bwlimit: undefined,
+      onFailure: undefined,
+      s3: {},
+      sftp: {},
+      where: 'datasets[0]',
     });
   });
 
@@ -152,9 +164,7 @@ describe('config: bad files give one line naming file, line, key and why', () =>
   });
 
   it('missing target, name or datasets', () => {
-    expect(problem('datasets:\n  - name: tank/a\n')).toBe(
-      `${FILE}:2: datasets[0].target: missing: set target here or in defaults (s3://bucket/prefix, sftp://user@host/path or a directory)`,
-    );
+    expect(problem('datasets:\n  - name: tank/a\n')).toBe(`${FILE}:2: datasets[0].target: missing: set target here or in defaults (s3://bucket/prefix, sftp://user@host/path or a directory)`);
     expect(problem('datasets:\n  - target: /srv/a\n')).toBe(`${FILE}:2: datasets[0].name: missing: the dataset to archive, e.g. tank/home`);
     expect(problem('defaults:\n  target: /srv/a\n')).toBe(`${FILE}: datasets: missing: list the datasets to archive`);
     expect(problem('')).toBe(`${FILE}: the config file is empty: it needs a datasets list`);

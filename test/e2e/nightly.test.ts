@@ -60,7 +60,9 @@ datasets:
 `,
     );
     await vm!.run(`zpool destroy -f ${POOL} 2>/dev/null; rm -f /var/tmp/${POOL}.img; truncate -s 256M /var/tmp/${POOL}.img && zpool create -f -O mountpoint=/mnt/${POOL} ${POOL} /var/tmp/${POOL}.img`);
-    await vm!.run(`zfs create ${POOL}/a && zfs create ${POOL}/b && zpool create -f zonightlydst /var/tmp/zonightlydst.img 2>/dev/null || (truncate -s 256M /var/tmp/zonightlydst.img && zpool create -f -O mountpoint=/mnt/zonightlydst zonightlydst /var/tmp/zonightlydst.img)`);
+    await vm!.run(
+      `zfs create ${POOL}/a && zfs create ${POOL}/b && zpool create -f zonightlydst /var/tmp/zonightlydst.img 2>/dev/null || (truncate -s 256M /var/tmp/zonightlydst.img && zpool create -f -O mountpoint=/mnt/zonightlydst zonightlydst /var/tmp/zonightlydst.img)`,
+    );
   }, 300_000);
   afterAll(async () => {
     await vm?.ssh(`zpool destroy -f ${POOL}; zpool destroy -f zonightlydst; rm -f /var/tmp/${POOL}.img /var/tmp/zonightlydst.img`);
@@ -79,7 +81,12 @@ datasets:
       kinds.push(report.results.map((r) => r.kind!));
     }
     // Night 4: the chain (full + 2 incrementals) reached max_chain 2: a new full.
-    expect(kinds).toEqual([['full', 'full'], ['incr', 'incr'], ['incr', 'incr'], ['full', 'full']]);
+    expect(kinds).toEqual([
+      ['full', 'full'],
+      ['incr', 'incr'],
+      ['incr', 'incr'],
+      ['full', 'full'],
+    ]);
     // Night 5, with full_every instead: the newest full is older than 2 s, so a new full again.
     writeFileSync(config, readFileSync(config, 'utf8').replace('  max_chain: 2\n', '  full_every: 2s\n'));
     await new Promise((resolve) => setTimeout(resolve, 3000));

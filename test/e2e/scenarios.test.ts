@@ -47,10 +47,15 @@ describe.skipIf(!vm || !rgw)('scenarios on real OpenZFS', () => {
   /** name → guid of every snapshot under a dataset, relative names (`@s1`, `child@s1`). */
   const snapshotGuids = async (dataset: string) => {
     const out = await run(`zfs list -H -p -r -t snapshot -o name,guid ${q(dataset)}`);
-    return Object.fromEntries(out.split('\n').filter(Boolean).map((l) => {
-      const [name, guid] = l.split('\t');
-      return [name!.slice(dataset.length), guid!];
-    }));
+    return Object.fromEntries(
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => {
+          const [name, guid] = l.split('\t');
+          return [name!.slice(dataset.length), guid!];
+        }),
+    );
   };
   const fileSums = async (mountpoint: string) => run(`cd ${q(mountpoint)} && find . -type f -print0 | sort -z | xargs -0 -r sha256sum`);
   const write = (path: string, kib: number) => run(`head -c ${kib * 1024} /dev/urandom > ${q(path)}`);
@@ -81,7 +86,12 @@ describe.skipIf(!vm || !rgw)('scenarios on real OpenZFS', () => {
     }
     for (const snap of ['s1', 's2', 's3', 's4']) expect((await cli('send', `${ds}@${snap}`, '--to', s3)).code).toBe(0);
     const listed = JSON.parse((await cli('list', s3, ds, '--json')).stdout) as { streams: { kind: string; raw: boolean }[] }[];
-    expect(listed[0]!.streams.map((s) => [s.kind, s.raw])).toEqual([['full', true], ['incr', true], ['incr', true], ['incr', true]]);
+    expect(listed[0]!.streams.map((s) => [s.kind, s.raw])).toEqual([
+      ['full', true],
+      ['incr', true],
+      ['incr', true],
+      ['incr', true],
+    ]);
 
     const r = await cli('restore', '--from', s3, ds, '--into', `${DST}/secret`);
     expect(r.code).toBe(0);
@@ -150,7 +160,9 @@ describe.skipIf(!vm || !rgw)('scenarios on real OpenZFS', () => {
 
   it('6. a zvol', async () => {
     const vol = `${SRC}/vol`;
-    await run(`zfs create -V 8M -o volblocksize=16K ${vol} && udevadm settle; for i in $(seq 50); do [ -e /dev/zvol/${vol} ] && break; sleep 0.2; done; head -c 4194304 /dev/urandom | dd of=/dev/zvol/${vol} bs=1M conv=fsync status=none && zfs snapshot ${vol}@s1`);
+    await run(
+      `zfs create -V 8M -o volblocksize=16K ${vol} && udevadm settle; for i in $(seq 50); do [ -e /dev/zvol/${vol} ] && break; sleep 0.2; done; head -c 4194304 /dev/urandom | dd of=/dev/zvol/${vol} bs=1M conv=fsync status=none && zfs snapshot ${vol}@s1`,
+    );
     expect((await cli('send', `${vol}@s1`, '--to', s3)).code).toBe(0);
     expect((await cli('restore', '--from', s3, vol, '--into', `${DST}/vol`)).code).toBe(0);
     const sum = (v: string) => run(`udevadm settle; for i in $(seq 50); do [ -e /dev/zvol/${v} ] && break; sleep 0.2; done; sha256sum < /dev/zvol/${v}`);
@@ -205,9 +217,11 @@ describe.skipIf(!vm || !rgw)('scenarios on real OpenZFS', () => {
     const snaps = ['hourly', 'daily', 'monthly'];
     let creations: string[] = [];
     for (let attempt = 0; attempt < 5; attempt++) {
-      await run(`for s in ${snaps.join(' ')}; do zfs destroy ${ds}@$s 2>/dev/null; done; head -c 65536 /dev/urandom > /mnt/${ds}/f$RANDOM; ` +
-        `T=$(date +%s); U=$(cut -d' ' -f1 /proc/uptime); for s in ${snaps.join(' ')}; do date -s @$T >/dev/null; zfs snapshot ${ds}@$s || break; done; ` +
-        `date -s @$(awk -v t=$T -v u=$U '{printf "%d", t + ($1 - u) + 1}' /proc/uptime) >/dev/null`);
+      await run(
+        `for s in ${snaps.join(' ')}; do zfs destroy ${ds}@$s 2>/dev/null; done; head -c 65536 /dev/urandom > /mnt/${ds}/f$RANDOM; ` +
+          `T=$(date +%s); U=$(cut -d' ' -f1 /proc/uptime); for s in ${snaps.join(' ')}; do date -s @$T >/dev/null; zfs snapshot ${ds}@$s || break; done; ` +
+          `date -s @$(awk -v t=$T -v u=$U '{printf "%d", t + ($1 - u) + 1}' /proc/uptime) >/dev/null`,
+      );
       creations = (await run(`zfs get -H -p -o value creation ${snaps.map((s) => `${ds}@${s}`).join(' ')}`)).trim().split('\n');
       if (new Set(creations).size === 1) break;
     }
@@ -245,4 +259,3 @@ describe.skipIf(!vm || !rgw)('scenarios on real OpenZFS', () => {
     }
   });
 });
-

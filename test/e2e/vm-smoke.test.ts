@@ -42,14 +42,8 @@ describe.skipIf(!vm)('real OpenZFS in the test VM', () => {
   it('sends a raw stream of an encrypted snapshot to the host', async () => {
     // keyformat=raw takes exactly 32 key bytes, written inside the guest.
     await vm!.run(`umask 077 && head -c 32 /dev/urandom > ${q(keyFile)}`);
-    await vm!.run(
-      `zfs create -o encryption=aes-256-gcm -o keyformat=raw -o keylocation=file://${keyFile} ${q(dataset)}`,
-    );
-    expect((await vm!.run(`zfs get -H -o value encryption,keystatus ${q(dataset)}`)).split('\n')).toEqual([
-      'aes-256-gcm',
-      'available',
-      '',
-    ]);
+    await vm!.run(`zfs create -o encryption=aes-256-gcm -o keyformat=raw -o keylocation=file://${keyFile} ${q(dataset)}`);
+    expect((await vm!.run(`zfs get -H -o value encryption,keystatus ${q(dataset)}`)).split('\n')).toEqual(['aes-256-gcm', 'available', '']);
     await vm!.run(`head -c 262144 /dev/urandom > /${pool}/secret/data.bin && sync && zfs snapshot ${q(snapshot)}`);
     const guid = BigInt((await vm!.run(`zfs get -H -p -o value guid ${q(snapshot)}`)).trim());
 

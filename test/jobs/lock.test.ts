@@ -68,10 +68,7 @@ describe.each(testTargets())('dataset locks on $name', (target: TestTarget) => {
     const shared = stateDir();
     const startAt = String(Date.now() + 2500); // both processes are up and connected by then
     const args = (host: string, dir: string) => [url, ds, dir, host, startAt, '2000', '1000'];
-    const reports = await Promise.all([
-      contender(env, args(sameHost ? 'host-a' : 'host-a', shared)),
-      contender(env, args(sameHost ? 'host-a' : 'host-b', sameHost ? shared : stateDir())),
-    ]);
+    const reports = await Promise.all([contender(env, args(sameHost ? 'host-a' : 'host-a', shared)), contender(env, args(sameHost ? 'host-a' : 'host-b', sameHost ? shared : stateDir()))]);
     return reports.sort((a, b) => (a.status === 'acquired' ? -1 : 1) - (b.status === 'acquired' ? -1 : 1)) as [ChildReport, ChildReport];
   }
 
@@ -125,7 +122,16 @@ describe.each(testTargets())('dataset locks on $name', (target: TestTarget) => {
 
   it('takes over at once a lease left by a dead process on this host', async () => {
     const ds = dataset();
-    const abandoned: LeaseRecord = { format: 'zfs-offsite-lease', dataset: ds, host: 'this-host', pid: deadPid(), runId: 'crashed', acquired: '', refreshed: '', expires: new Date(Date.now() + 3_600_000).toISOString() };
+    const abandoned: LeaseRecord = {
+      format: 'zfs-offsite-lease',
+      dataset: ds,
+      host: 'this-host',
+      pid: deadPid(),
+      runId: 'crashed',
+      acquired: '',
+      refreshed: '',
+      expires: new Date(Date.now() + 3_600_000).toISOString(),
+    };
     await backend.put(leaseKey(ds), Buffer.from(JSON.stringify(abandoned)));
     await expect(acquireDatasetLock({ dataset: ds, backend, stateDir: stateDir(), host: 'other-host', settleMs: 10 })).rejects.toThrow(/host this-host/);
     const lock = await acquireDatasetLock({ dataset: ds, backend, stateDir: stateDir(), host: 'this-host', settleMs: 10 });

@@ -36,7 +36,14 @@ const OTHER = { dataset: 'labpool/zfse-raw-advanced', full: fixtureBytes('zse-ad
 /** ~3 MiB of incompressible data over 1 MiB chunks (4 chunks), then a -I stream a → b → c. */
 const BIG = Buffer.from(
   buildStream({
-    substreams: [{ ...FULL, toname: 'pool/big@a', features: RAW_FEATURES, records: Array.from({ length: 24 }, (_, i): ContentRecord => ({ kind: 'write', object: 2, offset: i * 131072, data: randomBytes(131072), compression: 2 })) }],
+    substreams: [
+      {
+        ...FULL,
+        toname: 'pool/big@a',
+        features: RAW_FEATURES,
+        records: Array.from({ length: 24 }, (_, i): ContentRecord => ({ kind: 'write', object: 2, offset: i * 131072, data: randomBytes(131072), compression: 2 })),
+      },
+    ],
   }).bytes,
 );
 const COMPOUND = Buffer.from(
@@ -71,7 +78,7 @@ describe.each(targets)('damaged manifests on $name', (target: TestTarget) => {
   const put = (input: Buffer) => cli(['put', '--to', url, '--chunk-size', '1M'], input);
   const verify = async (...args: string[]) => {
     const r = await cli(['verify', url, ...args, '--json']);
-    return { code: r.code, stderr: r.stderr, problems: (r.stdout ? (JSON.parse(r.stdout) as { problems: Problem[] }).problems : []) };
+    return { code: r.code, stderr: r.stderr, problems: r.stdout ? (JSON.parse(r.stdout) as { problems: Problem[] }).problems : [] };
   };
 
   async function manifestKey(dataset: string, kind: 'full' | 'incr'): Promise<{ key: string; streamId: string }> {
@@ -216,23 +223,29 @@ describe.each(targets)('damaged manifests on $name', (target: TestTarget) => {
     });
 
     it('the last chunk, rawBytes and the substream shortened together: deep verify reports it, restore refuses', async () => {
-      await withEdited((m) => {
-        m.chunks.at(-1)!.rawSize -= 100;
-        m.rawBytes -= 100;
-        m.substreams[0]!.bytes -= 100;
-      }, async () => {
-        const v = await verify('--deep');
-        expect(v.code).toBe(3);
-        expect(v.problems).toEqual([expect.objectContaining({ kind: expect.stringMatching(/^chunk-(raw-mismatch|undecodable)$/), object: expect.stringMatching(/000003\.zst$/) })]);
-        await expectRefused('pool/big@a', /000003\.zst: /);
-      });
+      await withEdited(
+        (m) => {
+          m.chunks.at(-1)!.rawSize -= 100;
+          m.rawBytes -= 100;
+          m.substreams[0]!.bytes -= 100;
+        },
+        async () => {
+          const v = await verify('--deep');
+          expect(v.code).toBe(3);
+          expect(v.problems).toEqual([expect.objectContaining({ kind: expect.stringMatching(/^chunk-(raw-mismatch|undecodable)$/), object: expect.stringMatching(/000003\.zst$/) })]);
+          await expectRefused('pool/big@a', /000003\.zst: /);
+        },
+      );
     });
 
     it('a wrong whole-stream SHA-256: restore refuses before the end, no file', async () => {
-      await withEdited((m) => void (m.sha256 = 'a'.repeat(64)), async () => {
-        expect((await verify('--deep')).problems).toEqual([expect.objectContaining({ kind: 'stream-hash-mismatch' })]);
-        await expectRefused('pool/big@a', /stream's SHA-256 is [0-9a-f]{64}, the manifest says a{64}/);
-      });
+      await withEdited(
+        (m) => void (m.sha256 = 'a'.repeat(64)),
+        async () => {
+          expect((await verify('--deep')).problems).toEqual([expect.objectContaining({ kind: 'stream-hash-mismatch' })]);
+          await expectRefused('pool/big@a', /stream's SHA-256 is [0-9a-f]{64}, the manifest says a{64}/);
+        },
+      );
     });
 
     it('-I substream boundaries moved consistently: the cut stream is refused', async () => {

@@ -27,7 +27,11 @@ const OTHER = 'pool/other';
 const day = (d: number, hour = 2) => Date.UTC(2026, 0, d, hour) / 1000;
 const guid = (n: number) => 0x1000_0000_0000_0000n + BigInt(n);
 const sub = (name: string, to: number, from: number, creationTime: number, records?: ContentRecord[]): SubstreamSpec => ({
-  toname: `${DS}@${name}`, toguid: guid(to), fromguid: from === 0 ? 0n : guid(from), creationTime, ...(records ? { records } : {}),
+  toname: `${DS}@${name}`,
+  toguid: guid(to),
+  fromguid: from === 0 ? 0n : guid(from),
+  creationTime,
+  ...(records ? { records } : {}),
 });
 const bytesOf = (spec: Parameters<typeof buildStream>[0]) => Buffer.from(buildStream(spec).bytes);
 
@@ -201,6 +205,7 @@ class RecordingBackend {
   readonly deletes: string[][] = [];
   failAt?: number;
   constructor(private readonly inner: Backend) {
+    // biome-ignore lint/correctness/noConstructorReturn: a recording proxy in front of the real backend
     return new Proxy(this, {
       get: (self, prop, receiver) => (prop in self ? Reflect.get(self, prop, receiver) : (inner as unknown as Record<string | symbol, unknown>)[prop]),
     });

@@ -45,7 +45,7 @@ async function readArchive(backend: Backend, dataset?: string): Promise<StoredSt
     if (dataset && manifest.dataset !== dataset) continue;
     const dir = key.slice(0, -'manifest.json'.length);
     const chunks = Buffer.concat(await Promise.all(manifest.chunks.map((c) => backend.getBuffer(dir + c.key))));
-    out.push({ manifest, objects: keys.filter((k) => k.startsWith(dir)), chunks, sums: (await backend.getBuffer(dir + 'SHA256SUMS')).toString() });
+    out.push({ manifest, objects: keys.filter((k) => k.startsWith(dir)), chunks, sums: (await backend.getBuffer(`${dir}SHA256SUMS`)).toString() });
   }
   return out;
 }
@@ -146,7 +146,10 @@ describe.each(testTargets())('put to $name', (target: TestTarget) => {
     expect((await put([], full)).code).toBe(0);
     const r = await put([], incr);
     expect(r.code).toBe(0);
-    const toname = full.subarray(56, 56 + 256).toString('latin1').replace(/\0.*$/s, '');
+    const toname = full
+      .subarray(56, 56 + 256)
+      .toString('latin1')
+      .replace(/\0.*$/s, '');
     const dataset = toname.split('@')[0]!;
     const streams = await readArchive(backend, dataset);
     expect(streams.map((s) => s.manifest.kind).sort()).toEqual(['full', 'incr']);

@@ -104,7 +104,10 @@ describe.each(testTargets())('restore from $name', (target: TestTarget) => {
     const r = await restoreTo('pool/big@b', toB, '--json');
     expect(r.code).toBe(0);
     const plan = JSON.parse(r.stdout) as { streams: { whole: boolean; substreams: { first: number; last: number } }[] };
-    expect(plan.streams.map((s) => [s.whole, s.substreams.first, s.substreams.last])).toEqual([[true, 0, 0], [false, 0, 0]]);
+    expect(plan.streams.map((s) => [s.whole, s.substreams.first, s.substreams.last])).toEqual([
+      [true, 0, 0],
+      [false, 0, 0],
+    ]);
     // The cut -I stream (header + a→b + conclusion END) is itself a complete, valid send stream.
     const bytes = readFileSync(toB);
     expect(bytes.subarray(0, BIG_FULL.length).equals(BIG_FULL)).toBe(true);
@@ -156,8 +159,8 @@ describe.each(testTargets())('restore from $name', (target: TestTarget) => {
 
   it('names the missing link when a base manifest is deleted, exit 2, nothing written', async () => {
     const { manifest, prefix } = await manifestOf('labpool/zfs-send-tiny', 'full');
-    const original = await backend.getBuffer(prefix + 'manifest.json');
-    await backend.delete([prefix + 'manifest.json']);
+    const original = await backend.getBuffer(`${prefix}manifest.json`);
+    await backend.delete([`${prefix}manifest.json`]);
     try {
       const file = join(out, 'broken.zfs');
       const r = await restoreTo('labpool/zfs-send-tiny@incremental', file);
@@ -168,7 +171,7 @@ describe.each(testTargets())('restore from $name', (target: TestTarget) => {
       );
       expect(existsSync(file)).toBe(false);
     } finally {
-      await backend.put(prefix + 'manifest.json', original);
+      await backend.put(`${prefix}manifest.json`, original);
     }
   });
 

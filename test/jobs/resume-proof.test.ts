@@ -16,7 +16,13 @@ const MiB = 1024 * 1024;
 
 /** ~6 MiB: incompressible chunks, then compressible ones. */
 function stream(): Buffer {
-  const records: ContentRecord[] = Array.from({ length: 48 }, (_, i) => ({ kind: 'write', object: 2, offset: i * 131072, data: i < 24 ? randomBytes(131072) : Buffer.alloc(131072, i), compression: 2 }));
+  const records: ContentRecord[] = Array.from({ length: 48 }, (_, i) => ({
+    kind: 'write',
+    object: 2,
+    offset: i * 131072,
+    data: i < 24 ? randomBytes(131072) : Buffer.alloc(131072, i),
+    compression: 2,
+  }));
   return Buffer.from(buildStream({ substreams: [{ ...FULL, toname: 'pool/resume@s1', features: RAW_FEATURES, records }] }).bytes);
 }
 

@@ -80,8 +80,13 @@ describe('run --config', () => {
     expect(second.stdout).toMatch(/labpool\/zfs-send-tiny\s+ok\s+incremental\s+incr/);
     expect(second.stdout).toMatch(/all 1 dataset\(s\) ok/);
     expect(state().datasets[DS]!.bookmarks).toEqual([expect.objectContaining({ name: 'zfs-offsite_incremental', guid: incremental })]);
-    const manifests = listFiles(join(dir, 'archive')).filter((f) => f.endsWith('manifest.json')).map((f) => readJson<Manifest>(join(dir, 'archive', f)));
-    expect(manifests.map((m) => [m.kind, m.to.name, m.from?.name ?? null]).sort()).toEqual([['full', 'base', null], ['incr', 'incremental', 'base']]);
+    const manifests = listFiles(join(dir, 'archive'))
+      .filter((f) => f.endsWith('manifest.json'))
+      .map((f) => readJson<Manifest>(join(dir, 'archive', f)));
+    expect(manifests.map((m) => [m.kind, m.to.name, m.from?.name ?? null]).sort()).toEqual([
+      ['full', 'base', null],
+      ['incr', 'incremental', 'base'],
+    ]);
     // Nothing left locked.
     expect(listFiles(join(dir, 'archive')).filter((f) => f.endsWith('lease.json'))).toEqual([]);
   });
@@ -93,7 +98,9 @@ describe('run --config', () => {
     writeFileSync(statePath(), JSON.stringify(s));
     const r = await run('--config', config('*'), '--dataset', DS);
     expect(r.code).toBe(0);
-    const sends = readFileSync(join(dir, 'zfs.log'), 'utf8').split('\n').filter((l) => l.startsWith('["send"'));
+    const sends = readFileSync(join(dir, 'zfs.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('["send"'));
     expect(JSON.parse(sends.at(-1)!)).toEqual(['send', '-L', '-c', '-i', `${DS}#zfs-offsite_base`, `${DS}@incremental`]);
   });
 
@@ -107,7 +114,9 @@ describe('run --config', () => {
     const r = await run('--config', config('*'), '--dataset', DS, '--json');
     const report = JSON.parse(r.stdout) as { results: { kind: string; why: string }[] };
     expect(report.results[0]!.why).toMatch(/diverged/);
-    const sends = readFileSync(join(dir, 'zfs.log'), 'utf8').split('\n').filter((l) => l.startsWith('["send"'));
+    const sends = readFileSync(join(dir, 'zfs.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('["send"'));
     expect(JSON.parse(sends.at(-1)!)).toEqual(['send', '-L', '-c', `${DS}@incremental`]);
   });
 

@@ -102,7 +102,10 @@ describe('put records createtxg', () => {
 
   it('from zfs on this host when the snapshots have the same GUIDs, and not otherwise', async () => {
     // @b was destroyed and re-created on this host: same name, another GUID, so no txg for it.
-    const env = standIn([{ name: 'a', guid: a, createtxg: 70 }, { name: 'b', guid: 0x3000_0000_0000_0099n, createtxg: 90 }]);
+    const env = standIn([
+      { name: 'a', guid: a, createtxg: 70 },
+      { name: 'b', guid: 0x3000_0000_0000_0099n, createtxg: 90 },
+    ]);
     await put(bytesOf([sub(`${DS}@a`, a, 0n)]), env);
     await put(bytesOf([sub(`${DS}@b`, b, a)]), env);
     const [full, incr] = manifestsOf(DS).sort((x, y) => x.kind.localeCompare(y.kind));

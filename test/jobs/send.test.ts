@@ -49,7 +49,9 @@ function sends(): string[][] {
 }
 
 function manifests(): Manifest[] {
-  return listFiles(archive).filter((f) => f.endsWith('manifest.json')).map((f) => readJson<Manifest>(join(archive, f)));
+  return listFiles(archive)
+    .filter((f) => f.endsWith('manifest.json'))
+    .map((f) => readJson<Manifest>(join(archive, f)));
 }
 
 beforeEach(() => {

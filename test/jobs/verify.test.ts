@@ -21,7 +21,14 @@ interface Report {
 /** ~4 MiB of raw-like data over 1 MiB chunks: enough objects for random damage. */
 const BIG = Buffer.from(
   buildStream({
-    substreams: [{ ...FULL, toname: 'pool/audit@a', features: RAW_FEATURES, records: Array.from({ length: 32 }, (_, i): ContentRecord => ({ kind: 'write', object: 2, offset: i * 131072, data: randomBytes(131072), compression: 2 })) }],
+    substreams: [
+      {
+        ...FULL,
+        toname: 'pool/audit@a',
+        features: RAW_FEATURES,
+        records: Array.from({ length: 32 }, (_, i): ContentRecord => ({ kind: 'write', object: 2, offset: i * 131072, data: randomBytes(131072), compression: 2 })),
+      },
+    ],
   }).bytes,
 );
 
@@ -82,18 +89,22 @@ describe.each(testTargets())('verify on $name', (target: TestTarget) => {
     for (let trial = 0; trial < 20; trial++) {
       const chunk = m.chunks[randomInt(m.chunks.length)]!;
       const key = prefix + chunk.key;
-      await withDamage(key, async (original) => {
-        const damaged = Buffer.from(original);
-        damaged[randomInt(damaged.length)]! ^= 1 << randomInt(8);
-        await backend.put(key, damaged);
-      }, async () => {
-        const r = await verify('pool/audit', '--deep');
-        expect(r.code).toBe(3);
-        const hits = r.report.problems.filter((p) => p.kind === 'chunk-corrupt' && p.object === `${backend.location}/${key}`);
-        expect(hits).toHaveLength(1);
-        expect(hits[0]!.expected).toBe(chunk.storedSha256);
-        found++;
-      });
+      await withDamage(
+        key,
+        async (original) => {
+          const damaged = Buffer.from(original);
+          damaged[randomInt(damaged.length)]! ^= 1 << randomInt(8);
+          await backend.put(key, damaged);
+        },
+        async () => {
+          const r = await verify('pool/audit', '--deep');
+          expect(r.code).toBe(3);
+          const hits = r.report.problems.filter((p) => p.kind === 'chunk-corrupt' && p.object === `${backend.location}/${key}`);
+          expect(hits).toHaveLength(1);
+          expect(hits[0]!.expected).toBe(chunk.storedSha256);
+          found++;
+        },
+      );
     }
     expect(found).toBe(20);
   });
@@ -101,54 +112,70 @@ describe.each(testTargets())('verify on $name', (target: TestTarget) => {
   it('quick verify reports a deleted chunk and a truncated chunk', async () => {
     const { m, prefix } = await stream('pool/audit', 'full');
     const key = prefix + m.chunks[2]!.key;
-    await withDamage(key, async () => backend.delete([key]), async () => {
-      const r = await verify();
-      expect(r.code).toBe(3);
-      expect(r.report.problems).toEqual([expect.objectContaining({ kind: 'chunk-missing', object: `${backend.location}/${key}`, stream: m.streamId })]);
-    });
-    await withDamage(key, async (original) => backend.put(key, original.subarray(0, original.length - 1)), async () => {
-      const r = await verify();
-      expect(r.code).toBe(3);
-      expect(r.report.problems).toEqual([expect.objectContaining({ kind: 'chunk-size', expected: String(m.chunks[2]!.storedSize), found: String(m.chunks[2]!.storedSize - 1) })]);
-    });
+    await withDamage(
+      key,
+      async () => backend.delete([key]),
+      async () => {
+        const r = await verify();
+        expect(r.code).toBe(3);
+        expect(r.report.problems).toEqual([expect.objectContaining({ kind: 'chunk-missing', object: `${backend.location}/${key}`, stream: m.streamId })]);
+      },
+    );
+    await withDamage(
+      key,
+      async (original) => backend.put(key, original.subarray(0, original.length - 1)),
+      async () => {
+        const r = await verify();
+        expect(r.code).toBe(3);
+        expect(r.report.problems).toEqual([expect.objectContaining({ kind: 'chunk-size', expected: String(m.chunks[2]!.storedSize), found: String(m.chunks[2]!.storedSize - 1) })]);
+      },
+    );
   });
 
   it('quick verify reports a deleted base manifest as a broken chain', async () => {
     const base = await stream('labpool/zfs-send-tiny', 'full');
     const incr = await stream('labpool/zfs-send-tiny', 'incr');
-    await withDamage(base.prefix + 'manifest.json', async () => backend.delete([base.prefix + 'manifest.json']), async () => {
-      const r = await verify('--stale-after', '0');
-      expect(r.code).toBe(3);
-      const kinds = r.report.problems.map((p) => `${p.kind} ${p.stream}`).sort();
-      expect(kinds).toEqual([`chain-broken ${incr.m.streamId}`, `orphan-object ${base.m.streamId}`].sort());
-    });
+    await withDamage(
+      `${base.prefix}manifest.json`,
+      async () => backend.delete([`${base.prefix}manifest.json`]),
+      async () => {
+        const r = await verify('--stale-after', '0');
+        expect(r.code).toBe(3);
+        const kinds = r.report.problems.map((p) => `${p.kind} ${p.stream}`).sort();
+        expect(kinds).toEqual([`chain-broken ${incr.m.streamId}`, `orphan-object ${base.m.streamId}`].sort());
+      },
+    );
   });
 
   it('quick verify reports a manifest edited to a wrong hash', async () => {
     const { m, prefix } = await stream('pool/audit', 'full');
-    const key = prefix + 'manifest.json';
-    await withDamage(key, async () => {
-      const edited = structuredClone(m);
-      edited.chunks[1]!.storedSha256 = 'f'.repeat(64);
-      await backend.put(key, Buffer.from(JSON.stringify(edited)));
-    }, async () => {
-      const r = await verify();
-      expect(r.code).toBe(3);
-      expect(r.report.problems).toEqual([expect.objectContaining({ kind: 'sums-mismatch', expected: 'f'.repeat(64), found: m.chunks[1]!.storedSha256 })]);
-    });
+    const key = `${prefix}manifest.json`;
+    await withDamage(
+      key,
+      async () => {
+        const edited = structuredClone(m);
+        edited.chunks[1]!.storedSha256 = 'f'.repeat(64);
+        await backend.put(key, Buffer.from(JSON.stringify(edited)));
+      },
+      async () => {
+        const r = await verify();
+        expect(r.code).toBe(3);
+        expect(r.report.problems).toEqual([expect.objectContaining({ kind: 'sums-mismatch', expected: 'f'.repeat(64), found: m.chunks[1]!.storedSha256 })]);
+      },
+    );
   });
 
   it('quick verify reports an orphaned in-progress stream with its age, only once it is stale', async () => {
     const prefix = 'pool/audit/20200101T000000Z-incr-lost-0123abcd/';
-    await backend.put(prefix + 'journal.json', Buffer.from('{"status":"in-progress"}'));
-    await backend.put(prefix + '000000.zst', randomBytes(1000));
+    await backend.put(`${prefix}journal.json`, Buffer.from('{"status":"in-progress"}'));
+    await backend.put(`${prefix}000000.zst`, randomBytes(1000));
     try {
       expect((await verify()).code).toBe(0); // fresh: a run may be writing it right now
       const r = await verify('--stale-after', '0');
       expect(r.code).toBe(3);
       expect(r.report.problems).toEqual([expect.objectContaining({ kind: 'stale-in-progress', stream: '20200101T000000Z-incr-lost-0123abcd', found: expect.stringMatching(/^\d+ s old$/) })]);
     } finally {
-      await backend.delete([prefix + 'journal.json', prefix + '000000.zst']);
+      await backend.delete([`${prefix}journal.json`, `${prefix}000000.zst`]);
     }
   });
 

@@ -55,7 +55,10 @@ describe.each(testTargets())('a put paused mid-stream while prune --stale-after 
 
   it('prune leaves the live upload alone; the put completes and restores byte-identically', async () => {
     const bytes = stream();
-    const child = spawn(process.execPath, [CLI, 'put', '--to', url, '--dataset', DATASET, '--chunk-size', '1M', '--json', '--no-progress'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'put', '--to', url, '--dataset', DATASET, '--chunk-size', '1M', '--json', '--no-progress'], {
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

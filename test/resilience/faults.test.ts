@@ -21,7 +21,14 @@ import { buildStream, type ContentRecord, FULL, RAW_FEATURES } from '../support/
 
 const STREAM = Buffer.from(
   buildStream({
-    substreams: [{ ...FULL, toname: 'faults/ds@s1', features: RAW_FEATURES, records: Array.from({ length: 160 }, (_, i): ContentRecord => ({ kind: 'write', object: 2, offset: i * 131072, data: randomBytes(131072), compression: 2 })) }],
+    substreams: [
+      {
+        ...FULL,
+        toname: 'faults/ds@s1',
+        features: RAW_FEATURES,
+        records: Array.from({ length: 160 }, (_, i): ContentRecord => ({ kind: 'write', object: 2, offset: i * 131072, data: randomBytes(131072), compression: 2 })),
+      },
+    ],
   }).bytes,
 );
 const rgw = rgwSettings();
@@ -172,16 +179,22 @@ describe('SFTP server stopped mid-upload', () => {
       return void console.warn('skipped: scripts/sshd.sh cannot start an SFTP server here (needs root and openssh-server)');
     }
     const vars = Object.fromEntries(
-      readFileSync(join(dir, 'env'), 'utf8').split('\n').flatMap((l) => {
-        const m = /^(?:export\s+)?(\w+)=(.*)$/.exec(l.trim());
-        return m ? [[m[1]!, m[2]!.replace(/^(['"])(.*)\1$/, '$2')]] : [];
-      }),
+      readFileSync(join(dir, 'env'), 'utf8')
+        .split('\n')
+        .flatMap((l) => {
+          const m = /^(?:export\s+)?(\w+)=(.*)$/.exec(l.trim());
+          return m ? [[m[1]!, m[2]!.replace(/^(['"])(.*)\1$/, '$2')]] : [];
+        }),
     ) as Record<string, string>;
     const chroot = vars.SFTP_TEST_CHROOT!;
-    const child = spawn(process.execPath, [CLI, 'put', '--to', vars.SFTP_TEST_URL!, '--sftp-known-hosts', vars.SFTP_TEST_KNOWN_HOSTS!, '--chunk-size', '1M', '--retries', '3', '--retry-time', '5s', '--log-level', 'debug'], {
-      env: { ...process.env, ZFS_OFFSITE_SFTP_PASSWORD: vars.SFTP_TEST_PASSWORD!, ZFS_OFFSITE_SFTP_KEY: '', SSH_AUTH_SOCK: '' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'put', '--to', vars.SFTP_TEST_URL!, '--sftp-known-hosts', vars.SFTP_TEST_KNOWN_HOSTS!, '--chunk-size', '1M', '--retries', '3', '--retry-time', '5s', '--log-level', 'debug'],
+      {
+        env: { ...process.env, ZFS_OFFSITE_SFTP_PASSWORD: vars.SFTP_TEST_PASSWORD!, ZFS_OFFSITE_SFTP_KEY: '', SSH_AUTH_SOCK: '' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
     const out: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => out.push(b));
@@ -196,7 +209,11 @@ describe('SFTP server stopped mid-upload', () => {
     const listener = readFileSync(join(dir, 'sshd.pid'), 'utf8').trim();
     execFileSync('kill', ['-KILL', listener]);
     for (let i = 0; i < 50; i++) {
-      const holders = execFileSync('ss', ['-tnpH', 'sport', '=', ':2297']).toString().match(/pid=(\d+)/g)?.map((m) => m.slice(4)) ?? [];
+      const holders =
+        execFileSync('ss', ['-tnpH', 'sport', '=', ':2297'])
+          .toString()
+          .match(/pid=(\d+)/g)
+          ?.map((m) => m.slice(4)) ?? [];
       if (holders.length === 0) break;
       execFileSync('kill', ['-KILL', ...new Set(holders)]);
       await sleep(50);

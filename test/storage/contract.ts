@@ -100,139 +100,176 @@ export function runBackendContract(name: string, makeBackend: () => Promise<Back
     });
 
     for (const size of SIZES) {
-      it(`stores and reads back a ${size}-byte Buffer body`, async () => {
-        const data = randomBytes(size);
-        await backend.put(`buf/${size}.bin`, data);
-        expect(sha256(await backend.getBuffer(`buf/${size}.bin`))).toBe(sha256(data));
-        expect(sha256(await readAll(await backend.get(`buf/${size}.bin`)))).toBe(sha256(data));
-        const info = await backend.head(`buf/${size}.bin`);
-        expect(info.key).toBe(`buf/${size}.bin`);
-        expect(info.size).toBe(size);
-        if (info.modified !== undefined) expect(info.modified).toBeInstanceOf(Date);
-      }, SLOW);
+      it(
+        `stores and reads back a ${size}-byte Buffer body`,
+        async () => {
+          const data = randomBytes(size);
+          await backend.put(`buf/${size}.bin`, data);
+          expect(sha256(await backend.getBuffer(`buf/${size}.bin`))).toBe(sha256(data));
+          expect(sha256(await readAll(await backend.get(`buf/${size}.bin`)))).toBe(sha256(data));
+          const info = await backend.head(`buf/${size}.bin`);
+          expect(info.key).toBe(`buf/${size}.bin`);
+          expect(info.size).toBe(size);
+          if (info.modified !== undefined) expect(info.modified).toBeInstanceOf(Date);
+        },
+        SLOW,
+      );
 
-      it(`stores and reads back a ${size}-byte Readable body, with and without a size`, async () => {
-        const data = randomBytes(size);
-        await backend.put(`stream/${size}.sized`, chunkedReadable(data), size);
-        await backend.put(`stream/${size}.unsized`, chunkedReadable(data));
-        for (const key of [`stream/${size}.sized`, `stream/${size}.unsized`]) {
-          expect(sha256(await readAll(await backend.get(key)))).toBe(sha256(data));
-          expect((await backend.head(key)).size).toBe(size);
-        }
-      }, SLOW);
+      it(
+        `stores and reads back a ${size}-byte Readable body, with and without a size`,
+        async () => {
+          const data = randomBytes(size);
+          await backend.put(`stream/${size}.sized`, chunkedReadable(data), size);
+          await backend.put(`stream/${size}.unsized`, chunkedReadable(data));
+          for (const key of [`stream/${size}.sized`, `stream/${size}.unsized`]) {
+            expect(sha256(await readAll(await backend.get(key)))).toBe(sha256(data));
+            expect((await backend.head(key)).size).toBe(size);
+          }
+        },
+        SLOW,
+      );
     }
 
-    it('reads byte ranges: start, middle, to the end, empty, and clipped at the end', async () => {
-      const data = randomBytes(MiB + 123);
-      await backend.put('ranged', data);
-      const read = async (offset: number, length?: number) =>
-        readAll(await backend.get('ranged', length === undefined ? { offset } : { offset, length }));
-      expect((await read(0, 10)).equals(data.subarray(0, 10))).toBe(true);
-      expect((await read(300_000, 70_001)).equals(data.subarray(300_000, 370_001))).toBe(true);
-      expect((await read(data.length - 500)).equals(data.subarray(data.length - 500))).toBe(true);
-      expect((await read(0)).equals(data)).toBe(true);
-      expect((await read(data.length - 1, 1)).equals(data.subarray(data.length - 1))).toBe(true);
-      expect((await read(1000, 0)).length).toBe(0);
-      // A range reaching past the end returns what exists, like HTTP ranges do.
-      expect((await read(data.length - 10, 1000)).equals(data.subarray(data.length - 10))).toBe(true);
-      expect((await read(data.length)).length).toBe(0);
-    }, SLOW);
+    it(
+      'reads byte ranges: start, middle, to the end, empty, and clipped at the end',
+      async () => {
+        const data = randomBytes(MiB + 123);
+        await backend.put('ranged', data);
+        const read = async (offset: number, length?: number) => readAll(await backend.get('ranged', length === undefined ? { offset } : { offset, length }));
+        expect((await read(0, 10)).equals(data.subarray(0, 10))).toBe(true);
+        expect((await read(300_000, 70_001)).equals(data.subarray(300_000, 370_001))).toBe(true);
+        expect((await read(data.length - 500)).equals(data.subarray(data.length - 500))).toBe(true);
+        expect((await read(0)).equals(data)).toBe(true);
+        expect((await read(data.length - 1, 1)).equals(data.subarray(data.length - 1))).toBe(true);
+        expect((await read(1000, 0)).length).toBe(0);
+        // A range reaching past the end returns what exists, like HTTP ranges do.
+        expect((await read(data.length - 10, 1000)).equals(data.subarray(data.length - 10))).toBe(true);
+        expect((await read(data.length)).length).toBe(0);
+      },
+      SLOW,
+    );
 
-    it('loads an object whole, from an offset, and a range of it, piece by piece in order', async () => {
-      const data = randomBytes(MiB + 123);
-      await backend.put('loaded', data);
-      const load = async (options?: LoadOptions): Promise<Buffer> => {
+    it(
+      'loads an object whole, from an offset, and a range of it, piece by piece in order',
+      async () => {
+        const data = randomBytes(MiB + 123);
+        await backend.put('loaded', data);
+        const load = async (options?: LoadOptions): Promise<Buffer> => {
+          const pieces: Buffer[] = [];
+          await backend.load('loaded', (piece) => void pieces.push(Buffer.from(piece)), options);
+          return Buffer.concat(pieces);
+        };
+        expect((await load()).equals(data)).toBe(true);
+        expect((await load({ offset: 300_000 })).equals(data.subarray(300_000))).toBe(true);
+        expect((await load({ offset: 1000, length: 70_001 })).equals(data.subarray(1000, 71_001))).toBe(true);
+        expect((await load({ length: 10 })).equals(data.subarray(0, 10))).toBe(true);
+        expect((await load({ offset: 5, length: 0 })).length).toBe(0);
+        // A range reaching past the end yields the bytes that exist.
+        expect((await load({ offset: data.length - 10, length: 1000 })).equals(data.subarray(data.length - 10))).toBe(true);
+        expect((await load({ offset: data.length })).length).toBe(0);
+        await expectNotFound(
+          backend.load('absent', () => undefined),
+          'absent',
+        );
+        await expectNotFound(
+          backend.load('absent', () => undefined, { offset: 1, length: 2 }),
+          'absent',
+        );
+      },
+      SLOW,
+    );
+
+    it(
+      'waits for an async consumer, and passes its exception through as-is',
+      async () => {
+        const data = randomBytes(3 * MiB);
+        await backend.put('consumed', data);
+        let inside = 0;
+        let most = 0;
         const pieces: Buffer[] = [];
-        await backend.load('loaded', (piece) => void pieces.push(Buffer.from(piece)), options);
-        return Buffer.concat(pieces);
-      };
-      expect((await load()).equals(data)).toBe(true);
-      expect((await load({ offset: 300_000 })).equals(data.subarray(300_000))).toBe(true);
-      expect((await load({ offset: 1000, length: 70_001 })).equals(data.subarray(1000, 71_001))).toBe(true);
-      expect((await load({ length: 10 })).equals(data.subarray(0, 10))).toBe(true);
-      expect((await load({ offset: 5, length: 0 })).length).toBe(0);
-      // A range reaching past the end yields the bytes that exist.
-      expect((await load({ offset: data.length - 10, length: 1000 })).equals(data.subarray(data.length - 10))).toBe(true);
-      expect((await load({ offset: data.length })).length).toBe(0);
-      await expectNotFound(backend.load('absent', () => undefined), 'absent');
-      await expectNotFound(backend.load('absent', () => undefined, { offset: 1, length: 2 }), 'absent');
-    }, SLOW);
+        await backend.load('consumed', async (piece) => {
+          most = Math.max(most, ++inside);
+          pieces.push(Buffer.from(piece));
+          await new Promise((resolve) => setImmediate(resolve));
+          inside--;
+        });
+        expect(most).toBe(1); // one piece at a time: the read holds while the consumer works
+        expect(Buffer.concat(pieces).equals(data)).toBe(true);
+        const mine = new Error('consumer refuses');
+        await expect(
+          backend.load('consumed', () => {
+            throw mine;
+          }),
+        ).rejects.toBe(mine);
+      },
+      SLOW,
+    );
 
-    it('waits for an async consumer, and passes its exception through as-is', async () => {
-      const data = randomBytes(3 * MiB);
-      await backend.put('consumed', data);
-      let inside = 0;
-      let most = 0;
-      const pieces: Buffer[] = [];
-      await backend.load('consumed', async (piece) => {
-        most = Math.max(most, ++inside);
-        pieces.push(Buffer.from(piece));
-        await new Promise((resolve) => setImmediate(resolve));
-        inside--;
-      });
-      expect(most).toBe(1); // one piece at a time: the read holds while the consumer works
-      expect(Buffer.concat(pieces).equals(data)).toBe(true);
-      const mine = new Error('consumer refuses');
-      await expect(
-        backend.load('consumed', () => {
-          throw mine;
-        }),
-      ).rejects.toBe(mine);
-    }, SLOW);
+    it(
+      "stops a load when its signal aborts, with the signal's reason, before or during the read",
+      async () => {
+        const data = randomBytes(6 * MiB);
+        await backend.put('aborted', data);
+        const before = new AbortController();
+        const early = new Error('cancelled before');
+        before.abort(early);
+        let got = 0;
+        await expect(backend.load('aborted', (p) => void (got += p.length), { signal: before.signal })).rejects.toBe(early);
+        expect(got).toBe(0);
 
-    it('stops a load when its signal aborts, with the signal\'s reason, before or during the read', async () => {
-      const data = randomBytes(6 * MiB);
-      await backend.put('aborted', data);
-      const before = new AbortController();
-      const early = new Error('cancelled before');
-      before.abort(early);
-      let got = 0;
-      await expect(backend.load('aborted', (p) => void (got += p.length), { signal: before.signal })).rejects.toBe(early);
-      expect(got).toBe(0);
+        const during = new AbortController();
+        const late = new Error('cancelled midway');
+        await expect(
+          backend.load(
+            'aborted',
+            (p) => {
+              got += p.length;
+              if (got > 0) during.abort(late);
+            },
+            { signal: during.signal },
+          ),
+        ).rejects.toBe(late);
+        expect(got).toBeGreaterThan(0);
+        expect(got).toBeLessThan(data.length);
+        // The backend is still usable afterwards (the aborted read released what it held).
+        expect((await backend.getBuffer('aborted')).equals(data)).toBe(true);
+      },
+      SLOW,
+    );
 
-      const during = new AbortController();
-      const late = new Error('cancelled midway');
-      await expect(
-        backend.load(
-          'aborted',
-          (p) => {
-            got += p.length;
-            if (got > 0) during.abort(late);
-          },
-          { signal: during.signal },
-        ),
-      ).rejects.toBe(late);
-      expect(got).toBeGreaterThan(0);
-      expect(got).toBeLessThan(data.length);
-      // The backend is still usable afterwards (the aborted read released what it held).
-      expect((await backend.getBuffer('aborted')).equals(data)).toBe(true);
-    }, SLOW);
+    it(
+      'lists 1200 objects under a prefix (several S3 pages), with sizes, and deletes them in one call',
+      async () => {
+        const keys = Array.from({ length: 1200 }, (_, i) => `many/${String(i).padStart(5, '0')}.obj`);
+        await parallel(keys, 32, (key) => backend.put(key, Buffer.from(key)));
+        await backend.put('many-not/x', Buffer.from('outside the prefix'));
 
-    it('lists 1200 objects under a prefix (several S3 pages), with sizes, and deletes them in one call', async () => {
-      const keys = Array.from({ length: 1200 }, (_, i) => `many/${String(i).padStart(5, '0')}.obj`);
-      await parallel(keys, 32, (key) => backend.put(key, Buffer.from(key)));
-      await backend.put('many-not/x', Buffer.from('outside the prefix'));
+        const listed = await listAll(backend, 'many/');
+        expect(keysOf(listed)).toEqual(keys);
+        expect(listed.every((info) => info.size === Buffer.byteLength(info.key))).toBe(true);
+        expect(keysOf(await listAll(backend, 'many/001'))).toEqual(keys.slice(100, 200));
 
-      const listed = await listAll(backend, 'many/');
-      expect(keysOf(listed)).toEqual(keys);
-      expect(listed.every((info) => info.size === Buffer.byteLength(info.key))).toBe(true);
-      expect(keysOf(await listAll(backend, 'many/001'))).toEqual(keys.slice(100, 200));
+        await backend.delete([...keys, 'many/absent-1', 'never/was/here']);
+        expect(await listAll(backend, 'many/')).toEqual([]);
+        expect(keysOf(await listAll(backend, 'many'))).toEqual(['many-not/x']);
+      },
+      SLOW,
+    );
 
-      await backend.delete([...keys, 'many/absent-1', 'never/was/here']);
-      expect(await listAll(backend, 'many/')).toEqual([]);
-      expect(keysOf(await listAll(backend, 'many'))).toEqual(['many-not/x']);
-    }, SLOW);
-
-    it('lists nested prefixes as plain string prefixes', async () => {
-      const all = ['a/b/c/d.bin', 'a/b/x.bin', 'a/bc.bin', 'a/other.bin', 'b.bin'];
-      for (const key of all) await backend.put(key, Buffer.from(key));
-      expect(keysOf(await listAll(backend, ''))).toEqual(all);
-      expect(keysOf(await listAll(backend, 'a/b/'))).toEqual(['a/b/c/d.bin', 'a/b/x.bin']);
-      expect(keysOf(await listAll(backend, 'a/b'))).toEqual(['a/b/c/d.bin', 'a/b/x.bin', 'a/bc.bin']);
-      expect(keysOf(await listAll(backend, 'a/b/c/d.bin'))).toEqual(['a/b/c/d.bin']);
-      expect(keysOf(await listAll(backend, 'a/b/c/'))).toEqual(['a/b/c/d.bin']);
-      expect(keysOf(await listAll(backend, 'b'))).toEqual(['b.bin']);
-    }, SLOW);
+    it(
+      'lists nested prefixes as plain string prefixes',
+      async () => {
+        const all = ['a/b/c/d.bin', 'a/b/x.bin', 'a/bc.bin', 'a/other.bin', 'b.bin'];
+        for (const key of all) await backend.put(key, Buffer.from(key));
+        expect(keysOf(await listAll(backend, ''))).toEqual(all);
+        expect(keysOf(await listAll(backend, 'a/b/'))).toEqual(['a/b/c/d.bin', 'a/b/x.bin']);
+        expect(keysOf(await listAll(backend, 'a/b'))).toEqual(['a/b/c/d.bin', 'a/b/x.bin', 'a/bc.bin']);
+        expect(keysOf(await listAll(backend, 'a/b/c/d.bin'))).toEqual(['a/b/c/d.bin']);
+        expect(keysOf(await listAll(backend, 'a/b/c/'))).toEqual(['a/b/c/d.bin']);
+        expect(keysOf(await listAll(backend, 'b'))).toEqual(['b.bin']);
+      },
+      SLOW,
+    );
 
     it('lists nothing for a prefix that matches nothing', async () => {
       await backend.put('present/one', Buffer.from('1'));
@@ -322,17 +359,21 @@ export function runBackendContract(name: string, makeBackend: () => Promise<Back
     });
 
     for (const goodBytes of [100, 6 * MiB]) {
-      it(`a Readable body failing after ${goodBytes} bytes stores nothing and keeps the previous version`, async () => {
-        const failure = new Error('zfs send died');
-        await expect(backend.put('fail/new', failingReadable(goodBytes, failure))).rejects.toThrow('zfs send died');
-        await expectNotFound(backend.head('fail/new'), 'fail/new');
-        expect(await listAll(backend, '')).toEqual([]);
+      it(
+        `a Readable body failing after ${goodBytes} bytes stores nothing and keeps the previous version`,
+        async () => {
+          const failure = new Error('zfs send died');
+          await expect(backend.put('fail/new', failingReadable(goodBytes, failure))).rejects.toThrow('zfs send died');
+          await expectNotFound(backend.head('fail/new'), 'fail/new');
+          expect(await listAll(backend, '')).toEqual([]);
 
-        await backend.put('fail/old', Buffer.from('previous'));
-        await expect(backend.put('fail/old', failingReadable(goodBytes, failure))).rejects.toThrow('zfs send died');
-        expect((await backend.getBuffer('fail/old')).toString()).toBe('previous');
-        expect(keysOf(await listAll(backend, ''))).toEqual(['fail/old']);
-      }, SLOW);
+          await backend.put('fail/old', Buffer.from('previous'));
+          await expect(backend.put('fail/old', failingReadable(goodBytes, failure))).rejects.toThrow('zfs send died');
+          expect((await backend.getBuffer('fail/old')).toString()).toBe('previous');
+          expect(keysOf(await listAll(backend, ''))).toEqual(['fail/old']);
+        },
+        SLOW,
+      );
     }
 
     it('a put whose body does not have the announced size fails and stores nothing', async () => {

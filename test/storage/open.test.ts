@@ -10,8 +10,17 @@ import { parseS3Url } from '../../src/storage/s3-url.js';
 import { UsageError } from '../../src/util/errors.js';
 import { createTestBucket, rgwSettings } from '../support/rgw.js';
 
-const S3_ENV = ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_CONFIG_FILE',
-  'AWS_SHARED_CREDENTIALS_FILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const;
+const S3_ENV = [
+  'AWS_ENDPOINT_URL',
+  'AWS_ENDPOINT_URL_S3',
+  'AWS_REGION',
+  'AWS_DEFAULT_REGION',
+  'AWS_PROFILE',
+  'AWS_CONFIG_FILE',
+  'AWS_SHARED_CREDENTIALS_FILE',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+] as const;
 
 /** Runs with exactly these S3-related variables set (and none of the others). */
 let saved: Record<string, string | undefined>;

@@ -146,9 +146,7 @@ describe('RetryingBackend', () => {
     expect(buffered.calls).toBe(2);
 
     const streamed = new ScriptedBackend([transient()]);
-    await expect(new RetryingBackend(streamed, instant().options).put('k', Readable.from([Buffer.from('x')]))).rejects.toThrow(
-      'SlowDown',
-    );
+    await expect(new RetryingBackend(streamed, instant().options).put('k', Readable.from([Buffer.from('x')]))).rejects.toThrow('SlowDown');
     expect(streamed.calls).toBe(1);
   });
 
@@ -247,7 +245,7 @@ describe('RetryingBackend', () => {
     expect(inner.calls).toBe(1);
   });
 
-  it('an abort during the backoff ends the read and its retries with the signal\'s reason', async () => {
+  it("an abort during the backoff ends the read and its retries with the signal's reason", async () => {
     const inner = new ScriptedBackend([transient(), transient()]);
     const controller = new AbortController();
     const reason = new Error('restore stopped');

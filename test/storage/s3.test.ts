@@ -100,8 +100,7 @@ describe.skipIf(!rgw)(`S3 backend on Ceph RGW (skipped without a server: ${RGW_H
       await backend.put('multi-buffer', randomBytes(5 * MiB + 1));
       await backend.put('multi-stream', chunkedReadable(randomBytes(11 * MiB)));
       const c = client();
-      const etag = async (key: string) =>
-        (await c.send(new HeadObjectCommand({ Bucket: bucket.name, Key: `archive/host-1/${key}` }))).ETag ?? '';
+      const etag = async (key: string) => (await c.send(new HeadObjectCommand({ Bucket: bucket.name, Key: `archive/host-1/${key}` }))).ETag ?? '';
       expect(await etag('single')).toMatch(/^"[0-9a-f]{32}"$/);
       expect(await etag('multi-buffer')).toMatch(/-2"$/); // "md5-of-part-md5s-<parts>"
       expect(await etag('multi-stream')).toMatch(/-3"$/);
@@ -143,9 +142,7 @@ describe.skipIf(!rgw)(`S3 backend on Ceph RGW (skipped without a server: ${RGW_H
 
     it('a wrong secret key: permanent "credentials", saying the secret is wrong, never showing it', async () => {
       const secret = `WRONG-${randomBytes(16).toString('hex')}`;
-      const bad = new S3Backend(
-        options(bucket.name, { credentials: { accessKeyId: rgw!.accessKeyId, secretAccessKey: secret } }),
-      );
+      const bad = new S3Backend(options(bucket.name, { credentials: { accessKeyId: rgw!.accessKeyId, secretAccessKey: secret } }));
       for (const op of [() => bad.check(), () => bad.put('x', Buffer.from('x')), () => bad.head('x'), () => bad.getBuffer('x')]) {
         const err = await failure(op());
         expect(err).toMatchObject({ permanent: true, kind: 'credentials' });

@@ -132,10 +132,7 @@ describe('known_hosts matching (no server needed)', () => {
   });
 
   it('tells trusted, unknown, changed and revoked keys apart', () => {
-    const entries = parseKnownHosts(
-      [`# comment`, line('a.example'), line('b.example', other), `@revoked * ssh-ed25519 ${other.toString('base64')}`, 'garbage line'].join('\n'),
-      'kh',
-    );
+    const entries = parseKnownHosts([`# comment`, line('a.example'), line('b.example', other), `@revoked * ssh-ed25519 ${other.toString('base64')}`, 'garbage line'].join('\n'), 'kh');
     expect(verifyHostKey(entries, 'a.example', blob)).toEqual({ status: 'trusted' });
     expect(verifyHostKey(entries, 'c.example', blob)).toEqual({ status: 'unknown' });
     expect(verifyHostKey(entries, 'b.example', blob)).toMatchObject({ status: 'changed' });
@@ -497,9 +494,7 @@ describe.skipIf(!sshd)(`SFTP backend on OpenSSH (skipped without a server: ${SSH
         for (const k of ['SSH_AUTH_SOCK', 'ZFS_OFFSITE_SFTP_KEY', 'ZFS_OFFSITE_SFTP_PASSWORD']) delete process.env[k];
         try {
           await expect(openBackend(`sftp://${s.user}@${s.host}:${s.port}/x`)).rejects.toThrow(/no SSH credentials .*--sftp-key/);
-          await expect(openBackend(`sftp://${s.user}@${s.host}:${s.port}/x`, { sftpKey: '/nonexistent/key' })).rejects.toThrow(
-            /cannot read the SSH key \/nonexistent\/key/,
-          );
+          await expect(openBackend(`sftp://${s.user}@${s.host}:${s.port}/x`, { sftpKey: '/nonexistent/key' })).rejects.toThrow(/cannot read the SSH key \/nonexistent\/key/);
         } finally {
           process.env = saved;
         }

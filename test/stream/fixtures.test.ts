@@ -20,11 +20,12 @@ function loadFixture(name: string): Uint8Array {
 function validate(bytes: Uint8Array, pieces?: () => number): StreamSummary {
   const v = new StreamValidator();
   if (!pieces) v.push(bytes);
-  else for (let pos = 0; pos < bytes.length; ) {
-    const size = pieces();
-    v.push(bytes.subarray(pos, pos + size));
-    pos += size;
-  }
+  else
+    for (let pos = 0; pos < bytes.length; ) {
+      const size = pieces();
+      v.push(bytes.subarray(pos, pos + size));
+      pos += size;
+    }
   expect(v.bytesSeen).toBe(bytes.length);
   return v.finish();
 }
@@ -48,7 +49,9 @@ function recordTypes(bytes: Uint8Array): Set<string> {
   return seen;
 }
 
-const names = readdirSync(FIXTURE_DIR).filter((n) => !n.endsWith('.md')).sort();
+const names = readdirSync(FIXTURE_DIR)
+  .filter((n) => !n.endsWith('.md'))
+  .sort();
 const fixtures = new Map(names.map((n) => [n, loadFixture(n)]));
 const summaries = new Map<string, StreamSummary>();
 /** Validated on first use, inside a test, so a failure is reported against that test. */

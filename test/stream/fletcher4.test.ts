@@ -6,7 +6,10 @@ const MASK = (1n << 64n) - 1n;
 /** Straight from docs/stream-format.md, "Fletcher-4": one BigInt step per 32-bit word, trailing 1–3 bytes ignored. */
 function referenceFletcher4(buf: Uint8Array, littleEndian: boolean): Fletcher4Words {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let a = 0n, b = 0n, c = 0n, d = 0n;
+  let a = 0n,
+    b = 0n,
+    c = 0n,
+    d = 0n;
   for (let i = 0; i + 4 <= buf.length; i += 4) {
     a = (a + BigInt(view.getUint32(i, littleEndian))) & MASK;
     b = (b + a) & MASK;
@@ -58,9 +61,7 @@ describe('Fletcher4', () => {
       const length = Math.floor(rand() ** 3 * 300_000); // mostly small, some large
       const buf = randomBytes(length, rand);
       for (const littleEndian of [true, false]) {
-        expect(Fletcher4.of(buf, littleEndian), `length ${length}, LE ${littleEndian}`).toEqual(
-          referenceFletcher4(buf, littleEndian),
-        );
+        expect(Fletcher4.of(buf, littleEndian), `length ${length}, LE ${littleEndian}`).toEqual(referenceFletcher4(buf, littleEndian));
       }
     }
   });
@@ -127,7 +128,7 @@ describe('Fletcher4', () => {
       const [a, b, c, d] = f.digest();
       const stored = new Uint8Array(40);
       const view = new DataView(stored.buffer);
-      [a, b, c, d].forEach((word, i) => view.setBigUint64(4 + i * 8, word, littleEndian));
+      for (const [i, word] of [a, b, c, d].entries()) view.setBigUint64(4 + i * 8, word, littleEndian);
       expect(f.matches(stored, 4)).toBe(true);
       const written = new Uint8Array(40);
       f.writeTo(written, 4);

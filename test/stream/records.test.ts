@@ -1,16 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  detectByteOrder,
-  DrrType,
-  drrTypeName,
-  Feature,
-  featureNames,
-  KNOWN_FEATURES,
-  parseBegin,
-  payloadSize,
-  RECORD_SIZE,
-  unknownFeatureBits,
-} from '../../src/stream/records.js';
+import { detectByteOrder, DrrType, drrTypeName, Feature, featureNames, KNOWN_FEATURES, parseBegin, payloadSize, RECORD_SIZE, unknownFeatureBits } from '../../src/stream/records.js';
 import { StreamFormatError } from '../../src/util/errors.js';
 import { minimalFullStream } from '../support/synthetic-stream.js';
 

@@ -3,14 +3,7 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DrrType, RECORD_SIZE } from '../../src/stream/records.js';
-import {
-  buildStream,
-  compoundSpec,
-  FULL,
-  minimalFullStream,
-  MINIMAL_FULL_SHA256,
-  xdrNvlist,
-} from '../support/synthetic-stream.js';
+import { buildStream, compoundSpec, FULL, minimalFullStream, MINIMAL_FULL_SHA256, xdrNvlist } from '../support/synthetic-stream.js';
 
 /** Real `zfs send -Rcew -i` output from the OpenZFS test suite (see test/fixtures/streams/README.md). */
 function realCompoundStream(): Uint8Array {
@@ -28,20 +21,14 @@ describe('synthetic stream builder', () => {
     expect(sha256(bytes)).toBe(MINIMAL_FULL_SHA256);
     // The END checksum and trailing checksum of the golden minimal stream.
     const view = new DataView(bytes.buffer);
-    expect([8, 16, 24, 32].map((o) => view.getBigUint64(312 + o, true))).toEqual([
-      0x250e20833n, 0xa3ccd0aa5dn, 0x17126d7b90e6n, 0x2352de6a35f80n,
-    ]);
-    expect([0, 8, 16, 24].map((o) => view.getBigUint64(312 + 280 + o, true))).toEqual([
-      0x506fa5e78n, 0x1f35e6dbe89n, 0x7062d8812ca3n, 0x12bbf42f26b93bn,
-    ]);
+    expect([8, 16, 24, 32].map((o) => view.getBigUint64(312 + o, true))).toEqual([0x250e20833n, 0xa3ccd0aa5dn, 0x17126d7b90e6n, 0x2352de6a35f80n]);
+    expect([0, 8, 16, 24].map((o) => view.getBigUint64(312 + 280 + o, true))).toEqual([0x506fa5e78n, 0x1f35e6dbe89n, 0x7062d8812ca3n, 0x12bbf42f26b93bn]);
   });
 
   it('builds the full recipe in 2,384 bytes', () => {
     const { bytes, records } = buildStream({ substreams: [FULL] });
     expect(bytes.length).toBe(2384);
-    expect(records.map((r) => r.type)).toEqual([
-      DrrType.BEGIN, DrrType.OBJECT, DrrType.FREE, DrrType.WRITE, DrrType.FREEOBJECTS, DrrType.END,
-    ]);
+    expect(records.map((r) => r.type)).toEqual([DrrType.BEGIN, DrrType.OBJECT, DrrType.FREE, DrrType.WRITE, DrrType.FREEOBJECTS, DrrType.END]);
     expect(records[3]).toMatchObject({ offset: 3 * RECORD_SIZE, payloadLength: 512 });
   });
 

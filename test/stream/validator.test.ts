@@ -3,20 +3,7 @@ import { Fletcher4 } from '../../src/stream/fletcher4.js';
 import { DrrType, Feature, RECORD_SIZE } from '../../src/stream/records.js';
 import { peekStreamStart, StreamValidator, type StreamSummary } from '../../src/stream/validator.js';
 import { StreamFormatError } from '../../src/util/errors.js';
-import {
-  buildStream,
-  compoundSpec,
-  FULL,
-  INCR_AB,
-  INCR_BC,
-  minimalFullStream,
-  patternBytes,
-  rawSpec,
-  RAW_FEATURES,
-  type StreamSpec,
-  writeRecords,
-  xdrNvlist,
-} from '../support/synthetic-stream.js';
+import { buildStream, compoundSpec, FULL, INCR_AB, INCR_BC, minimalFullStream, patternBytes, rawSpec, RAW_FEATURES, type StreamSpec, writeRecords, xdrNvlist } from '../support/synthetic-stream.js';
 
 function validate(bytes: Uint8Array, pieceSize?: number): StreamSummary {
   const v = new StreamValidator();
@@ -62,12 +49,24 @@ describe('StreamValidator on valid synthetic streams', () => {
       const s = validate(bytes);
       expect(s).toMatchObject({ littleEndian, compound: false, totalBytes: 2384 });
       expect(s.header).toBeUndefined();
-      expect(s.substreams).toEqual([{
-        toname: 'pool/fs@a', toguid: 0x1111222233334444n, fromguid: 0n, creationTime: 0x6a000000,
-        objsetType: 2, beginFlags: 0xc, featureFlags: Feature.SA_SPILL, features: ['SA_SPILL'],
-        raw: false, clone: false, records: 6, bytes: 2384, nvlistBytes: 0,
-        endChecksum: Fletcher4.of(bytes.subarray(0, 2384 - RECORD_SIZE), littleEndian),
-      }]);
+      expect(s.substreams).toEqual([
+        {
+          toname: 'pool/fs@a',
+          toguid: 0x1111222233334444n,
+          fromguid: 0n,
+          creationTime: 0x6a000000,
+          objsetType: 2,
+          beginFlags: 0xc,
+          featureFlags: Feature.SA_SPILL,
+          features: ['SA_SPILL'],
+          raw: false,
+          clone: false,
+          records: 6,
+          bytes: 2384,
+          nvlistBytes: 0,
+          endChecksum: Fletcher4.of(bytes.subarray(0, 2384 - RECORD_SIZE), littleEndian),
+        },
+      ]);
     });
 
     it(`accepts a -I compound stream and reports its chain (${order})`, () => {
@@ -314,9 +313,23 @@ describe('StreamValidator rejects (every documented refusal and more)', () => {
   });
 
   it('an unknown record type, and a payload claimed beyond 16 MiB, even with correct checksums', () => {
-    const custom = (type: number, size = 0) => build({
-      substreams: [{ ...FULL, records: [{ kind: 'custom', fill: (h, le) => { h.setUint32(0, type, le); h.setBigUint64(32, BigInt(size), le); } }] }],
-    });
+    const custom = (type: number, size = 0) =>
+      build({
+        substreams: [
+          {
+            ...FULL,
+            records: [
+              {
+                kind: 'custom',
+                fill: (h, le) => {
+                  h.setUint32(0, type, le);
+                  h.setBigUint64(32, BigInt(size), le);
+                },
+              },
+            ],
+          },
+        ],
+      });
     expect(rejection(custom(11)).message).toMatch(/^unknown record type 11: corrupt stream \(substream pool\/fs@a\)/);
     expect(rejection(custom(DrrType.WRITE, 32 << 20)).message).toMatch(/^WRITE record claims a 33554432-byte payload, above the 16 MiB maximum/);
     expect(rejection(custom(DrrType.WRITE, 2 ** 60)).message).toMatch(/^WRITE record claims a \d+-byte payload/);

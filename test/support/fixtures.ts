@@ -6,7 +6,9 @@ export const FIXTURE_DIR = fileURLToPath(new URL('../fixtures/streams/', import.
 
 /** Every real `zfs send` fixture (see test/fixtures/streams/README.md), by file name. */
 export function fixtureNames(): string[] {
-  return readdirSync(FIXTURE_DIR).filter((f) => f.endsWith('.zfs') || f.endsWith('.zsend.bz2')).sort();
+  return readdirSync(FIXTURE_DIR)
+    .filter((f) => f.endsWith('.zfs') || f.endsWith('.zsend.bz2'))
+    .sort();
 }
 
 const cache = new Map<string, Buffer>();

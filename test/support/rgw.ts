@@ -1,15 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  AbortMultipartUploadCommand,
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  DeleteObjectsCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { parseEnvFile } from './env-file.js';
 
 /**
@@ -29,7 +21,6 @@ export const RGW_HINT = 'start Ceph RGW with `scripts/rgw.sh start`, or run `npm
 export function rgwEnvFile(): string {
   return join(process.env.RGW_DIR || '/tmp/zfs-offsite-rgw', 'env');
 }
-
 
 /** Where the test S3 server is and how to log in, or undefined when there is none. */
 export function rgwSettings(): RgwSettings | undefined {

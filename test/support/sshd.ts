@@ -35,7 +35,6 @@ export function sshdDir(): string {
   return process.env.SFTP_DIR || '/tmp/zfs-offsite-sshd';
 }
 
-
 /** The running test server, or undefined when `scripts/sshd.sh` has not started one. */
 export function sshdSettings(): SshdSettings | undefined {
   const dir = sshdDir();

@@ -89,15 +89,17 @@ class Header {
   readonly bytes = new Uint8Array(RECORD_SIZE);
   readonly view = new DataView(this.bytes.buffer);
 
-  constructor(type: number, private readonly littleEndian: boolean) {
+  constructor(
+    type: number,
+    private readonly littleEndian: boolean,
+  ) {
     this.u32(0, type);
   }
 
   // Setters in the stream's byte order, chainable.
   u8 = (offset: number, value: number): this => (this.view.setUint8(offset, value), this);
   u32 = (offset: number, value: number): this => (this.view.setUint32(offset, value, this.littleEndian), this);
-  u64 = (offset: number, value: bigint | number): this =>
-    (this.view.setBigUint64(offset, BigInt.asUintN(64, BigInt(value)), this.littleEndian), this);
+  u64 = (offset: number, value: bigint | number): this => (this.view.setBigUint64(offset, BigInt.asUintN(64, BigInt(value)), this.littleEndian), this);
 }
 
 /** Emits records with the running checksum exactly as dump_record() does ("Running checksum"). */
@@ -161,10 +163,21 @@ class Encoder {
   }
 }
 
-function beginHeader(littleEndian: boolean, fields: {
-  headerType: number; features: number; creationTime: number; objsetType: number; flags: number;
-  toguid: bigint; fromguid: bigint; toname: string; payloadLength: number; badMagic?: boolean;
-}): Header {
+function beginHeader(
+  littleEndian: boolean,
+  fields: {
+    headerType: number;
+    features: number;
+    creationTime: number;
+    objsetType: number;
+    flags: number;
+    toguid: bigint;
+    fromguid: bigint;
+    toname: string;
+    payloadLength: number;
+    badMagic?: boolean;
+  },
+): Header {
   const h = new Header(DrrType.BEGIN, littleEndian)
     .u32(4, fields.payloadLength)
     .u64(8, fields.badMagic ? DMU_BACKUP_MAGIC ^ 0xffn : DMU_BACKUP_MAGIC)
@@ -185,22 +198,38 @@ function contentHeader(r: ContentRecord, littleEndian: boolean, toguid: bigint, 
     case 'object': {
       const bonus = r.bonus ?? new Uint8Array(0);
       const h = new Header(DrrType.OBJECT, littleEndian)
-        .u64(8, r.object).u32(16, r.objectType ?? 21).u32(20, 0).u32(24, r.blockSize ?? 512)
-        .u32(28, bonus.length).u64(40, toguid);
+        .u64(8, r.object)
+        .u32(16, r.objectType ?? 21)
+        .u32(20, 0)
+        .u32(24, r.blockSize ?? 512)
+        .u32(28, bonus.length)
+        .u64(40, toguid);
       const payload = new Uint8Array(Math.ceil(bonus.length / 8) * 8);
       payload.set(bonus);
       return [h, payload.length > 0 ? payload : undefined];
     }
     case 'free':
-      return [new Header(DrrType.FREE, littleEndian).u64(8, r.object).u64(16, r.offset).u64(24, r.length ?? UINT64_MAX).u64(32, toguid)];
+      return [
+        new Header(DrrType.FREE, littleEndian)
+          .u64(8, r.object)
+          .u64(16, r.offset)
+          .u64(24, r.length ?? UINT64_MAX)
+          .u64(32, toguid),
+      ];
     case 'freeobjects':
       return [new Header(DrrType.FREEOBJECTS, littleEndian).u64(8, r.firstObject).u64(16, r.count).u64(24, toguid)];
     case 'write': {
       // Raw WRITEs always carry a compression type (2 = OFF) and psize ("Raw streams").
       const compression = r.compression ?? (raw ? 2 : 0);
       const h = new Header(DrrType.WRITE, littleEndian)
-        .u64(8, r.object).u32(16, r.objectType ?? 19).u64(24, r.offset).u64(32, r.data.length)
-        .u64(40, toguid).u8(48, 7).u8(50, compression).u64(96, compression !== 0 ? r.data.length : 0);
+        .u64(8, r.object)
+        .u32(16, r.objectType ?? 19)
+        .u64(24, r.offset)
+        .u64(32, r.data.length)
+        .u64(40, toguid)
+        .u8(48, 7)
+        .u8(50, compression)
+        .u64(96, compression !== 0 ? r.data.length : 0);
       return [h, r.data];
     }
     case 'custom': {
@@ -249,8 +278,16 @@ export function* streamParts(spec: StreamSpec, layout: RecordLayout[] = []): Gen
   if (spec.compound) {
     const c = spec.compound;
     const h = beginHeader(topLE, {
-      headerType: 2, features: c.features ?? 0, creationTime: 0, objsetType: 0, flags: 0, toguid: 0n,
-      fromguid: 0n, toname: c.toname, payloadLength: c.nvlist?.length ?? 0, badMagic,
+      headerType: 2,
+      features: c.features ?? 0,
+      creationTime: 0,
+      objsetType: 0,
+      flags: 0,
+      toguid: 0n,
+      fromguid: 0n,
+      toname: c.toname,
+      payloadLength: c.nvlist?.length ?? 0,
+      badMagic,
     });
     badMagic = false;
     enc.begin(h, topLE, c.nvlist, -1);
@@ -261,9 +298,16 @@ export function* streamParts(spec: StreamSpec, layout: RecordLayout[] = []): Gen
     const le = sub.littleEndian ?? topLE;
     const features = (sub.features ?? Feature.SA_SPILL) | (faults.extraFeatureBits ?? 0);
     const begin = beginHeader(le, {
-      headerType: 1, features, creationTime: sub.creationTime ?? 0x6a000000, objsetType: sub.objsetType ?? 2,
-      flags: sub.flags ?? 0xc, toguid: sub.toguid, fromguid: sub.fromguid ?? 0n, toname: sub.toname,
-      payloadLength: sub.nvlist?.length ?? 0, badMagic,
+      headerType: 1,
+      features,
+      creationTime: sub.creationTime ?? 0x6a000000,
+      objsetType: sub.objsetType ?? 2,
+      flags: sub.flags ?? 0xc,
+      toguid: sub.toguid,
+      fromguid: sub.fromguid ?? 0n,
+      toname: sub.toname,
+      payloadLength: sub.nvlist?.length ?? 0,
+      badMagic,
     });
     badMagic = false;
     enc.begin(begin, le, sub.nvlist, index);
@@ -330,21 +374,24 @@ export function compoundSpec(littleEndian = true): StreamSpec {
 
 /** `zfs send -w` of an encrypted dataset: features 0x1420004, crypt_keydata nvlist. */
 export function rawSpec(littleEndian = true): StreamSpec {
-  const keydata = xdrNvlist({
-    crypt_keydata: {
-      DSL_CRYPTO_SUITE: 8n,
-      DSL_CRYPTO_GUID: 0x0123456789abcdefn,
-      DSL_CRYPTO_VERSION: 1n,
-      DSL_CRYPTO_MASTER_KEY_1: patternBytes(32, 7),
-      DSL_CRYPTO_HMAC_KEY_1: patternBytes(64, 8),
-      DSL_CRYPTO_IV: patternBytes(12, 9),
-      DSL_CRYPTO_MAC: patternBytes(16, 10),
-      portable_mac: patternBytes(32, 11),
-      keyformat: 3n,
-      pbkdf2iters: 350000n,
-      pbkdf2salt: 0x1122334455667788n,
+  const keydata = xdrNvlist(
+    {
+      crypt_keydata: {
+        DSL_CRYPTO_SUITE: 8n,
+        DSL_CRYPTO_GUID: 0x0123456789abcdefn,
+        DSL_CRYPTO_VERSION: 1n,
+        DSL_CRYPTO_MASTER_KEY_1: patternBytes(32, 7),
+        DSL_CRYPTO_HMAC_KEY_1: patternBytes(64, 8),
+        DSL_CRYPTO_IV: patternBytes(12, 9),
+        DSL_CRYPTO_MAC: patternBytes(16, 10),
+        portable_mac: patternBytes(32, 11),
+        keyformat: 3n,
+        pbkdf2iters: 350000n,
+        pbkdf2salt: 0x1122334455667788n,
+      },
     },
-  }, { padTo8: true });
+    { padTo8: true },
+  );
   return {
     littleEndian,
     substreams: [{ toname: 'pool/secret@a', toguid: 0x2222333344445555n, features: RAW_FEATURES, nvlist: keydata }],

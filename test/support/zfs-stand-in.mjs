@@ -30,10 +30,7 @@ function fail(message, code = 1) {
 function entries(datasetName) {
   const ds = state.datasets[datasetName];
   if (!ds) fail(`cannot open '${datasetName}': dataset does not exist`);
-  return [
-    ...ds.snapshots.map((s) => ({ ...s, full: `${datasetName}@${s.name}` })),
-    ...(ds.bookmarks ?? []).map((s) => ({ ...s, full: `${datasetName}#${s.name}` })),
-  ];
+  return [...ds.snapshots.map((s) => ({ ...s, full: `${datasetName}@${s.name}` })), ...(ds.bookmarks ?? []).map((s) => ({ ...s, full: `${datasetName}#${s.name}` }))];
 }
 
 function find(fullName) {
@@ -72,10 +69,21 @@ if (cmd === 'version') {
   const root = rest[rest.length - 1];
   if (!state.datasets[root]) fail(`cannot open '${root}': dataset does not exist`);
   const names = Object.keys(state.datasets).filter((n) => n === root || (rest.includes('-r') && n.startsWith(`${root}/`)));
-  process.stdout.write(names.sort().map((n) => `${n}\n`).join(''));
+  process.stdout.write(
+    names
+      .sort()
+      .map((n) => `${n}\n`)
+      .join(''),
+  );
 } else if (cmd === 'list') {
   const name = rest[rest.length - 1];
-  if (rest.includes('-d')) process.stdout.write(entries(name).sort((a, b) => a.createtxg - b.createtxg).map(row).join('\n') + '\n');
+  if (rest.includes('-d'))
+    process.stdout.write(
+      `${entries(name)
+        .sort((a, b) => a.createtxg - b.createtxg)
+        .map(row)
+        .join('\n')}\n`,
+    );
   else process.stdout.write(`${row(find(name))}\n`);
 } else if (cmd === 'send') {
   const target = find(rest[rest.length - 1]);

@@ -52,7 +52,6 @@ export function zfsVmRunDir(): string {
   return process.env.ZFS_VM_RUN || '/tmp/zfs-offsite-vm';
 }
 
-
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -29,7 +29,7 @@ async function chunksOf(source: ByteSource, chunkSize: number, stallMs = 0): Pro
 function oddPieces(bytes: Buffer): Readable {
   const pieces: Buffer[] = [];
   for (let at = 0, k = 1; at < bytes.length; k++) {
-    const n = (k * 7919) % 200_000 + 1;
+    const n = ((k * 7919) % 200_000) + 1;
     pieces.push(bytes.subarray(at, at + n));
     at += n;
   }
@@ -64,8 +64,7 @@ describe('byte sources fill chunk buffers with exactly the input', () => {
       const view = new Uint8Array(new SharedArrayBuffer(1048577));
       for (;;) { const n = await source.fill(view); hash.update(view.subarray(0, n)); total += n; if (n < view.length) break; }
       console.log(hash.digest('hex'), total);`;
-    const node = (stdin: 'pipe' | 'ignore' | number, input?: Buffer) =>
-      spawnSync(process.execPath, ['--input-type=module', '-e', script], { input, stdio: [stdin, 'pipe', 'pipe'], encoding: 'utf8' });
+    const node = (stdin: 'pipe' | 'ignore' | number, input?: Buffer) => spawnSync(process.execPath, ['--input-type=module', '-e', script], { input, stdio: [stdin, 'pipe', 'pipe'], encoding: 'utf8' });
     const expected = `${sha(data)} ${data.length}`;
     const fifo = spawnSync('bash', ['-c', `cat "$1" | "$2" --input-type=module -e "$3"`, 'bash', path, process.execPath, script], { encoding: 'utf8' });
     expect(fifo.stderr).toBe('');

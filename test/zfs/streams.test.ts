@@ -21,7 +21,11 @@ const GUID = firstBeginGuids(FULL).toguid.toString();
 let dir: string;
 let zfs: Zfs;
 
-const calls = () => readFileSync(join(dir, 'zfs.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]);
+const calls = () =>
+  readFileSync(join(dir, 'zfs.log'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as string[]);
 const received = () => (existsSync(join(dir, 'received')) ? readFileSync(join(dir, 'received')) : Buffer.alloc(0));
 
 function setState(extra: object = {}): void {

@@ -18,7 +18,11 @@ let statePath: string;
 let zfs: Zfs;
 
 const state = () => JSON.parse(readFileSync(statePath, 'utf8')) as { datasets: Record<string, { snapshots: { name: string; guid: string }[]; bookmarks?: { name: string; guid: string }[] }> };
-const calls = () => readFileSync(join(dir, 'zfs.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]);
+const calls = () =>
+  readFileSync(join(dir, 'zfs.log'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as string[]);
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'zfs-offsite-zfs-'));
@@ -71,7 +75,10 @@ describe('zfs snapshots, bookmarks and datasets', () => {
       await expect(zfs.destroyBookmark(name)).rejects.toThrow(UsageError);
     }
     await expect(zfs.destroyBookmark('tank/home#missing')).rejects.toThrow(ZfsCommandError);
-    expect(calls().filter((c) => c[0] === 'destroy')).toEqual([['destroy', 'tank/home#old'], ['destroy', 'tank/home#missing']]);
+    expect(calls().filter((c) => c[0] === 'destroy')).toEqual([
+      ['destroy', 'tank/home#old'],
+      ['destroy', 'tank/home#missing'],
+    ]);
   });
 
   it('lists a dataset alone or with its descendants', async () => {

@@ -18,9 +18,7 @@ export async function ensureArchiveMarker(backend: Backend): Promise<void> {
     const marker = JSON.parse((await backend.getBuffer(MARKER_KEY)).toString()) as { format?: string; formatVersion?: string };
     const major = Number(String(marker.formatVersion ?? '').split('.')[0]);
     if (marker.format !== ARCHIVE_FORMAT || major !== ARCHIVE_MAJOR) {
-      throw new OperationalError(
-        `${backend.location}: ${MARKER_KEY} says format ${marker.format} ${marker.formatVersion}; this version writes ${ARCHIVE_FORMAT} ${ARCHIVE_MAJOR}.x`,
-      );
+      throw new OperationalError(`${backend.location}: ${MARKER_KEY} says format ${marker.format} ${marker.formatVersion}; this version writes ${ARCHIVE_FORMAT} ${ARCHIVE_MAJOR}.x`);
     }
   } catch (err) {
     if (!isNotFound(err)) throw err;

@@ -85,7 +85,11 @@ export class ResumeJournal {
       const compatible = old.streamId === id.streamId && old.chunkSize === id.chunkSize && JSON.stringify(old.sendArgs) === JSON.stringify(id.sendArgs);
       // A short chunk was the tail of an interrupted stream, not a chunk of the whole one.
       reusable = compatible ? old.chunks.filter((c) => c.rawSize === id.chunkSize && objects.get(id.prefix + c.key)?.size === c.storedSize) : [];
-      if (compatible) log.warn({ stream: id.streamId, chunks: reusable.length }, `resuming an interrupted upload: ${reusable.length} stored chunk(s) can be reused if the stream is the same and each is proven intact`);
+      if (compatible)
+        log.warn(
+          { stream: id.streamId, chunks: reusable.length },
+          `resuming an interrupted upload: ${reusable.length} stored chunk(s) can be reused if the stream is the same and each is proven intact`,
+        );
       else log.warn({ stream: id.streamId }, 'discarding an interrupted upload made with other settings (chunk size or zfs send arguments)');
     }
     const keep = new Set([id.prefix + JOURNAL_NAME, ...reusable.map((c) => id.prefix + c.key)]);
@@ -128,10 +132,13 @@ export class ResumeJournal {
 
   private schedule(): void {
     this.dirty = true;
-    this.timer ??= setTimeout(() => {
-      this.timer = undefined;
-      this.save().catch((err: Error) => (this.failure ??= err));
-    }, Math.max(0, this.lastSave + this.spacingMs - performance.now()));
+    this.timer ??= setTimeout(
+      () => {
+        this.timer = undefined;
+        this.save().catch((err: Error) => (this.failure ??= err));
+      },
+      Math.max(0, this.lastSave + this.spacingMs - performance.now()),
+    );
   }
 
   /**

@@ -57,7 +57,10 @@ export function guidHex(guid: bigint): string {
 }
 
 function compactUtc(unixSeconds: number): string {
-  return new Date(unixSeconds * 1000).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return new Date(unixSeconds * 1000)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export type StreamKind = 'full' | 'incr';

@@ -222,7 +222,7 @@ function checkSubstream(f: Fields, v: unknown, at: string): ManifestSubstream {
   f.time(s.creation, `${at}.creation`);
   f.optional(s.createtxg, (x) => f.decimal64(x, `${at}.createtxg`));
   if (!OBJSET_TYPES.has(s.objsetType as string)) f.fail(`${at}.objsetType`, `expected filesystem, volume or other, found ${JSON.stringify(s.objsetType)}`);
-  f.array(s.features, `${at}.features`).forEach((x, i) => f.string(x, `${at}.features[${i}]`));
+  for (const [i, x] of f.array(s.features, `${at}.features`).entries()) f.string(x, `${at}.features[${i}]`);
   f.int(s.featureFlags, `${at}.featureFlags`, 0);
   f.int(s.beginFlags, `${at}.beginFlags`, 0);
   f.boolean(s.raw, `${at}.raw`);
@@ -232,7 +232,7 @@ function checkSubstream(f: Fields, v: unknown, at: string): ManifestSubstream {
   f.int(s.records, `${at}.records`, 2);
   const words = f.array(s.endChecksum, `${at}.endChecksum`);
   if (words.length !== 4) f.fail(`${at}.endChecksum`, `expected 4 words, found ${words.length}`);
-  words.forEach((w, i) => f.hex(w, `${at}.endChecksum[${i}]`, 16));
+  for (const [i, w] of words.entries()) f.hex(w, `${at}.endChecksum[${i}]`, 16);
   return s as unknown as ManifestSubstream;
 }
 
@@ -289,7 +289,7 @@ function checkManifest(m: Record<string, unknown>, f: Fields, location?: Manifes
   }
   if (raw !== subs.every((s) => s.raw)) f.fail('raw', `${raw} does not agree with the substreams' raw flags`);
   if (!compound && subs.length !== 1) f.fail('substreams', `a stream that is not compound has exactly one substream, found ${subs.length}`);
-  if (m.sendArgs !== null) f.array(m.sendArgs, 'sendArgs').forEach((x, i) => f.string(x, `sendArgs[${i}]`));
+  if (m.sendArgs !== null) for (const [i, x] of f.array(m.sendArgs, 'sendArgs').entries()) f.string(x, `sendArgs[${i}]`);
   if (m.zfsVersion !== null) f.string(m.zfsVersion, 'zfsVersion');
   f.string(m.host, 'host');
   f.time(m.startedAt, 'startedAt');

@@ -139,7 +139,13 @@ export class ChunkFetcher {
         throw new ChunkIntegrityError(object, 'chunk-corrupt', `SHA-256 is ${out.storedSha256}, the manifest says ${chunk.storedSha256}`, chunk.storedSha256, out.storedSha256);
       }
       if (out.rawSha256 !== chunk.rawSha256 || out.rawLength !== chunk.rawSize) {
-        throw new ChunkIntegrityError(object, 'chunk-raw-mismatch', `decompressed bytes do not match the manifest (SHA-256 ${out.rawSha256}, expected ${chunk.rawSha256})`, chunk.rawSha256, out.rawSha256);
+        throw new ChunkIntegrityError(
+          object,
+          'chunk-raw-mismatch',
+          `decompressed bytes do not match the manifest (SHA-256 ${out.rawSha256}, expected ${chunk.rawSha256})`,
+          chunk.rawSha256,
+          out.rawSha256,
+        );
       }
       const lent = buffer;
       buffer = undefined;
@@ -173,7 +179,10 @@ async function readObject(backend: Backend, key: string, object: string, into: U
       async (piece) => {
         if (filled + piece.length > expected) {
           // Never write past the buffer; ask for the real size only to name it.
-          const size = await backend.head(key).then((info) => String(info.size), () => `more than ${expected}`);
+          const size = await backend.head(key).then(
+            (info) => String(info.size),
+            () => `more than ${expected}`,
+          );
           throw new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), size);
         }
         into.set(piece, filled);

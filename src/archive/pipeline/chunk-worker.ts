@@ -35,7 +35,7 @@ function context(level: number): import('zstd-napi/binding.js').CCtx {
   return c;
 }
 const dctx = new zstd.DCtx();
-let sampleOut = Buffer.allocUnsafeSlow(zstd.compressBound(SAMPLE_BYTES));
+const sampleOut = Buffer.allocUnsafeSlow(zstd.compressBound(SAMPLE_BYTES));
 
 function chooseLevel(raw: Uint8Array, level: number): number {
   if (raw.length < SAMPLE_BYTES * 4) return level;

@@ -42,11 +42,14 @@ export async function* readChunks(source: ByteSource, buffers: SharedBufferPool,
 async function withStallWatch<T>(source: ByteSource, stallMs: number, work: () => Promise<T>): Promise<T> {
   if (stallMs <= 0) return work();
   const since = performance.now();
-  const timer = setInterval(() => {
-    if (performance.now() - Math.max(since, source.lastDataAt) >= stallMs) {
-      source.destroy(new StalledInputError(`the input produced no data for ${Math.round(stallMs / 1000)} s (stalled zfs send?)`));
-    }
-  }, Math.min(1000, Math.max(10, stallMs / 4)));
+  const timer = setInterval(
+    () => {
+      if (performance.now() - Math.max(since, source.lastDataAt) >= stallMs) {
+        source.destroy(new StalledInputError(`the input produced no data for ${Math.round(stallMs / 1000)} s (stalled zfs send?)`));
+      }
+    },
+    Math.min(1000, Math.max(10, stallMs / 4)),
+  );
   try {
     return await work();
   } finally {

@@ -118,7 +118,10 @@ export class UnitCheck {
     }
     const word = (w: bigint) => w.toString(16).padStart(16, '0');
     const got = summary.substreams.map((s) => `${s.fromguid}>${s.toguid}:${s.endChecksum.map(word).join('')}`).join(',');
-    const want = this.manifest.substreams.slice(this.unit.first, this.unit.last + 1).map((s) => `${s.fromguid}>${s.toguid}:${s.endChecksum.join('')}`).join(',');
+    const want = this.manifest.substreams
+      .slice(this.unit.first, this.unit.last + 1)
+      .map((s) => `${s.fromguid}>${s.toguid}:${s.endChecksum.join('')}`)
+      .join(',');
     if (got !== want) throw new StreamIntegrityError(this.object, `the cut stream's snapshots and checksums (${got}) are not the manifest's (${want})`);
   }
 }
@@ -134,7 +137,11 @@ export class OutputError extends OperationalError {
   ) {
     const code = (reason as NodeJS.ErrnoException | undefined)?.code;
     const gone = !reason || code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_STREAM_DESTROYED';
-    super(gone ? `the reader of the output went away${code ? ` (${code})` : ''} after ${bytes} bytes were passed to it: the output is incomplete` : `writing the output failed after ${bytes} bytes: ${reason.message}`);
+    super(
+      gone
+        ? `the reader of the output went away${code ? ` (${code})` : ''} after ${bytes} bytes were passed to it: the output is incomplete`
+        : `writing the output failed after ${bytes} bytes: ${reason.message}`,
+    );
     this.readerGone = gone;
   }
 }

@@ -3,14 +3,9 @@ import type { StreamSummary } from '../../stream/validator.js';
 import { fromWire, type WireError } from '../../util/errors.js';
 import { workerUrl } from '../../util/worker-url.js';
 
-export type StreamCheckRequest =
-  | { type: 'chunk'; seq: number; buffer: SharedArrayBuffer; offset: number; length: number }
-  | { type: 'finish' };
+export type StreamCheckRequest = { type: 'chunk'; seq: number; buffer: SharedArrayBuffer; offset: number; length: number } | { type: 'finish' };
 
-export type StreamCheckReply =
-  | { type: 'chunk-done'; seq: number }
-  | { type: 'finished'; summary: StreamSummary; sha256: string }
-  | { type: 'error'; error: WireError };
+export type StreamCheckReply = { type: 'chunk-done'; seq: number } | { type: 'finished'; summary: StreamSummary; sha256: string } | { type: 'error'; error: WireError };
 
 export interface StreamCheckResult {
   summary: StreamSummary;

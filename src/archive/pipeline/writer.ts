@@ -73,9 +73,7 @@ export interface ArchiveWriteOptions {
   snapshotTxgs?(summary: StreamSummary): Promise<ReadonlyMap<string, string>>;
 }
 
-export type ArchiveWriteResult =
-  | { status: 'archived'; identity: StreamIdentity; manifest: Manifest; progress: WriteProgress }
-  | { status: 'stopped'; identity: StreamIdentity };
+export type ArchiveWriteResult = { status: 'archived'; identity: StreamIdentity; manifest: Manifest; progress: WriteProgress } | { status: 'stopped'; identity: StreamIdentity };
 
 /**
  * The send data path (design.md): input → fixed-size chunks → (validator worker, in order)
@@ -194,7 +192,10 @@ class StreamWriteRun {
         this.progress.chunksReused++;
       } else {
         if (proven) {
-          this.o.log.warn({ stream: this.identity!.streamId, chunk: previous!.key, why: proven.why }, `stored chunk ${previous!.key} of the interrupted upload is damaged (${proven.why}): uploading it again`);
+          this.o.log.warn(
+            { stream: this.identity!.streamId, chunk: previous!.key, why: proven.why },
+            `stored chunk ${previous!.key} of the interrupted upload is damaged (${proven.why}): uploading it again`,
+          );
           this.journal!.forget(chunk.index);
           packed = await this.compress(chunk, out, undefined);
         } else if (previous) {
@@ -248,7 +249,16 @@ class StreamWriteRun {
     }
     // The ETag of the PutObject that the server checked against our SHA-256, for the journal:
     // a resume compares it with what the server then says (stored-proof.ts).
-    return { index: chunk.index, key: chunkName(chunk.index), rawSize: chunk.length, storedSize: frame.length, rawSha256: packed.rawSha256, storedSha256: packed.storedSha256, level: packed.level, ...(stored.etag !== undefined ? { etag: stored.etag } : {}) };
+    return {
+      index: chunk.index,
+      key: chunkName(chunk.index),
+      rawSize: chunk.length,
+      storedSize: frame.length,
+      rawSha256: packed.rawSha256,
+      storedSha256: packed.storedSha256,
+      level: packed.level,
+      ...(stored.etag !== undefined ? { etag: stored.etag } : {}),
+    };
   }
 
   private async commit(summary: StreamSummary, sha256: string): Promise<Manifest> {
@@ -303,9 +313,12 @@ class StreamWriteRun {
     }
     if (problems.length > 0) {
       const shown = problems.slice(0, 3).join(', ') + (problems.length > 3 ? ` and ${problems.length - 3} more` : '');
-      throw new StreamIncompleteError(`cannot commit ${this.o.backend.location}/${prefix}: chunk ${shown} (removed or changed while the stream was written?); nothing was committed, run it again to upload what is missing`, {
-        context: { dataset: this.identity!.dataset, stream: this.identity!.streamId, object: `${this.o.backend.location}/${prefix}` },
-      });
+      throw new StreamIncompleteError(
+        `cannot commit ${this.o.backend.location}/${prefix}: chunk ${shown} (removed or changed while the stream was written?); nothing was committed, run it again to upload what is missing`,
+        {
+          context: { dataset: this.identity!.dataset, stream: this.identity!.streamId, object: `${this.o.backend.location}/${prefix}` },
+        },
+      );
     }
     const wanted = new Set([JOURNAL_NAME, MANIFEST_NAME, ...manifest.chunks.map((c) => c.key)]);
     return [...found.keys()].filter((k) => !wanted.has(k)).map((k) => prefix + k);

@@ -65,7 +65,10 @@ export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<st
       continue;
     }
     let s = streams.get(dir);
-    if (!s) streams.set(dir, (s = { ...parsed, prefix: dir, objects: [] }));
+    if (!s) {
+      s = { ...parsed, prefix: dir, objects: [] };
+      streams.set(dir, s);
+    }
     s.objects.push(o);
   }
   return { streams, loose };
@@ -109,7 +112,13 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
       const age = ageOf(s.objects);
       if (age >= input.staleAfterMs) {
         const what = names.has(JOURNAL_NAME) ? 'in-progress stream (journal, no manifest)' : 'objects without a manifest';
-        problems.push({ ...base, kind: names.has(JOURNAL_NAME) ? 'stale-in-progress' : 'orphan-object', object: where(s.prefix), found: `${Math.round(age / 1000)} s old`, message: `${what}, ${formatAge(age)} old: an interrupted upload (rerun it, or prune it)` });
+        problems.push({
+          ...base,
+          kind: names.has(JOURNAL_NAME) ? 'stale-in-progress' : 'orphan-object',
+          object: where(s.prefix),
+          found: `${Math.round(age / 1000)} s old`,
+          message: `${what}, ${formatAge(age)} old: an interrupted upload (rerun it, or prune it)`,
+        });
       }
       continue;
     }
@@ -120,7 +129,14 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
       const o = names.get(c.key);
       if (!o) problems.push({ ...base, kind: 'chunk-missing', object: where(s.prefix + c.key), message: 'chunk object is missing' });
       else if (o.size !== c.storedSize) {
-        problems.push({ ...base, kind: 'chunk-size', object: where(s.prefix + c.key), expected: String(c.storedSize), found: String(o.size), message: `chunk object has ${o.size} bytes, the manifest says ${c.storedSize}` });
+        problems.push({
+          ...base,
+          kind: 'chunk-size',
+          object: where(s.prefix + c.key),
+          expected: String(c.storedSize),
+          found: String(o.size),
+          message: `chunk object has ${o.size} bytes, the manifest says ${c.storedSize}`,
+        });
       }
     }
     if (s.sums === undefined) {
@@ -130,7 +146,14 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
       for (const c of m.chunks) {
         const listed = sums.get(c.key);
         if (listed !== c.storedSha256) {
-          problems.push({ ...base, kind: 'sums-mismatch', object: where(s.prefix + c.key), expected: c.storedSha256, found: listed ?? 'absent', message: `SHA256SUMS and the manifest disagree about ${c.key}` });
+          problems.push({
+            ...base,
+            kind: 'sums-mismatch',
+            object: where(s.prefix + c.key),
+            expected: c.storedSha256,
+            found: listed ?? 'absent',
+            message: `SHA256SUMS and the manifest disagree about ${c.key}`,
+          });
         }
       }
     }
@@ -144,7 +167,13 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
   for (const [dataset, manifests] of committed) {
     for (const m of buildChains(manifests, everywhere).broken) {
       const first = m.substreams[0];
-      problems.push({ dataset, stream: m.streamId, kind: 'chain-broken', expected: first?.fromguid, message: `incremental stream whose base snapshot (guid ${first?.fromguid}) is in no archived stream of ${dataset}` });
+      problems.push({
+        dataset,
+        stream: m.streamId,
+        kind: 'chain-broken',
+        expected: first?.fromguid,
+        message: `incremental stream whose base snapshot (guid ${first?.fromguid}) is in no archived stream of ${dataset}`,
+      });
     }
   }
   for (const o of input.loose) {

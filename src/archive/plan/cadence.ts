@@ -41,7 +41,10 @@ export function decideFull(dataset: string, streams: readonly Manifest[], policy
 
 /** `<prefix>_20261122T020000Z`: sortable, and only characters every ZFS accepts. */
 export function snapshotName(prefix: string, now: Date): string {
-  return `${prefix}_${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`;
+  return `${prefix}_${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}`;
 }
 
 /** Name of the bookmark that protects an archived snapshot from local pruning. */

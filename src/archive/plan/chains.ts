@@ -46,7 +46,10 @@ export function buildChains(streams: readonly Manifest[], elsewhere: ReadonlySet
       continue;
     }
     let chain = chains.get(root);
-    if (!chain) chains.set(root, (chain = { root, streams: [], snapshots: [] }));
+    if (!chain) {
+      chain = { root, streams: [], snapshots: [] };
+      chains.set(root, chain);
+    }
     chain.streams.push(m);
     for (const s of m.substreams) chain.snapshots.push(s.toname.slice(s.toname.indexOf('@') + 1));
   }

@@ -166,9 +166,7 @@ function missingLink(links: readonly Link[], target: { name: string; guid: strin
       queue.push(l.from);
     }
   }
-  return new UsageError(
-    `cannot restore ${req.dataset}@${target.name} (guid ${target.guid}): no chain of streams of one kind (raw or not) leads to it from a full stream`,
-  );
+  return new UsageError(`cannot restore ${req.dataset}@${target.name} (guid ${target.guid}): no chain of streams of one kind (raw or not) leads to it from a full stream`);
 }
 
 export function planRestore(req: PlanRequest): RestorePlan {
@@ -187,7 +185,12 @@ export function planRestore(req: PlanRequest): RestorePlan {
   for (const l of links) if (l.clone && req.origins?.has(l.from) && !starts.has(l.from)) starts.set(l.from, rank.origin(l.manifest));
   let best: { reach: Reach; raw: boolean } | undefined;
   for (const raw of [true, false]) {
-    const reach = search(links.filter((l) => l.raw === raw), starts, target.guid, rank.full);
+    const reach = search(
+      links.filter((l) => l.raw === raw),
+      starts,
+      target.guid,
+      rank.full,
+    );
     if (!reach) continue;
     const better = !best || reach.links.length < best.reach.links.length || (reach.links.length === best.reach.links.length && reach.startRank > best.reach.startRank);
     if (better) best = { reach, raw };

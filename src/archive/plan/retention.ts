@@ -146,7 +146,12 @@ function pathStreams(tree: Map<string, Reach>, guid: string): Manifest[] {
 }
 
 function treesOf(links: readonly Link[], streamRank: ReadonlyMap<Manifest, number>): Map<string, Reach>[] {
-  return [true, false].map((raw) => shortestPaths(links.filter((l) => l.raw === raw), streamRank));
+  return [true, false].map((raw) =>
+    shortestPaths(
+      links.filter((l) => l.raw === raw),
+      streamRank,
+    ),
+  );
 }
 
 /** Bucket keys in UTC. ISO weeks belong to the year of their Thursday. */
@@ -171,9 +176,14 @@ interface Candidate {
 function chooseSnapshots(candidates: Candidate[], policy: RetentionPolicy, now: Date): void {
   const rules = [
     { label: 'last', count: policy.keepLast ?? 0, key: (_c: Candidate, i: number) => String(i) },
-    ...([['daily', policy.keepDaily], ['weekly', policy.keepWeekly], ['monthly', policy.keepMonthly], ['yearly', policy.keepYearly]] as const).map(
-      ([period, count]) => ({ label: period, count, key: (c: Candidate) => retentionBuckets(new Date(c.time))[period] }),
-    ),
+    ...(
+      [
+        ['daily', policy.keepDaily],
+        ['weekly', policy.keepWeekly],
+        ['monthly', policy.keepMonthly],
+        ['yearly', policy.keepYearly],
+      ] as const
+    ).map(([period, count]) => ({ label: period, count, key: (c: Candidate) => retentionBuckets(new Date(c.time))[period] })),
   ];
   const dated = candidates.filter((c) => Number.isFinite(c.time));
   for (const c of candidates) {
@@ -268,7 +278,10 @@ export function planRetention(input: RetentionInput): RetentionPlan {
       const base = m.substreams[0]?.fromguid;
       reasons.set(m.streamId, `broken chain: no full stream leads to its base (guid ${base}) in the same raw-ness; kept, never deleted automatically (see verify)`);
     } else if (guids) {
-      const unique = [...new Set(guids)].map((g) => snapshotOf.get(g)!).sort((a, b) => rankOf(a) - rankOf(b)).map((c) => c.name);
+      const unique = [...new Set(guids)]
+        .map((g) => snapshotOf.get(g)!)
+        .sort((a, b) => rankOf(a) - rankOf(b))
+        .map((c) => c.name);
       const minFull = minFullReason.has(m) ? `one of the ${policy.minFulls} newest full streams (min_fulls)` : '';
       reasons.set(m.streamId, [minFull, `needed to restore ${listNames(unique)}`].filter(Boolean).join('; '));
     } else {

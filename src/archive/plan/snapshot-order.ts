@@ -74,7 +74,8 @@ function collectNodes(streams: readonly Manifest[]): { nodes: Node[]; index: Map
     for (const s of mainSubstreams(m)) {
       let i = index.get(s.toguid);
       if (i === undefined) {
-        index.set(s.toguid, (i = nodes.length));
+        i = nodes.length;
+        index.set(s.toguid, i);
         nodes.push({ guid: s.toguid, creation: -Infinity, archived: Infinity, seen: seen++ });
       }
       const node = nodes[i]!;
@@ -196,17 +197,19 @@ function reaches(out: Set<number>[], pos: readonly number[], from: number, to: n
 
 function positions(order: readonly number[]): number[] {
   const pos = new Array<number>(order.length);
-  order.forEach((v, i) => (pos[v] = i));
+  for (const [i, v] of order.entries()) pos[v] = i;
   return pos;
 }
 
 export function orderSnapshots(streams: readonly Manifest[]): SnapshotOrder {
   const { nodes, index } = collectNodes(streams);
-  const byKey = nodes.map((_, i) => i).sort((a, b) => {
-    const x = nodes[a]!;
-    const y = nodes[b]!;
-    return x.creation - y.creation || x.archived - y.archived || x.seen - y.seen || 0;
-  });
+  const byKey = nodes
+    .map((_, i) => i)
+    .sort((a, b) => {
+      const x = nodes[a]!;
+      const y = nodes[b]!;
+      return x.creation - y.creation || x.archived - y.archived || x.seen - y.seen || 0;
+    });
   const keyPos = positions(byKey);
   const out = chainEdges(streams, index);
   let pos = positions(topological(out, keyPos, byKey));
@@ -242,7 +245,7 @@ function orderStreams(streams: readonly Manifest[], rank: ReadonlyMap<string, nu
     return {
       m,
       to: last ? rank.get(last.toguid)! : -1,
-      from: from === undefined ? -1 : rank.get(from) ?? -1,
+      from: from === undefined ? -1 : (rank.get(from) ?? -1),
       archived: timeOf(m.finishedAt),
       creation: timeOf(last?.creation),
       seen,

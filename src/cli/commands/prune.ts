@@ -1,7 +1,7 @@
 import type { Command, OptionValues } from 'commander';
 import { checkRetentionPolicy, RetentionPolicyError, type RetentionPolicy } from '../../archive/plan/retention.js';
 import { acquireDatasetLock } from '../../archive/lease.js';
-import { type PruneReport, pruneArchive } from '../../jobs/prune.js';
+import { pruneArchive } from '../../jobs/prune.js';
 import { parseDuration } from '../../util/duration.js';
 import { OperationalError, UsageError } from '../../util/errors.js';
 import { printJson } from '../output/json.js';
@@ -72,7 +72,12 @@ export function registerPrune(program: Command, deps: CommandDeps): void {
     const backend = await openTarget(target, settingsFromFlags(o, ['target']));
     try {
       const report = await pruneArchive({
-        backend, log, dataset, policy, staleAfterMs, dryRun: Boolean(o.dryRun),
+        backend,
+        log,
+        dataset,
+        policy,
+        staleAfterMs,
+        dryRun: Boolean(o.dryRun),
         lockDataset: (ds) => acquireDatasetLock({ dataset: ds, backend, log }),
       });
       if (o.json) printJson(report);

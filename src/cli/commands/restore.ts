@@ -43,8 +43,19 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
     const parallel = parseSettingText('parallel', o.parallel, '--parallel') as number;
     await withTarget(o.from, settingsFromFlags(o, ['target']), async (backend, pool) => {
       const result = await restore({
-        backend, pool, log: deps.getLog(), what, zfs, parallel,
-        into: o.into, output: o.output, dryRun: o.dryRun, force: o.force, resumable: o.resumable, noMount: !o.mount, progress: o.progress,
+        backend,
+        pool,
+        log: deps.getLog(),
+        what,
+        zfs,
+        parallel,
+        into: o.into,
+        output: o.output,
+        dryRun: o.dryRun,
+        force: o.force,
+        resumable: o.resumable,
+        noMount: !o.mount,
+        progress: o.progress,
       });
       // With --output -, stdout carries the stream: the report goes to stderr.
       const report = o.output === '-' ? process.stderr : process.stdout;

@@ -40,8 +40,19 @@ export function registerSend(program: Command, deps: CommandDeps): void {
     const zfs = Zfs.fromCommand(deps.zfsCommand());
     await withTarget(o.to, values, async (backend, pool) => {
       const result = await sendSnapshot({
-        snapshot, backend, zfs, pool, settings, log: deps.getLog(),
-        from: o.from, intermediates: o.intermediates, full: o.full, raw: o.raw, bookmark: o.bookmark, largeBlocks: o.largeBlocks, compressed: o.compressed,
+        snapshot,
+        backend,
+        zfs,
+        pool,
+        settings,
+        log: deps.getLog(),
+        from: o.from,
+        intermediates: o.intermediates,
+        full: o.full,
+        raw: o.raw,
+        bookmark: o.bookmark,
+        largeBlocks: o.largeBlocks,
+        compressed: o.compressed,
       });
       if (o.json) printJson(result);
       else process.stdout.write(`${archiveSummaryLine(result, backend.location)}\n`);

@@ -9,7 +9,5 @@ export interface UploadCliOptions extends OptionValues {
 
 /** The flags of put and send: target settings, upload settings, progress and --json. */
 export function addUploadFlags(cmd: Command): Command {
-  return addSettingFlags(addSettingFlags(cmd, 'target'), 'upload')
-    .option('--no-progress', 'no progress line on a terminal')
-    .option('--json', 'print a machine-readable summary');
+  return addSettingFlags(addSettingFlags(cmd, 'target'), 'upload').option('--no-progress', 'no progress line on a terminal').option('--json', 'print a machine-readable summary');
 }

@@ -23,7 +23,7 @@ export function formatListing(datasets: ListedDataset[]): string {
       ]);
     }
     if (rows.length > 1) lines.push(...renderTable(rows));
-    d.chains.forEach((c, i) => lines.push(`  chain ${i + 1}: ${c.snapshots.join(' → ')} (${c.streams.length} stream${c.streams.length === 1 ? '' : 's'})`));
+    for (const [i, c] of d.chains.entries()) lines.push(`  chain ${i + 1}: ${c.snapshots.join(' → ')} (${c.streams.length} stream${c.streams.length === 1 ? '' : 's'})`);
     for (const b of d.broken) lines.push(`  broken: ${b} (its base is not in the archive)`);
     for (const p of d.inProgress) lines.push(`  in progress or interrupted: ${p}`);
     for (const x of d.damaged) lines.push(`  DAMAGED: ${x.streamId}: ${x.message} (${x.object}); archive that snapshot again to rewrite it`);

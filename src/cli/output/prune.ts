@@ -32,6 +32,8 @@ export function formatPruneReport(r: PruneReport): string {
     if (d.error) lines.push(`  NOT PRUNED: ${d.error}`);
   }
   if (r.incompleteUploads) lines.push(`incomplete multipart uploads: ${r.incompleteUploads} ${r.dryRun ? 'would be aborted' : 'aborted'}`);
-  lines.push(`${verb} ${r.deletedStreams} stream${r.deletedStreams === 1 ? '' : 's'}, ${r.deletedObjects} object${r.deletedObjects === 1 ? '' : 's'}, ${formatBytes(r.deletedBytes)} (${r.seconds.toFixed(1)} s)`);
+  lines.push(
+    `${verb} ${r.deletedStreams} stream${r.deletedStreams === 1 ? '' : 's'}, ${r.deletedObjects} object${r.deletedObjects === 1 ? '' : 's'}, ${formatBytes(r.deletedBytes)} (${r.seconds.toFixed(1)} s)`,
+  );
   return `${lines.join('\n')}\n`;
 }
