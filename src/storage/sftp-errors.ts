@@ -1,4 +1,5 @@
 import { StorageError } from './backend.js';
+import type { SftpSession } from './sftp-connect.js';
 
 /**
  * How SFTP failures map onto the storage contract. SFTP v3 (what OpenSSH speaks) reports a
@@ -107,4 +108,15 @@ export function sftpConnectError(err: unknown, where: string, server: string): S
   }
   if (/timed out/i.test(text)) return new StorageError(`${prefix}: no SSH handshake in time (${text})`, false, 'other', { cause: err });
   return new StorageError(`${prefix}: ${text}`, false, 'other', { cause: err });
+}
+
+/** A FAILURE while writing may be a full disk: ask the server (statvfs@openssh.com) if it can tell. */
+export async function noSpaceError(s: SftpSession, err: unknown, dir: string, key: string, location: string): Promise<unknown> {
+  if (sftpStatus(err) !== SFTP_STATUS.FAILURE || !s.hasExtension('statvfs@openssh.com')) return err;
+  const vfs = await s.call<{ f_bavail: number; f_frsize: number }>((sftp, done) => sftp.ext_openssh_statvfs(dir, done)).catch(() => undefined);
+  if (vfs && vfs.f_bavail * vfs.f_frsize < 1024 * 1024) {
+    const free = vfs.f_bavail * vfs.f_frsize;
+    return new StorageError(`${location}: cannot write ${key}: no space left on the server (SSH_FX_FAILURE; statvfs shows ${free} bytes free)`, true, 'no-space', { cause: err });
+  }
+  return err;
 }

@@ -8,7 +8,7 @@ import { consumeRead, rangeOf } from './bodies.js';
 import { TEMP_PREFIX } from './local.js';
 import { type SftpAuth, type SftpHostKeyPolicy, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
 import type { SftpSession } from './sftp-connect.js';
-import { SFTP_STATUS, sftpStatus, sftpStorageError } from './sftp-errors.js';
+import { noSpaceError, SFTP_STATUS, sftpStatus, sftpStorageError } from './sftp-errors.js';
 import { BodyFailure, PipelinedWriter, rangeReader } from './sftp-io.js';
 import { isBelow, isDir, isFile, isLink } from './sftp-paths.js';
 import { SftpPool } from './sftp-pool.js';
@@ -58,8 +58,6 @@ export class SftpBackend implements Backend {
     return this.pool.use(fn);
   }
 
-  // ---------------------------------------------------------------- paths and errors
-
   /** The remote path of a key, refusing keys that could escape the root or hide as temp files. */
   private pathOf(key: string): string {
     const parts = key.split('/');
@@ -77,20 +75,6 @@ export class SftpBackend implements Backend {
   private fail(err: unknown, action: string, key?: string): StorageError {
     return sftpStorageError(err, this.location, action, key ?? '');
   }
-
-  /** A FAILURE while writing may be a full disk: ask the server (statvfs@openssh.com) if it can tell. */
-  private async writeError(s: SftpSession, err: unknown, dir: string, key: string): Promise<unknown> {
-    if (sftpStatus(err) !== SFTP_STATUS.FAILURE || !s.hasExtension('statvfs@openssh.com')) return err;
-    const vfs = await s.call<{ f_bavail: number; f_frsize: number }>((sftp, done) => sftp.ext_openssh_statvfs(dir, done)).catch(() => undefined);
-    if (vfs && vfs.f_bavail * vfs.f_frsize < 1024 * 1024) {
-      return new StorageError(`${this.location}: cannot write ${key}: no space left on the server (SSH_FX_FAILURE; statvfs shows ${vfs.f_bavail * vfs.f_frsize} bytes free)`, true, 'no-space', {
-        cause: err,
-      });
-    }
-    return err;
-  }
-
-  // ---------------------------------------------------------------- put
 
   async put(key: string, body: Buffer | Readable, size?: number): Promise<void> {
     // A producer failing before we read it must not be an unhandled 'error' event.
@@ -160,7 +144,7 @@ export class SftpBackend implements Backend {
           if (s.dead) this.orphans.add(tmp);
         });
       if (err instanceof BodyFailure) throw err.original;
-      throw this.fail(await this.writeError(s, err, dir, key), 'write', key);
+      throw this.fail(await noSpaceError(s, err, dir, key, this.location), 'write', key);
     }
   }
 
@@ -227,8 +211,6 @@ export class SftpBackend implements Backend {
       await s.call((sftp, done) => sftp.unlink(tmp, done)).catch(() => undefined);
     }
   }
-
-  // ---------------------------------------------------------------- reads
 
   /** Opens an object for reading; directories and missing paths alike mean "no such object". */
   private async openObject(s: SftpSession, key: string): Promise<{ handle: Buffer; size: number }> {
@@ -302,8 +284,6 @@ export class SftpBackend implements Backend {
       return { key, size: st.size, modified: new Date(st.mtime * 1000) };
     });
   }
-
-  // ---------------------------------------------------------------- list and delete
 
   /**
    * Prefixes are plain string prefixes ("a/b" matches "a/b/c" and "a/bc"): the walk starts at
@@ -382,8 +362,6 @@ export class SftpBackend implements Backend {
       }
     }
   }
-
-  // ---------------------------------------------------------------- check and close
 
   async check(): Promise<void> {
     await this.use(async (s) => {
