@@ -1,5 +1,4 @@
 import type { ByteSource } from '../util/byte-source.js';
-import { ensureArchiveMarker, loadCatalog, readManifest } from '../archive/format/catalog.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
 import type { Manifest } from '../archive/format/manifest.js';
 import { type StreamIdentity, writeArchiveStream } from '../archive/pipeline/writer.js';
@@ -9,7 +8,8 @@ import type { SettingValues } from '../settings/table.js';
 import { archiveSettingValues } from '../settings/values.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
-import { acquireDatasetLock, type DatasetLock, type HeldLease } from '../archive/lease.js';
+import type { DatasetLock, HeldLease } from '../archive/lease.js';
+import { Repository } from '../archive/repository.js';
 
 export interface ArchiveSettings {
   chunkSize: number;
@@ -60,8 +60,9 @@ export interface ArchiveStreamJob {
 /** Shared by `put` and `send`: one stream into the archive, refusing to archive twice. */
 export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStreamResult> {
   const started = Date.now();
-  await job.backend.check();
-  await ensureArchiveMarker(job.backend);
+  const repo = new Repository(job.backend);
+  await repo.check();
+  await repo.ensureMarker();
   const progress = new Progress(job.settings.progress && Boolean(process.stderr.isTTY));
   let alreadyArchived = false;
   let taken: DatasetLock | undefined;
@@ -80,11 +81,11 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
       zfsVersion: job.zfsVersion,
       onIdentified: async (identity: StreamIdentity) => {
         // Live from here on: no prune deletes this stream (or the chain it extends) as abandoned.
-        if (!job.lease) taken = await acquireDatasetLock({ dataset: identity.dataset, backend: job.backend, log: job.log, localLock: false });
-        alreadyArchived = await archivedAlready(job, identity);
+        if (!job.lease) taken = await repo.lease({ dataset: identity.dataset, log: job.log, localLock: false });
+        alreadyArchived = await archivedAlready(repo, job, identity);
         return !alreadyArchived;
       },
-      fromName: job.fromName ?? ((guid, dataset) => fromNameInArchive(job.backend, guid, dataset)),
+      fromName: job.fromName ?? ((guid, dataset) => fromNameInArchive(repo, guid, dataset)),
       beforeCommit: async (summary) => {
         await job.beforeCommit?.(summary);
         // A writer whose lease was taken over may have lost chunks to the new holder's prune.
@@ -112,8 +113,8 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
  * A damaged or foreign one is rewritten: the writer treats the directory as an interrupted upload
  * and the commit replaces the manifest.
  */
-async function archivedAlready(job: ArchiveStreamJob, identity: StreamIdentity): Promise<boolean> {
-  const read = await readManifest(job.backend, identity);
+async function archivedAlready(repo: Repository, job: ArchiveStreamJob, identity: StreamIdentity): Promise<boolean> {
+  const read = await repo.readManifest(identity);
   if ('absent' in read) return false;
   const first = identity.start.first;
   const m = 'manifest' in read ? read.manifest : undefined;
@@ -125,8 +126,8 @@ async function archivedAlready(job: ArchiveStreamJob, identity: StreamIdentity):
 }
 
 /** A piped stream carries only the base GUID; its name comes from the archived stream that leads to it. */
-async function fromNameInArchive(backend: Backend, guid: bigint, dataset: string): Promise<string> {
-  const { streams } = await loadCatalog(backend, dataset);
+async function fromNameInArchive(repo: Repository, guid: bigint, dataset: string): Promise<string> {
+  const { streams } = await repo.catalog(dataset);
   for (const m of streams) {
     for (const s of m.substreams) if (s.toguid === guid.toString()) return s.toname.slice(s.toname.indexOf('@') + 1);
   }

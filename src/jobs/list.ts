@@ -1,7 +1,7 @@
 import { buildChains } from '../archive/plan/chains.js';
-import { loadCatalog } from '../archive/format/catalog.js';
 import type { Manifest } from '../archive/format/manifest.js';
 import { orderSnapshots } from '../archive/plan/snapshot-order.js';
+import { Repository } from '../archive/repository.js';
 import type { Backend } from '../storage/backend.js';
 
 export interface ListedStream {
@@ -31,8 +31,9 @@ export interface ListedDataset {
 }
 
 export async function listArchive(backend: Backend, dataset?: string): Promise<ListedDataset[]> {
-  await backend.check();
-  const catalog = await loadCatalog(backend, dataset);
+  const repo = new Repository(backend);
+  await repo.check();
+  const catalog = await repo.catalog(dataset);
   const byDataset = new Map<string, Manifest[]>();
   for (const m of catalog.streams) byDataset.set(m.dataset, [...(byDataset.get(m.dataset) ?? []), m]);
   for (const p of [...catalog.inProgress, ...catalog.damaged]) if (!byDataset.has(p.dataset)) byDataset.set(p.dataset, []);

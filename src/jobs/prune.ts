@@ -1,9 +1,9 @@
-import { groupByStream, type StreamDir } from '../archive/plan/audit.js';
-import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, SUMS_NAME } from '../archive/format/keys.js';
-import { type DamagedStream, readManifest } from '../archive/format/catalog.js';
+import type { StreamDir } from '../archive/plan/audit.js';
+import type { DamagedStream } from '../archive/format/catalog.js';
 import type { Manifest } from '../archive/format/manifest.js';
 import { planRetention, type RetentionPolicy } from '../archive/plan/retention.js';
-import type { Backend, ObjectInfo } from '../storage/backend.js';
+import { Repository } from '../archive/repository.js';
+import type { Backend } from '../storage/backend.js';
 import { errorMessage, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
@@ -91,42 +91,26 @@ export interface PruneReport {
   seconds: number;
 }
 
-async function listObjects(backend: Backend, prefix: string): Promise<ObjectInfo[]> {
-  const objects: ObjectInfo[] = [];
-  await backend.list(prefix, (info) => objects.push(info));
-  return objects;
-}
-
-/** The stream directories of exactly one dataset (a dataset prefix also lists its children). */
-function datasetStreams(objects: readonly ObjectInfo[], dataset: string): StreamDir[] {
-  return [...groupByStream(objects).streams.values()].filter((s) => s.dataset === dataset);
-}
-
 export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
   const started = Date.now();
   const now = o.now ?? new Date();
-  await o.backend.check();
-  let datasets: string[];
-  if (o.dataset) {
-    datasets = [o.dataset];
-  } else {
-    const all = await listObjects(o.backend, '');
-    datasets = [...new Set([...groupByStream(all).streams.values()].map((s) => s.dataset))].sort();
-  }
+  const repo = new Repository(o.backend);
+  await repo.check();
+  const datasets = o.dataset ? [o.dataset] : await repo.datasets();
   const reports: PruneDatasetReport[] = [];
-  for (const dataset of datasets) reports.push(await pruneDataset(o, dataset, now));
+  for (const dataset of datasets) reports.push(await pruneDataset(o, repo, dataset, now));
   if (o.dataset && reports[0]!.keptStreams + reports[0]!.deleted.length + reports[0]!.abandoned.length === 0 && !reports[0]!.error) {
-    throw new UsageError(`the archive at ${o.backend.location} holds no streams of dataset ${o.dataset} (see: zfs-offsite list)`);
+    throw new UsageError(`the archive at ${repo.location} holds no streams of dataset ${o.dataset} (see: zfs-offsite list)`);
   }
   const olderThan = new Date(now.getTime() - o.staleAfterMs);
   // Outside the dataset leases, but no live writer is touched: chunks, journal, SHA256SUMS and
   // manifest are each one PutObject (writer.ts, journal.ts); only other tools' uploads are multipart.
-  const incompleteUploads = (await o.backend.cleanupIncompleteUploads?.(olderThan, { prefix: o.dataset ? `${datasetPath(o.dataset)}/` : '', dryRun: o.dryRun })) ?? null;
+  const incompleteUploads = await repo.cleanupIncompleteUploads(olderThan, o.dataset, o.dryRun);
   if (incompleteUploads) o.log.info({ count: incompleteUploads }, `${o.dryRun ? 'would abort' : 'aborted'} incomplete multipart uploads older than ${olderThan.toISOString()}`);
   const deleted = reports.flatMap((r) => r.deleted);
   const abandoned = reports.flatMap((r) => r.abandoned);
   return {
-    target: o.backend.location,
+    target: repo.location,
     dryRun: o.dryRun,
     policy: o.policy,
     datasets: reports,
@@ -138,14 +122,15 @@ export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
   };
 }
 
-async function pruneDataset(o: PruneOptions, dataset: string, now: Date): Promise<PruneDatasetReport> {
+async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, now: Date): Promise<PruneDatasetReport> {
   const report: PruneDatasetReport = { dataset, keptStreams: 0, keptBytes: 0, deleted: [], keptSnapshots: [], lostSnapshots: [], brokenKept: [], abandoned: [] };
   let lock: HeldLock | undefined;
   try {
     if (!o.dryRun && o.lockDataset) lock = await o.lockDataset(dataset);
     // Listed under the lock: a stream committed just before it is part of the plan.
-    const dirs = datasetStreams(await listObjects(o.backend, `${datasetPath(dataset)}/`), dataset);
-    const { manifests, damaged } = await readManifests(o.backend, dirs);
+    const { streams: dirs } = await repo.listStreams(dataset);
+    const manifests = new Map(dirs.flatMap((d): [StreamDir, Manifest][] => (d.manifest ? [[d, d.manifest]] : [])));
+    const damaged = dirs.flatMap((d): DamagedStream[] => (d.damaged ? [d.damaged] : []));
     const committed = dirs.filter((d) => manifests.has(d));
     if (damaged.length > 0) {
       // What a damaged stream depends on, or whether it holds the newest snapshot, is unknown:
@@ -165,15 +150,19 @@ async function pruneDataset(o: PruneOptions, dataset: string, now: Date): Promis
       // Newest first: dependents go before the streams they are based on. plan.delete is oldest
       // first by the snapshot order (snapshot-order.ts); stream ids would put `s10` before `s9`.
       const doomed = [...plan.delete].reverse();
-      report.deleted = doomed.map((m) => describeStream(m, dirOf.get(m)!, plan.reasons.get(m.streamId)!));
+      report.deleted = doomed.map((m) => describeStream(repo, m, dirOf.get(m)!, plan.reasons.get(m.streamId)!));
       if (!o.dryRun && doomed.length > 0) {
         await lock?.assertHeld?.();
-        for (const m of doomed) await deleteStream(o, m, dirOf.get(m)!);
+        for (const m of doomed) {
+          await repo.deleteStream(m, dirOf.get(m)!);
+          o.log.info({ dataset: m.dataset, stream: m.streamId }, 'deleted stream');
+        }
       }
     }
     report.abandoned = await removeAbandoned(
       o,
-      dirs.filter((d) => !manifests.has(d) && !hasManifestObject(d)),
+      repo,
+      dirs.filter((d) => !manifests.has(d) && !repo.hasManifest(d)),
       now,
     );
   } catch (err) {
@@ -186,29 +175,8 @@ async function pruneDataset(o: PruneOptions, dataset: string, now: Date): Promis
   return report;
 }
 
-function hasManifestObject(d: StreamDir): boolean {
-  return d.objects.some((obj) => obj.key === d.prefix + MANIFEST_NAME);
-}
-
-/** Reads and validates every listed manifest; a damaged one is returned apart (catalog.ts readManifest). */
-async function readManifests(backend: Backend, dirs: StreamDir[]): Promise<{ manifests: Map<StreamDir, Manifest>; damaged: DamagedStream[] }> {
-  const manifests = new Map<StreamDir, Manifest>();
-  const damaged: DamagedStream[] = [];
-  const withManifest = dirs.filter(hasManifestObject);
-  for (let i = 0; i < withManifest.length; i += 8) {
-    await Promise.all(
-      withManifest.slice(i, i + 8).map(async (d) => {
-        const read = await readManifest(backend, d);
-        if ('manifest' in read) manifests.set(d, read.manifest);
-        else if ('damaged' in read) damaged.push(read.damaged);
-      }),
-    );
-  }
-  return { manifests, damaged };
-}
-
-function describeStream(m: Manifest, dir: StreamDir, reason: string): PrunedStream {
-  const keys = objectKeys(m, dir);
+function describeStream(repo: Repository, m: Manifest, dir: StreamDir, reason: string): PrunedStream {
+  const keys = repo.objectsBesideManifest(m, dir);
   return {
     dataset: m.dataset,
     streamId: m.streamId,
@@ -220,27 +188,13 @@ function describeStream(m: Manifest, dir: StreamDir, reason: string): PrunedStre
   };
 }
 
-/** Everything of a stream but its manifest: SHA256SUMS, chunks, and whatever else was listed there. */
-function objectKeys(m: Manifest, dir: StreamDir): string[] {
-  const keys = new Set([dir.prefix + SUMS_NAME, ...m.chunks.map((c) => dir.prefix + c.key), ...dir.objects.map((obj) => obj.key)]);
-  keys.delete(dir.prefix + MANIFEST_NAME);
-  return [...keys];
-}
-
-async function deleteStream(o: PruneOptions, m: Manifest, dir: StreamDir): Promise<void> {
-  // The manifest first: from here on the stream does not exist for list, restore or send.
-  await o.backend.delete([dir.prefix + MANIFEST_NAME]);
-  await o.backend.delete(objectKeys(m, dir));
-  o.log.info({ dataset: m.dataset, stream: m.streamId }, 'deleted stream');
-}
-
 /**
  * Stream directories without a manifest whose newest object is older than the grace period.
  * Runs only while this prune holds the dataset's lease (or `run`, holding it, calls it): every
  * writer holds that lease for as long as it writes, so an upload whose input merely paused
  * longer than `--stale-after` is never taken for abandoned (archive/lease.ts).
  */
-async function removeAbandoned(o: PruneOptions, dirs: StreamDir[], now: Date): Promise<AbandonedStream[]> {
+async function removeAbandoned(o: PruneOptions, repo: Repository, dirs: StreamDir[], now: Date): Promise<AbandonedStream[]> {
   const out: AbandonedStream[] = [];
   for (const d of dirs) {
     const times = d.objects.map((obj) => obj.modified?.getTime());
@@ -250,12 +204,12 @@ async function removeAbandoned(o: PruneOptions, dirs: StreamDir[], now: Date): P
     out.push({
       dataset: d.dataset,
       streamId: d.streamId,
-      hasJournal: d.objects.some((obj) => obj.key === d.prefix + JOURNAL_NAME),
+      hasJournal: repo.hasJournal(d),
       objects: d.objects.length,
       bytes: d.objects.reduce((n, obj) => n + obj.size, 0),
       ageSeconds: Math.round(age / 1000),
     });
-    if (!o.dryRun) await o.backend.delete(d.objects.map((obj) => obj.key));
+    if (!o.dryRun) await repo.deleteListed(d);
   }
   return out;
 }

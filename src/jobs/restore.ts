@@ -1,11 +1,11 @@
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
-import { type DamagedStream, loadCatalog } from '../archive/format/catalog.js';
+import type { DamagedStream } from '../archive/format/catalog.js';
 import { ChunkFetcher } from '../archive/pipeline/chunk-fetcher.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
-import { streamPrefix } from '../archive/format/keys.js';
 import { OutputError, readStreamSpans, SinkWatch, UnitCheck, unitSpans, writeReleasing } from '../archive/pipeline/reader.js';
 import { planRestore, type RestorePlan, type RestoreUnit } from '../archive/plan/restore-plan.js';
+import { Repository } from '../archive/repository.js';
 import type { Backend } from '../storage/backend.js';
 import { OperationalError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -52,8 +52,9 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   if (!o.output && !o.zfs) throw new UsageError('restore needs zfs (or --output FILE|- to write the stream instead)');
   const destination = o.output === undefined ? receiveInto : o.output === '-' ? 'stdout' : o.output;
 
-  await o.backend.check();
-  const { streams, damaged } = await loadCatalog(o.backend, dataset);
+  const repo = new Repository(o.backend);
+  await repo.check();
+  const { streams, damaged } = await repo.catalog(dataset);
   const present = o.output !== undefined ? [] : await presentSnapshots(o, receiveInto);
   const hasClones = streams.some((m) => m.substreams.some((s) => s.clone));
   const origins = hasClones && o.output === undefined ? await poolSnapshots(o, receiveInto.split('/')[0]!) : undefined;
@@ -69,7 +70,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const fetcher = new ChunkFetcher({ backend: o.backend, pool: o.pool, parallel: o.parallel });
   const feed = async (unit: RestoreUnit, k: number, sink: SinkWatch): Promise<void> => {
     const spans = unitSpans(unit.manifest, unit.first, unit.last, unit.whole);
-    const check = new UnitCheck(unit.manifest, unit, `${o.backend.location}/${streamPrefix(unit.manifest.dataset, unit.manifest.streamId)}`);
+    const check = new UnitCheck(unit.manifest, unit, repo.where(repo.streamPrefix(unit.manifest)));
     for await (const { pieces, release, last } of readStreamSpans(fetcher, unit.manifest, spans)) {
       try {
         // Before the bytes go out: the last chunk is held back until the whole unit is proven.

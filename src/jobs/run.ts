@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { selectBase } from '../archive/plan/base-selection.js';
 import { decideFull, snapshotName, type CadenceDecision } from '../archive/plan/cadence.js';
-import { archivedSnapshots, loadCatalog } from '../archive/format/catalog.js';
+import { archivedSnapshots } from '../archive/format/catalog.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
 import { splitSnapshotName } from '../archive/format/keys.js';
 import { orderSnapshots } from '../archive/plan/snapshot-order.js';
@@ -11,7 +11,7 @@ import { errorMessage, OperationalError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Zfs } from '../zfs/zfs.js';
 import { archiveSettings } from './archive-stream.js';
-import { acquireDatasetLock } from '../archive/lease.js';
+import { Repository } from '../archive/repository.js';
 import { pruneArchive } from './prune.js';
 import { sendSnapshot } from './send.js';
 import { verifyArchive } from './verify.js';
@@ -126,7 +126,7 @@ class DatasetRun {
 
   private async archive(backend: Backend): Promise<void> {
     this.step = 'lock';
-    const lock = await acquireDatasetLock({ dataset: this.dataset, backend, log: this.o.log });
+    const lock = await new Repository(backend).lease({ dataset: this.dataset, log: this.o.log });
     try {
       this.step = 'snapshot';
       const snapshot = await this.takeSnapshot();
@@ -190,7 +190,7 @@ class DatasetRun {
 
   /** Full or incremental: the cadence policy first, then whether the source still shares a base with the archive. */
   private async decide(backend: Backend, snapshot: string): Promise<CadenceDecision> {
-    const { streams } = await loadCatalog(backend, this.dataset);
+    const { streams } = await new Repository(backend).catalog(this.dataset);
     const decision = decideFull(this.dataset, streams, this.cfg, this.now);
     if (decision.full) return decision;
     const source = await this.o.zfs.listSnapshots(this.dataset);

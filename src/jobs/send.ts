@@ -1,4 +1,4 @@
-import { archivedSnapshots, loadCatalog } from '../archive/format/catalog.js';
+import { archivedSnapshots } from '../archive/format/catalog.js';
 import { selectBase } from '../archive/plan/base-selection.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
 import { splitSnapshotName } from '../archive/format/keys.js';
@@ -10,7 +10,8 @@ import type { Logger } from '../util/logger.js';
 import { checkZfsName } from '../zfs/command.js';
 import { type SnapshotInfo, type Zfs, ZfsCommandError } from '../zfs/zfs.js';
 import { type ArchiveSettings, type ArchiveStreamResult, archiveStream } from './archive-stream.js';
-import { acquireDatasetLock, type HeldLease } from '../archive/lease.js';
+import type { HeldLease } from '../archive/lease.js';
+import { Repository } from '../archive/repository.js';
 import { protectBase } from './protect.js';
 import { localSnapshotTxgs } from '../zfs/snapshot-txgs.js';
 
@@ -58,10 +59,11 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
   if (!target) throw new UsageError(`snapshot not found: ${o.snapshot}`);
   const raw = o.raw ?? (encryption !== 'off' && encryption !== '-');
 
-  await o.backend.check();
+  const repo = new Repository(o.backend);
+  await repo.check();
   // Live from the choice of the base to the commit (archive/lease.ts): no prune takes the base away, or
   // the upload for abandoned, meanwhile.
-  const taken = o.lease ? undefined : await acquireDatasetLock({ dataset, backend: o.backend, log: o.log, localLock: false });
+  const taken = o.lease ? undefined : await repo.lease({ dataset, log: o.log, localLock: false });
   try {
     return await sendFromBase({ ...o, lease: o.lease ?? taken }, dataset, snapshot, target, raw);
   } finally {
@@ -130,7 +132,7 @@ async function chooseBase(o: SendOptions, dataset: string, target: SnapshotInfo,
     if (base.createtxg >= target.createtxg) throw new UsageError(`base ${name} is not older than ${o.snapshot}`);
     return base;
   }
-  const { streams } = await loadCatalog(o.backend, dataset);
+  const { streams } = await new Repository(o.backend).catalog(dataset);
   const archived = archivedSnapshots(streams);
   const already = archived.get(target.guid.toString());
   if (already) o.log.info({ stream: already.streamId }, `${o.snapshot} is already in the archive`);

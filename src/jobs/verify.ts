@@ -1,13 +1,12 @@
 import { createHash, randomInt } from 'node:crypto';
-import { type Problem, quickAudit, type StreamDir, groupByStream } from '../archive/plan/audit.js';
+import { type Problem, quickAudit } from '../archive/plan/audit.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
-import { datasetPath, MANIFEST_NAME, streamPrefix, SUMS_NAME } from '../archive/format/keys.js';
 import { streamChunks } from '../archive/pipeline/reader.js';
-import { readManifest } from '../archive/format/catalog.js';
 import type { Manifest } from '../archive/format/manifest.js';
+import { Repository } from '../archive/repository.js';
 import { ChunkFetcher, ChunkIntegrityError, type ChunkRef } from '../archive/pipeline/chunk-fetcher.js';
 import { type SampleLimit, sampleChunks } from '../archive/plan/sampling.js';
-import { type Backend, isNotFound, type ObjectInfo } from '../storage/backend.js';
+import type { Backend } from '../storage/backend.js';
 import { StreamValidator } from '../stream/validator.js';
 import { StreamFormatError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -49,23 +48,21 @@ export interface VerifyReport {
 /** Audits the archive: quick (listing + manifests), deep (every byte) or sampled (a random share). */
 export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
   const started = Date.now();
-  await o.backend.check();
-  const objects: ObjectInfo[] = [];
-  await o.backend.list(o.dataset ? `${datasetPath(o.dataset)}/` : '', (info) => objects.push(info));
-  const grouped = groupByStream(objects);
-  const streams = [...grouped.streams.values()].filter((s) => !o.dataset || s.dataset === o.dataset);
-  await readStreamFiles(o.backend, streams);
-  const problems = quickAudit({ streams, loose: o.dataset ? [] : grouped.loose, now: new Date(), staleAfterMs: o.staleAfterMs, location: o.backend.location });
+  const repo = new Repository(o.backend);
+  await repo.check();
+  // Every listed manifest read and validated (a damaged one is that stream's problem), and SHA256SUMS.
+  const { streams, loose } = await repo.listStreams(o.dataset, { sums: true });
+  const problems = quickAudit({ streams, loose: o.dataset ? [] : loose, now: new Date(), staleAfterMs: o.staleAfterMs, location: repo.location });
   const manifests = streams.flatMap((s) => (s.manifest ? [s.manifest] : []));
   const checked = new Map<Manifest, { chunks: number; bytes: number }>();
   const mode = o.sample ? 'sampled' : o.deep ? 'deep' : 'quick';
   const seed = o.sample ? (o.seed ?? randomInt(2 ** 31)) : undefined;
   let sampledObjects: string[] | undefined;
   if (mode !== 'quick') {
-    const deep = new DeepCheck(o, problems, checked, manifests);
+    const deep = new DeepCheck(o, repo, problems, checked, manifests);
     if (o.sample) {
       const sample = sampleChunks(manifests, o.sample, seed!);
-      sampledObjects = sample.map((s) => `${datasetPath(s.manifest.dataset)}/${s.manifest.streamId}/${s.chunk.key}`);
+      sampledObjects = sample.map((s) => repo.streamPrefix(s.manifest) + s.chunk.key);
       await deep.chunks(sample);
     } else for (const m of manifests) await deep.stream(m);
     deep.done();
@@ -81,30 +78,7 @@ export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
       problems: problems.filter((p) => p.dataset === dataset).length,
     };
   });
-  return { target: o.backend.location, mode, seed, datasets, problems, sampledObjects, seconds: (Date.now() - started) / 1000 };
-}
-
-/** Reads every manifest (validated: a damaged one is that stream's problem) and SHA256SUMS the listing shows, a few at a time. */
-async function readStreamFiles(backend: Backend, streams: StreamDir[]): Promise<void> {
-  const jobs = streams.map((s) => async () => {
-    const has = (name: string) => s.objects.some((o) => o.key === s.prefix + name);
-    if (has(MANIFEST_NAME)) {
-      const read = await readManifest(backend, s);
-      if ('manifest' in read) s.manifest = read.manifest;
-      else if ('damaged' in read) s.damaged = read.damaged;
-    }
-    if (has(SUMS_NAME)) {
-      // Gone since the listing (a prune, a repair): as if it had not been listed.
-      s.sums = await backend.getBuffer(s.prefix + SUMS_NAME).then(
-        (b) => b.toString(),
-        (err: unknown) => {
-          if (isNotFound(err)) return undefined;
-          throw err;
-        },
-      );
-    }
-  });
-  for (let i = 0; i < jobs.length; i += 8) await Promise.all(jobs.slice(i, i + 8).map((j) => j()));
+  return { target: repo.location, mode, seed, datasets, problems, sampledObjects, seconds: (Date.now() - started) / 1000 };
 }
 
 /** Downloads and checks chunks; for whole streams also walks every ZFS record. */
@@ -116,6 +90,7 @@ class DeepCheck {
 
   constructor(
     o: VerifyOptions,
+    private readonly repo: Repository,
     private readonly problems: Problem[],
     private readonly checked: Map<Manifest, { chunks: number; bytes: number }>,
     manifests: Manifest[],
@@ -126,7 +101,7 @@ class DeepCheck {
   }
 
   private ref(m: Manifest, index: number): ChunkRef {
-    return { prefix: streamPrefix(m.dataset, m.streamId), chunk: m.chunks[index]! };
+    return { prefix: this.repo.streamPrefix(m), chunk: m.chunks[index]! };
   }
 
   private count(m: Manifest, index: number): void {

@@ -70,6 +70,13 @@ export async function readManifest(backend: Backend, stream: { dataset: string; 
   }
 }
 
+/** readManifest over many stream directories, a few at a time; the answers in the input order. */
+export async function readManifests(backend: Backend, dirs: readonly { dataset: string; streamId: string; prefix: string }[], concurrency = 8): Promise<ManifestRead[]> {
+  const reads: ManifestRead[] = [];
+  for (let i = 0; i < dirs.length; i += concurrency) reads.push(...(await Promise.all(dirs.slice(i, i + concurrency).map((d) => readManifest(backend, d)))));
+  return reads;
+}
+
 export interface Catalog {
   /** Committed streams whose manifests are valid, sorted by dataset then stream id (= time order). */
   streams: Manifest[];
@@ -97,14 +104,11 @@ export async function loadCatalog(backend: Backend, dataset?: string, concurrenc
   const streams: Manifest[] = [];
   const damaged: DamagedStream[] = [];
   const committed = new Set<string>();
-  for (let i = 0; i < dirs.length; i += concurrency) {
-    const batch = dirs.slice(i, i + concurrency);
-    for (const [k, read] of (await Promise.all(batch.map((d) => readManifest(backend, d)))).entries()) {
-      if ('absent' in read) continue;
-      committed.add(`${batch[k]!.dataset}\0${batch[k]!.streamId}`);
-      if ('manifest' in read) streams.push(read.manifest);
-      else damaged.push(read.damaged);
-    }
+  for (const [k, read] of (await readManifests(backend, dirs, concurrency)).entries()) {
+    if ('absent' in read) continue;
+    committed.add(`${dirs[k]!.dataset}\0${dirs[k]!.streamId}`);
+    if ('manifest' in read) streams.push(read.manifest);
+    else damaged.push(read.damaged);
   }
   streams.sort((a, b) => a.dataset.localeCompare(b.dataset) || a.streamId.localeCompare(b.streamId));
   damaged.sort((a, b) => a.dataset.localeCompare(b.dataset) || a.streamId.localeCompare(b.streamId));

@@ -1,0 +1,148 @@
+import type { Backend, ObjectInfo } from '../storage/backend.js';
+import { isNotFound } from '../storage/backend.js';
+import { type Catalog, ensureArchiveMarker, loadCatalog, type ManifestRead, readManifest, readManifests } from './format/catalog.js';
+import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, streamPrefix, SUMS_NAME } from './format/keys.js';
+import type { Manifest } from './format/manifest.js';
+import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
+import { groupByStream, type StreamDir } from './plan/audit.js';
+
+/**
+ * The archive in one target, as jobs see it (the model is restic's `internal/repository`): the
+ * one way a job lists, reads, deletes and leases archive objects, so object keys
+ * (format/keys.ts) and the manifest reading policy live here and not in each job. A damaged
+ * manifest is always an answer about its stream (format/catalog.ts readManifest), never an
+ * error of the whole listing. The data paths keep their own modules over `backend`:
+ * pipeline/writer.ts writes streams, pipeline/chunk-fetcher.ts reads chunks.
+ */
+export class Repository {
+  constructor(readonly backend: Backend) {}
+
+  get location(): string {
+    return this.backend.location;
+  }
+
+  /** Reachable, with the credentials given (storage/backend.ts `check`). */
+  check(): Promise<void> {
+    return this.backend.check();
+  }
+
+  /** Reads or creates the archive marker; refuses an archive of an incompatible version. */
+  ensureMarker(): Promise<void> {
+    return ensureArchiveMarker(this.backend);
+  }
+
+  /** Key prefix of a dataset's objects (its children's too), or '' for the whole archive. */
+  datasetPrefix(dataset?: string): string {
+    return dataset ? `${datasetPath(dataset)}/` : '';
+  }
+
+  /** `<dataset path>/<stream id>/`: where a stream's objects live. */
+  streamPrefix(stream: { dataset: string; streamId: string }): string {
+    return streamPrefix(stream.dataset, stream.streamId);
+  }
+
+  /** How an object (or a prefix) is named to the user: `<target>/<key>`. */
+  where(key: string): string {
+    return `${this.location}/${key}`;
+  }
+
+  /** Valid manifests, damaged ones and uploads in progress of one dataset (not its children), or of all. */
+  catalog(dataset?: string): Promise<Catalog> {
+    return loadCatalog(this.backend, dataset);
+  }
+
+  /** The manifest of one stream: valid, damaged (an answer, not an error) or absent. */
+  readManifest(stream: { dataset: string; streamId: string }): Promise<ManifestRead> {
+    return readManifest(this.backend, { dataset: stream.dataset, streamId: stream.streamId, prefix: this.streamPrefix(stream) });
+  }
+
+  /** Every object under a dataset (its children's too) or the archive, grouped into stream directories. */
+  private async listDirs(dataset?: string): Promise<{ streams: StreamDir[]; loose: ObjectInfo[] }> {
+    const objects: ObjectInfo[] = [];
+    await this.backend.list(this.datasetPrefix(dataset), (info) => objects.push(info));
+    const grouped = groupByStream(objects);
+    return { streams: [...grouped.streams.values()].filter((s) => !dataset || s.dataset === dataset), loose: grouped.loose };
+  }
+
+  /** The datasets that have stream directories, sorted. */
+  async datasets(): Promise<string[]> {
+    return [...new Set((await this.listDirs()).streams.map((s) => s.dataset))].sort();
+  }
+
+  /**
+   * The stream directories of one dataset (exactly: a dataset prefix also lists its children) or
+   * of the archive, each with every listed object and its manifest read as in the catalog:
+   * `manifest`, or `damaged`, or neither (none listed, or gone since the listing). With `sums`,
+   * SHA256SUMS is read too. `loose`: objects outside any stream directory (marker and leases
+   * excepted).
+   */
+  async listStreams(dataset?: string, options: { sums?: boolean } = {}): Promise<{ streams: StreamDir[]; loose: ObjectInfo[] }> {
+    const listed = await this.listDirs(dataset);
+    const withManifest = listed.streams.filter((s) => this.hasManifest(s));
+    for (const [k, read] of (await readManifests(this.backend, withManifest)).entries()) {
+      if ('manifest' in read) withManifest[k]!.manifest = read.manifest;
+      else if ('damaged' in read) withManifest[k]!.damaged = read.damaged;
+    }
+    if (options.sums) {
+      const withSums = listed.streams.filter((s) => this.listed(s, SUMS_NAME));
+      for (let i = 0; i < withSums.length; i += 8) await Promise.all(withSums.slice(i, i + 8).map(async (s) => (s.sums = await this.readSums(s))));
+    }
+    return listed;
+  }
+
+  /** SHA256SUMS of a stream; gone since the listing (a prune, a repair): as if it had not been listed. */
+  private async readSums(dir: StreamDir): Promise<string | undefined> {
+    return this.backend.getBuffer(dir.prefix + SUMS_NAME).then(
+      (b) => b.toString(),
+      (err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      },
+    );
+  }
+
+  private listed(dir: StreamDir, name: string): boolean {
+    return dir.objects.some((o) => o.key === dir.prefix + name);
+  }
+
+  /** The listing showed the stream's manifest (it may be damaged, or gone since). */
+  hasManifest(dir: StreamDir): boolean {
+    return this.listed(dir, MANIFEST_NAME);
+  }
+
+  /** The listing showed a resume journal: an upload in progress or interrupted. */
+  hasJournal(dir: StreamDir): boolean {
+    return this.listed(dir, JOURNAL_NAME);
+  }
+
+  /** Every object of a stream but its manifest: SHA256SUMS, chunks, and whatever else was listed there. */
+  objectsBesideManifest(m: Manifest, dir: StreamDir): string[] {
+    const keys = new Set([dir.prefix + SUMS_NAME, ...m.chunks.map((c) => dir.prefix + c.key), ...dir.objects.map((obj) => obj.key)]);
+    keys.delete(dir.prefix + MANIFEST_NAME);
+    return [...keys];
+  }
+
+  /**
+   * Deletes a committed stream, the manifest first: from then on the stream does not exist for
+   * list, restore or send, and a crash leaves only leftovers that verify reports and prune removes.
+   */
+  async deleteStream(m: Manifest, dir: StreamDir): Promise<void> {
+    await this.backend.delete([dir.prefix + MANIFEST_NAME]);
+    await this.backend.delete(this.objectsBesideManifest(m, dir));
+  }
+
+  /** Deletes what the listing showed of a stream directory without a manifest. */
+  deleteListed(dir: StreamDir): Promise<void> {
+    return this.backend.delete(dir.objects.map((obj) => obj.key));
+  }
+
+  /** Aborts (or counts, in a dry run) multipart uploads older than `olderThan`; null when the backend has none. */
+  async cleanupIncompleteUploads(olderThan: Date, dataset: string | undefined, dryRun: boolean): Promise<number | null> {
+    return (await this.backend.cleanupIncompleteUploads?.(olderThan, { prefix: this.datasetPrefix(dataset), dryRun })) ?? null;
+  }
+
+  /** Takes the dataset's lease in this target (lease.ts): the local lock too unless `localLock: false`. */
+  lease(options: Omit<LockOptions, 'backend'>): Promise<DatasetLock> {
+    return acquireDatasetLock({ ...options, backend: this.backend });
+  }
+}
