@@ -10,7 +10,7 @@ import type { Backend } from '../storage/backend.js';
 import { OperationalError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
-import { checkZfsName } from '../zfs/command.js';
+import { checkDatasetName } from '../zfs/command.js';
 import { destinationSnapshots, type Zfs, ZfsCommandError } from '../zfs/zfs.js';
 
 export interface RestoreOptions {
@@ -47,8 +47,9 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const dataset = at < 0 ? o.what : o.what.slice(0, at);
   const snapshot = at < 0 ? undefined : o.what.slice(at + 1);
   if (!dataset || snapshot === '') throw new UsageError(`expected DATASET or DATASET@SNAPSHOT, got ${JSON.stringify(o.what)}`);
+  checkDatasetName(dataset);
   const receiveInto = o.into ?? dataset;
-  checkZfsName(receiveInto, 'dataset');
+  checkDatasetName(receiveInto);
   if (!o.output && !o.zfs) throw new UsageError('restore needs zfs (or --output FILE|- to write the stream instead)');
   const destination = o.output === undefined ? receiveInto : o.output === '-' ? 'stdout' : o.output;
 

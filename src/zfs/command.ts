@@ -45,7 +45,15 @@ const VALID_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:\- ]*(\/[A-Za-z0-9_.:\- ]+)*([@#][A
 
 /** Checks a dataset/snapshot/bookmark name against ZFS's naming rules before it goes anywhere. */
 export function checkZfsName(name: string, what: string): void {
-  if (!VALID_NAME.test(name) || name.length > 255) {
+  // ZFS also refuses "." and ".." as components; as archive paths they would climb out of a dataset.
+  const selfOrParent = name.split(/[/@#]/).some((part) => part === '.' || part === '..');
+  if (!VALID_NAME.test(name) || name.length > 255 || selfOrParent) {
     throw new UsageError(`invalid ZFS ${what} name: ${JSON.stringify(name)}`);
   }
+}
+
+/** A dataset name (no @snapshot or #bookmark part), as a config file's `name:` must be. */
+export function checkDatasetName(name: string, what = 'dataset'): void {
+  checkZfsName(name, what);
+  if (/[@#]/.test(name)) throw new UsageError(`invalid ZFS ${what} name: ${JSON.stringify(name)} (a dataset name has no @snapshot or #bookmark part)`);
 }

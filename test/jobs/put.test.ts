@@ -248,6 +248,20 @@ describe('put: bad targets and options', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--chunk-size/);
   });
+
+  // Names restore could not address, or that would climb out of the dataset's directory.
+  it.each(['pool/x@evil', 'pool/x#bm', '../../up', 'pool/../up', 'pool/./x', 'pool/a\nb', '/abs', 'pool//x', ''])('refuses --dataset %j with exit 2 and writes nothing', async (dataset) => {
+    const dir = mkdtempSync(join(tmpdir(), 'zfs-offsite-badname-'));
+    try {
+      const r = await runCli(['put', '--to', dir, '--dataset', dataset], { input });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^zfs-offsite: error: invalid ZFS --dataset name: /);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(execFileSync('find', [dir, '-mindepth', '1']).toString()).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('put --bwlimit', () => {

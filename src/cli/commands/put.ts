@@ -6,6 +6,7 @@ import { localSnapshotTxgs } from '../../zfs/snapshot-txgs.js';
 import type { StreamSummary } from '../../stream/validator.js';
 import { fileSource, stdinSource } from '../../util/byte-source.js';
 import { UsageError } from '../../util/errors.js';
+import { checkDatasetName } from '../../zfs/command.js';
 import { Zfs } from '../../zfs/zfs.js';
 import { archiveSummaryLine } from '../output/archive.js';
 import { printJson } from '../output/json.js';
@@ -22,6 +23,7 @@ export function registerPut(program: Command, deps: CommandDeps): void {
       .option('--dataset <name>', 'archive under this dataset name (default: from the stream)')
       .option('--input <file>', 'read the stream from this file instead of stdin'),
   ).action(async (o: UploadCliOptions & { to: string; dataset?: string; input?: string }) => {
+    if (o.dataset !== undefined) checkDatasetName(o.dataset, '--dataset');
     const values = settingsFromFlags(o, ['target', 'upload']);
     const settings = archiveSettings(values, o.progress);
     if (o.input && !existsSync(o.input)) throw new UsageError(`input file not found: ${o.input}`);
