@@ -11,7 +11,7 @@ import { OperationalError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
 /**
- * One run per dataset at a time (design.md): a local lock file per dataset, then a lease object
+ * One run per dataset at a time (docs/archive-format.md, "Lease"): a local lock file per dataset, then a lease object
  * in the target for runs on other hosts writing the same prefix. Every writer holds the lease
  * for as long as it writes — `run`, and `put` and `send` on their own — and `prune` deletes
  * nothing of a dataset without holding it: so an upload whose input pauses (a `zfs send`

@@ -8,7 +8,7 @@ import type { ManifestChunk } from './manifest.js';
 import { proveStored, type StoredProof } from './stored-proof.js';
 
 /**
- * The resume journal of an in-progress stream (design.md): which chunks are stored, with their
+ * The resume journal of an in-progress stream (docs/archive-format.md, "Journal"): which chunks are stored, with their
  * raw and stored SHA-256 (and, where the server keeps one, the ETag it gave the object right
  * after the upload). A rerun of the same stream (same id, chunk size and send arguments)
  * hashes each regenerated chunk and skips the upload where the journal already holds those

@@ -71,7 +71,7 @@ export interface ManifestInputs {
   txgs?: ReadonlyMap<string, string>;
 }
 
-/** Turns what the validator proved about the stream into the manifest (design.md, "Manifest"). */
+/** Turns what the validator proved about the stream into the manifest (docs/archive-format.md, "Manifest"). */
 export function buildManifest(i: ManifestInputs): Manifest {
   const subs = i.summary.substreams;
   const first = subs[0]!;

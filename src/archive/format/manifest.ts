@@ -2,7 +2,7 @@ import { OperationalError } from '../../util/errors.js';
 import { chunkName, type StreamKind } from './keys.js';
 
 /**
- * The manifest of one archived stream: the commit point (design.md). Written LAST, only
+ * The manifest of one archived stream: the commit point (docs/archive-format.md, "Manifest" and "Commit protocol"). Written LAST, only
  * when every chunk is stored and checked. GUIDs are decimal strings, as `zfs get -Hp guid`
  * prints them (JSON numbers cannot hold 64 bits).
  */

@@ -76,7 +76,7 @@ export interface ArchiveWriteOptions {
 export type ArchiveWriteResult = { status: 'archived'; identity: StreamIdentity; manifest: Manifest; progress: WriteProgress } | { status: 'stopped'; identity: StreamIdentity };
 
 /**
- * The send data path (design.md): input → fixed-size chunks → (validator worker, in order)
+ * The write path (docs/architecture.md, "Write path: put, send, run"): input → fixed-size chunks → (validator worker, in order)
  * + (chunk workers: zstd frame, SHA-256 raw and stored) → bounded uploads → SHA256SUMS →
  * manifest.json LAST. A corrupt stream is deleted; an interrupted one (truncated input,
  * failed zfs send, storage failure, crash) keeps its journal and chunks for a resume.

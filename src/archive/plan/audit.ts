@@ -5,7 +5,7 @@ import type { DamagedStream } from '../format/catalog.js';
 import type { Manifest } from '../format/manifest.js';
 
 /**
- * The quick audit (design.md, "Verify"): what the listing, the manifests and SHA256SUMS say,
+ * The quick audit (README, "`verify`: proving the archive"): what the listing, the manifests and SHA256SUMS say,
  * without downloading data. Pure: listing and parsed files in, problems out.
  */
 

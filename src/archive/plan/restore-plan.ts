@@ -4,7 +4,7 @@ import { type Link, linksByFrom, linksByTo, linksOf, mainSubstreams } from './ch
 import { newestOf, orderSnapshots, type SnapshotOrder } from './snapshot-order.js';
 
 /**
- * The chain planner (design.md, "Chain"): which archived streams, received in order, bring a
+ * The chain planner (README, "`restore`: which streams?"; docs/architecture.md, "Invariants"): which archived streams, received in order, bring a
  * destination to snapshot Y. Pure: manifests and GUIDs in, plan out.
  */
 

@@ -4,7 +4,7 @@ import { type Link, linksByFrom, linksOf } from './chain-graph.js';
 import { orderSnapshots } from './snapshot-order.js';
 
 /**
- * The retention planner (design.md, "Nightly run, retention, protection"). Pure: the manifests
+ * The retention planner (README, "Nightly jobs"; docs/architecture.md, "Invariants"). Pure: the manifests
  * of ONE dataset, a policy and the current time in; which streams to keep and which to delete out.
  *
  * 1. Snapshots are chosen, not streams. Every snapshot a full stream leads to is a candidate;
