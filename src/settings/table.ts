@@ -228,7 +228,7 @@ export const SETTINGS = {
   chunkSize: {
     // 16 MiB: peak memory stays under 256 MiB (≈ 115 MiB + 6 chunks) and objects stay large
     // enough that per-request costs vanish (bench: 16 MiB and 64 MiB chunks upload at the same
-    // speed). 1M is the writer's minimum (MIN_CHUNK_SIZE in src/archive/writer.ts).
+    // speed). 1M is the writer's minimum (MIN_CHUNK_SIZE in src/archive/pipeline/writer.ts).
     type: 'size',
     default: '16M',
     flag: '--chunk-size <size>',

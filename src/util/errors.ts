@@ -12,7 +12,7 @@
 export interface ErrorContext {
   dataset?: string;
   snapshot?: string;
-  /** Stream id (archive/keys.ts). */
+  /** Stream id (archive/format/keys.ts). */
   stream?: string;
   /** A stored object as `<target location>/<key>`. */
   object?: string;
