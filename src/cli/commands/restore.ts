@@ -30,7 +30,7 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
       .option('--into <dataset>', 'receive under this name (default: the archived name)')
       .option('--output <file>', 'write the raw stream(s) to FILE or - (stdout) instead of running zfs receive')
       .option('--dry-run', 'print the plan and exit')
-      .option('--force', 'zfs receive -F: roll the destination back / overwrite it')
+      .option('--force', 'zfs receive -F: roll the destination back / overwrite it; with --output FILE: replace an existing file (or symbolic link) FILE')
       .option('--resumable', 'zfs receive -s: keep partial state when interrupted')
       .option('--no-mount', 'zfs receive -u: do not mount what is received')
       .option('--parallel <n>', 'chunks fetched ahead', '2')
