@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino, type Logger as PinoLogger } from 'pino';
+import { redactDeep, redactText } from './redact.js';
 
 export type Logger = PinoLogger;
 
@@ -35,13 +36,28 @@ function humanStream(): Writable {
   });
 }
 
+/**
+ * One JSON log line with the password of every URL in it masked (src/util/redact.ts): field by
+ * field, so the line stays valid JSON for --log-json and --log-file. Applied once, before pino
+ * hands the line to any stream (stderr, human or JSON, and the log file).
+ */
+export function redactLogLine(line: string): string {
+  if (!line.includes('@')) return line;
+  try {
+    const end = line.endsWith('\n') ? '\n' : '';
+    return `${JSON.stringify(redactDeep(JSON.parse(line)))}${end}`;
+  } catch {
+    return redactText(line);
+  }
+}
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.ZFS_OFFSITE_LOG_LEVEL ?? 'warn';
   const console = options.json ? pino.destination({ fd: 2, sync: true }) : humanStream();
   const streams: pino.StreamEntry[] = [{ stream: console, level: level as pino.Level }];
   if (options.file) streams.push({ stream: createWriteStream(options.file, { flags: 'a' }), level: 'debug' });
   const minLevel = options.file && pino.levels.values[level]! > 20 ? 'debug' : level;
-  return pino({ level: minLevel, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } }, pino.multistream(streams));
+  return pino({ level: minLevel, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid }, hooks: { streamWrite: redactLogLine } }, pino.multistream(streams));
 }
 
 /** A logger that drops everything (tests, library use). */
