@@ -89,7 +89,9 @@ export function sftpLocationUrl(loc: SftpLocation): string {
   const port = loc.port === 22 ? '' : `:${loc.port}`;
   // 'a/b' → '/a/b'; '/srv/x' → '//srv/x' (absolute keeps its double slash).
   const path = loc.path === '' ? '' : `/${loc.path}`;
-  return `sftp://${encodeURIComponent(loc.user)}@${host}${port}${path}`;
+  // A path holding ':' and '@' reads like a password to the one redaction: masked here already, so
+  // Backend.location is the same text everywhere it is shown.
+  return redactUrl(`sftp://${encodeURIComponent(loc.user)}@${host}${port}${path}`);
 }
 
 /** How to log in: only what is configured is tried. Secrets stay in memory, never in messages. */

@@ -169,3 +169,34 @@ describe('fuzz: a password never survives redaction', () => {
     expect(urls).toBeGreaterThan(5000);
   });
 });
+
+// --- no exit point bypasses it ---
+
+/** Files that may touch process.stdout / process.stderr, and why that cannot leak a password. */
+const WRITERS: Record<string, string> = {
+  'src/cli/output/print.ts': 'printText: redactText on every human report',
+  'src/cli/output/json.ts': 'printJson: jsonText masks every string',
+  'src/cli/program.ts': "the error line (oneLineError masks) and commander's messages (masked)",
+  'src/cli/main.ts': 'the internal-error line (masked)',
+  'src/cli/commands/restore.ts': 'only picks the stream printText/printJson write to',
+  'src/util/logger.ts': "lines that went through pino's streamWrite hook (redactLogLine)",
+  'src/util/progress.ts': 'byte counts and fixed labels only',
+  'src/jobs/restore.ts': 'the restored stream bytes (--output -) and isTTY',
+  'src/jobs/verify.ts': 'isTTY only',
+  'src/jobs/archive-stream.ts': 'isTTY only',
+};
+
+describe('every way out is masked', () => {
+  it('only the known files touch stdout or stderr (a new one must mask, then join this list)', async () => {
+    const { readdir, readFile } = await import('node:fs/promises');
+    const root = new URL('../../', import.meta.url);
+    const found: string[] = [];
+    for (const entry of await readdir(new URL('src/', root), { recursive: true })) {
+      if (!entry.endsWith('.ts')) continue;
+      const text = await readFile(new URL(`src/${entry}`, root), 'utf8');
+      const code = text.replace(/^\s*(\/\/|\*).*$/gm, '');
+      if (/process\.(stdout|stderr)|console\.(log|error|warn|info|debug)/.test(code)) found.push(`src/${entry}`);
+    }
+    expect(found.sort()).toEqual(Object.keys(WRITERS).sort());
+  });
+});
