@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { createLogger, type Logger } from '../util/logger.js';
+import { redactText } from '../util/redact.js';
 import { TOOL_VERSION } from '../util/version.js';
 import type { CommandDeps } from './commands/common.js';
 import { registerList } from './commands/list.js';
@@ -68,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
     getLog();
   });
   program.exitOverride();
-  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  program.configureOutput({ writeErr: (text) => process.stderr.write(redactText(text)) });
   try {
     await program.parseAsync(argv);
     return outcome.exitCode;

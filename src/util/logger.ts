@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino, type Logger as PinoLogger } from 'pino';
 import { openAppendOnly } from './exclusive-file.js';
+import { redactDeep, redactText } from './redact.js';
 
 export type Logger = PinoLogger;
 
@@ -44,10 +45,25 @@ function humanStream(): Writable {
 function logFileStream(file: string): Writable {
   const stream = createWriteStream(file, { fd: openAppendOnly(file, 'the log file') });
   stream.once('error', (err) => {
-    process.stderr.write(`zfs-offsite: warning: cannot write the log file ${file}: ${err.message}; no more lines go there\n`);
+    process.stderr.write(redactText(`zfs-offsite: warning: cannot write the log file ${file}: ${err.message}; no more lines go there\n`));
     stream.on('error', () => undefined);
   });
   return stream;
+}
+
+/**
+ * One JSON log line with the password of every URL in it masked (src/util/redact.ts): field by
+ * field, so the line stays valid JSON for --log-json and --log-file. Applied once, before pino
+ * hands the line to any stream (stderr, human or JSON, and the log file).
+ */
+export function redactLogLine(line: string): string {
+  if (!line.includes('@')) return line;
+  try {
+    const end = line.endsWith('\n') ? '\n' : '';
+    return `${JSON.stringify(redactDeep(JSON.parse(line)))}${end}`;
+  } catch {
+    return redactText(line);
+  }
 }
 
 /** Throws a FileRefusedError (exit 2) when `options.file` cannot be used as a log file. */
@@ -57,7 +73,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const streams: pino.StreamEntry[] = [{ stream: console, level: level as pino.Level }];
   if (options.file) streams.push({ stream: logFileStream(options.file), level: 'debug' });
   const minLevel = options.file && pino.levels.values[level]! > 20 ? 'debug' : level;
-  return pino({ level: minLevel, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } }, pino.multistream(streams));
+  return pino({ level: minLevel, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid }, hooks: { streamWrite: redactLogLine } }, pino.multistream(streams));
 }
 
 /** A logger that drops everything (tests, library use). */
