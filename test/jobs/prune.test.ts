@@ -71,7 +71,7 @@ describe.each(testTargets())('prune on $name', (target: TestTarget) => {
   let out: string;
   const before = new Map<string, Buffer>();
   const cli = (args: string[]) => runCli(args, { env });
-  const restoreTo = (snapshot: string) => cli(['restore', '--from', url, `${DS}@${snapshot}`, '--output', join(out, `${snapshot}.zfs`)]);
+  const restoreTo = (snapshot: string) => cli(['restore', '--from', url, `${DS}@${snapshot}`, '--output', join(out, `${snapshot}.zfs`), '--force']);
 
   beforeAll(async () => {
     ({ url, env, backend, cleanup } = await openTestTarget(target));

@@ -93,10 +93,13 @@ afterAll(() => {
   console.log(`redaction: ${formsTried.size} URL forms tried in ${runs} CLI runs`);
 });
 
+let lockDirs = 0;
+
 /** The environment of every run: a private lock directory, no ambient endpoint or SFTP key. */
 function baseEnv(): NodeJS.ProcessEnv {
   return {
-    ZFS_OFFSITE_LOCK_DIR: join(dir, 'locks'),
+    // One per run: the cases run three at a time and `run` takes the dataset's local lock.
+    ZFS_OFFSITE_LOCK_DIR: join(dir, `locks-${++lockDirs}`),
     AWS_ENDPOINT_URL: '',
     AWS_ENDPOINT_URL_S3: '',
     AWS_ACCESS_KEY_ID: 'AKIA15ENV',
