@@ -31,21 +31,33 @@ export const COMMANDS = [
 ] as const;
 type CommandName = (typeof COMMANDS)[number];
 
+type Level = 'archive' | 'stream' | 'lease' | 'resume';
+
+/** Where a layout plants: in a stream of pool/fs, at pool/fs's lease, in pool/resume's upload, or higher up. */
+function levelOf(layout: Layout): Level {
+  if (layout.group === 'control' || layout.group === 'escape') return 'archive';
+  const key = layout.planted({ a: 'A', b: 'B', c: 'C', o: 'O', r: 'R' });
+  if (key.startsWith('R')) return 'resume';
+  if (key.endsWith('lease.json')) return 'lease';
+  return key.startsWith('A') || key.startsWith('C') ? 'stream' : 'archive';
+}
+
 /**
- * The commands that can meet what `layout` plants (to keep the suite's run time down on two
- * cores): an attack inside pool/fs is not run against restores of pool/other or the rerun of
- * pool/resume's upload, and one inside pool/resume not against pool/fs's readers and writers.
- * Marker, datasets-directory, loop, escape and control layouts get every command.
+ * The commands that can meet what `layout` plants (the suite's run time is mostly one CLI
+ * start per command, on two cores): the marker, the datasets directory, a dataset directory,
+ * the escapes and the control get every command; a stream of pool/fs is attacked by the
+ * readers, the writer and the prunes of pool/fs; a lease by its writers and prunes; the
+ * interrupted upload by its rerun, the listing readers and the prunes.
  */
 export function commandsFor(layout: Layout): CommandName[] {
-  const only = (ds: string) => layout.breaks !== 'all' && layout.breaks.length === 1 && layout.breaks[0] === ds;
-  // A lease is read and written by writers and prune only: no reader meets it.
-  const lease = layout.planted({ a: '', b: '', c: '', o: '', r: '' }).endsWith('lease.json');
-  const skip: CommandName[] = [];
-  if (only('pool/fs')) skip.push('put (rerun of the interrupted upload)', 'restore pool/other@o --output');
-  if (only('pool/fs') && lease) skip.push('verify --sample 100%', 'restore pool/fs@c --output');
-  if (only('pool/resume')) skip.push('verify --sample 100%', 'prune --dry-run', 'restore pool/fs@c --output', 'restore pool/other@o --output', 'put (new stream)', 'run --config');
-  return COMMANDS.filter((c) => !skip.includes(c));
+  const skip: Record<Level, CommandName[]> = {
+    archive: [],
+    stream: ['put (rerun of the interrupted upload)', 'restore pool/other@o --output', 'prune --dry-run', 'run --config'],
+    lease: ['put (rerun of the interrupted upload)', 'restore pool/other@o --output', 'restore pool/fs@c --output', 'verify --sample 100%', 'prune --dry-run'],
+    resume: ['verify --sample 100%', 'prune --dry-run', 'restore pool/fs@c --output', 'restore pool/other@o --output', 'put (new stream)', 'run --config'],
+  };
+  const level = levelOf(layout);
+  return COMMANDS.filter((c) => !skip[level].includes(c));
 }
 
 interface Problem {
