@@ -1,10 +1,10 @@
 /**
  * Hostile targets, part 2 (issue 15): special files where the archive expects regular ones —
- * FIFOs at the marker, a journal, a lease, a manifest and a chunk (no command may hang on one)
- * and a character device — and dataset directories whose names do not decode (`pool%ZZ`, a bad
- * escape) or are not canonical (`pool%2Fx`): the rest of the archive must keep working and
- * verify must name them (exit 3). Local directory AND SFTP server; what is checked per command
- * is in test/support/hostile-commands.ts. Part 1 (links): hostile-target-links.test.ts.
+ * FIFOs at the marker, a journal, a lease, a manifest and a chunk (no command may hang on
+ * one), a character device and a UNIX socket — and dataset directories whose names do not
+ * decode (`pool%ZZ`, a bad escape) or are not canonical (`pool%2Fx`): the rest of the archive
+ * must keep working and verify must name them (exit 3). Local directory AND SFTP server; what
+ * is checked per command is in test/support/hostile-commands.ts. Part 1: hostile-target-links.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CASE_TIMEOUT_MS, hostileBackends } from '../support/hostile.js';

@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Manifest } from '../../src/archive/format/manifest.js';
-import { runTimed, plantDevice, plantFifo, plantLink, plantRawLink } from './hostile.js';
+import { plantDevice, plantFifo, plantLink, plantRawLink, plantSocket, runTimed } from './hostile.js';
 import { buildStream, type ContentRecord } from './synthetic-stream.js';
 
 const day = (d: number) => Date.UTC(2026, 0, d, 2) / 1000;
@@ -269,6 +269,7 @@ export const LAYOUTS: Layout[] = [
   special('FIFO at chunk 0 of c', (i) => `${i.c}/000000.zst`, plantFifo, FS),
   special('character device (/dev/null) at chunk 1 of c', (i) => `${i.c}/000001.zst`, plantDevice, FS),
   special('character device (/dev/null) at manifest.json of a', (i) => `${i.a}/manifest.json`, plantDevice, FS),
+  special('UNIX socket at SHA256SUMS of c', (i) => `${i.c}/SHA256SUMS`, plantSocket, FS),
   // Dataset directories whose names do not decode (another stream's copy inside).
   escapeDir('pool%ZZ'),
   escapeDir('pool%2Fx'),

@@ -129,6 +129,12 @@ export function plantDevice(at: string): void {
   execFileSync('mknod', ['-m', '0666', at, 'c', '1', '3']);
 }
 
+/** A UNIX socket file (bound, then left behind by its process: nothing listens on it). */
+export function plantSocket(at: string): void {
+  rmSync(at, { recursive: true, force: true });
+  execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', at]);
+}
+
 /**
  * Wakes anything still blocked opening a FIFO below `root` (a command killed on timeout may
  * leave an SFTP server process waiting for a writer): opening it read-write never blocks on Linux.
