@@ -10,7 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { CLI } from './cli.js';
 import { SSHD_HINT, sshdSettings } from './sshd.js';
 
@@ -132,7 +132,8 @@ export function plantDevice(at: string): void {
 /** A UNIX socket file (bound, then left behind by its process: nothing listens on it). */
 export function plantSocket(at: string): void {
   rmSync(at, { recursive: true, force: true });
-  execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', at]);
+  // Bound by its name from inside its directory: a socket path is limited to 107 bytes.
+  execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', basename(at)], { cwd: dirname(at) });
 }
 
 /**
