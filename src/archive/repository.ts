@@ -1,10 +1,23 @@
-import type { Backend, ObjectInfo } from '../storage/backend.js';
+import type { Backend, EntryType, ObjectInfo } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
 import { type Catalog, ensureArchiveMarker, loadCatalog, type ManifestRead, readManifest, readManifests } from './format/catalog.js';
 import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, streamPrefix, SUMS_NAME } from './format/keys.js';
 import type { Manifest } from './format/manifest.js';
 import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
 import { groupByStream, type StreamDir } from './plan/audit.js';
+
+/** A link or special file found inside the target. */
+export interface UnsafeFound {
+  key: string;
+  type: EntryType;
+}
+
+export interface ListedStreams {
+  streams: StreamDir[];
+  /** Objects outside any stream directory (marker and leases excepted). */
+  loose: ObjectInfo[];
+  unsafe: UnsafeFound[];
+}
 
 /**
  * The archive in one target, as jobs see it (the model is restic's `internal/repository`): the
@@ -56,12 +69,16 @@ export class Repository {
     return readManifest(this.backend, { dataset: stream.dataset, streamId: stream.streamId, prefix: this.streamPrefix(stream) });
   }
 
-  /** Every object under a dataset (its children's too) or the archive, grouped into stream directories. */
-  private async listDirs(dataset?: string): Promise<{ streams: StreamDir[]; loose: ObjectInfo[] }> {
+  /**
+   * Every object under a dataset (its children's too) or the archive, grouped into stream
+   * directories; `unsafe`: the links and special files met, which are never followed (storage/confined.ts).
+   */
+  private async listDirs(dataset?: string): Promise<ListedStreams> {
     const objects: ObjectInfo[] = [];
-    await this.backend.list(this.datasetPrefix(dataset), (info) => objects.push(info));
+    const unsafe: UnsafeFound[] = [];
+    await this.backend.list(this.datasetPrefix(dataset), (info) => objects.push(info), { onUnsafe: (entry) => unsafe.push(entry) });
     const grouped = groupByStream(objects);
-    return { streams: [...grouped.streams.values()].filter((s) => !dataset || s.dataset === dataset), loose: grouped.loose };
+    return { streams: [...grouped.streams.values()].filter((s) => !dataset || s.dataset === dataset), loose: grouped.loose, unsafe };
   }
 
   /** The datasets that have stream directories, sorted. */
@@ -76,7 +93,7 @@ export class Repository {
    * SHA256SUMS is read too. `loose`: objects outside any stream directory (marker and leases
    * excepted).
    */
-  async listStreams(dataset?: string, options: { sums?: boolean } = {}): Promise<{ streams: StreamDir[]; loose: ObjectInfo[] }> {
+  async listStreams(dataset?: string, options: { sums?: boolean } = {}): Promise<ListedStreams> {
     const listed = await this.listDirs(dataset);
     const withManifest = listed.streams.filter((s) => this.hasManifest(s));
     for (const [k, read] of (await readManifests(this.backend, withManifest)).entries()) {

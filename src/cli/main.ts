@@ -4,6 +4,7 @@
 // 250 MiB at 8 GiB; with the flag 219 MiB at 8 GiB, no slower). Only a start-up flag can set it.
 // The installed command (package.json "bin", the Docker entrypoint): everything else is in
 // program.ts, so that importing the program never runs it.
+import { redactText } from '../util/redact.js';
 import { main } from './program.js';
 
 main(process.argv).then(
@@ -11,7 +12,7 @@ main(process.argv).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`zfs-offsite: internal error: ${String(err)}\n`);
+    process.stderr.write(`zfs-offsite: internal error: ${redactText(String(err))}\n`);
     process.exitCode = 1;
   },
 );

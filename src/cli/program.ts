@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { createLogger, type Logger } from '../util/logger.js';
+import { redactText } from '../util/redact.js';
 import { TOOL_VERSION } from '../util/version.js';
 import type { CommandDeps } from './commands/common.js';
 import { registerList } from './commands/list.js';
@@ -56,13 +57,19 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
 export async function main(argv: string[]): Promise<number> {
   let log: Logger | undefined;
   const outcome: Outcome = { exitCode: 0 };
-  const program = buildProgram(() => {
+  const getLog = (): Logger => {
     const g = program.opts<GlobalOptions>();
     log ??= createLogger({ level: g.logLevel, json: g.logJson, file: g.logFile });
     return log;
-  }, outcome);
+  };
+  const program = buildProgram(getLog, outcome);
+  // The logger (and its --log-file) before any command runs: a log file that cannot be used is
+  // bad input reported like any other (one line, exit 2), also for commands that never log.
+  program.hook('preAction', () => {
+    getLog();
+  });
   program.exitOverride();
-  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  program.configureOutput({ writeErr: (text) => process.stderr.write(redactText(text)) });
   try {
     await program.parseAsync(argv);
     return outcome.exitCode;

@@ -1,5 +1,6 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { UsageError } from '../util/errors.js';
+import { redactUrl } from '../util/redact.js';
 
 /**
  * A parsed config file: its plain value plus the line of every key and list item, so each
@@ -78,7 +79,8 @@ export function describeValue(value: unknown): string {
   if (value === null || value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return JSON.stringify(value);
+  // A value may be a URL with a password (a target, an endpoint): never repeated (src/util/redact.ts).
+  if (typeof value === 'string') return JSON.stringify(redactUrl(value));
   return String(value);
 }
 

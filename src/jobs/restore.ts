@@ -1,5 +1,3 @@
-import { createWriteStream, renameSync, rmSync } from 'node:fs';
-import { once } from 'node:events';
 import type { DamagedStream } from '../archive/format/catalog.js';
 import { ChunkFetcher } from '../archive/pipeline/chunk-fetcher.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
@@ -8,6 +6,7 @@ import { planRestore, type RestorePlan, type RestoreUnit } from '../archive/plan
 import { Repository } from '../archive/repository.js';
 import type { Backend } from '../storage/backend.js';
 import { OperationalError, UsageError } from '../util/errors.js';
+import { checkReplaceable, ExclusiveFile } from '../util/exclusive-file.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
 import { checkDatasetName } from '../zfs/command.js';
@@ -25,6 +24,7 @@ export interface RestoreOptions {
   output?: string;
   zfs?: Zfs;
   dryRun?: boolean;
+  /** zfs receive -F; with `output`, replace an existing regular file or symbolic link there. */
   force?: boolean;
   resumable?: boolean;
   noMount?: boolean;
@@ -52,6 +52,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   checkDatasetName(receiveInto);
   if (!o.output && !o.zfs) throw new UsageError('restore needs zfs (or --output FILE|- to write the stream instead)');
   const destination = o.output === undefined ? receiveInto : o.output === '-' ? 'stdout' : o.output;
+  // Before anything is read from the archive: an existing FILE or a missing directory is bad input.
+  if (o.output && o.output !== '-') checkReplaceable(o.output, { force: o.force });
 
   const repo = new Repository(o.backend);
   await repo.check();
@@ -87,7 +89,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     }
   };
   try {
-    if (o.output) await writeToOutput(o.output, plan, feed);
+    if (o.output) await writeToOutput(o.output, Boolean(o.force), plan, feed);
     else await receiveAll(o, receiveInto, plan, feed);
   } finally {
     progress.done();
@@ -143,29 +145,23 @@ function planAround(damaged: DamagedStream[], dataset: string, snapshot: string 
 type Feed = (unit: RestoreUnit, k: number, sink: SinkWatch) => Promise<void>;
 
 /**
- * To a file (written as FILE.partial, renamed only once every unit passed its checks) or stdout.
- * A reader of stdout that goes away (EPIPE) is a failure, not a restore.
+ * To a file or stdout. A file is written under a random temporary name created exclusively in
+ * FILE's directory and put at FILE only once every unit passed its checks (util/exclusive-file.ts:
+ * a link or FIFO planted there is never written through). A reader of stdout that goes away
+ * (EPIPE) is a failure, not a restore.
  */
-async function writeToOutput(output: string, plan: RestorePlan, feed: Feed): Promise<void> {
-  const toStdout = output === '-';
-  const partial = `${output}.partial`;
-  const sink = toStdout ? process.stdout : createWriteStream(partial, { flags: 'w' });
-  const watch = new SinkWatch(sink);
+async function writeToOutput(output: string, force: boolean, plan: RestorePlan, feed: Feed): Promise<void> {
+  const file = output === '-' ? undefined : ExclusiveFile.create(output, { force });
+  const watch = new SinkWatch(file ? file.stream() : process.stdout);
   try {
     for (const [k, unit] of plan.units.entries()) await feed(unit, k, watch);
     await watch.flushed();
-    if (!toStdout) {
-      sink.end();
-      await once(sink, 'close');
-      renameSync(partial, output);
-    }
   } catch (err) {
-    if (!toStdout) {
-      sink.destroy();
-      rmSync(partial, { force: true });
-    }
-    throw err;
+    if (!file) throw err;
+    await file.discard();
+    throw err instanceof OutputError ? file.writeFailed(err) : err;
   }
+  await file?.commit();
 }
 
 /** One `zfs receive` per unit, in order; a failure aborts the receive and stops. */

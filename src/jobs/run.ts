@@ -9,6 +9,7 @@ import { datasetSettings, type ResolvedDatasetConfig, snapshotPattern, type ZfsO
 import type { Backend } from '../storage/backend.js';
 import { errorMessage, OperationalError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { redactText, redactUrl } from '../util/redact.js';
 import type { Zfs } from '../zfs/zfs.js';
 import { archiveSettings } from './archive-stream.js';
 import { Repository } from '../archive/repository.js';
@@ -211,8 +212,9 @@ async function runOnFailure(cfg: ResolvedDatasetConfig, result: DatasetRunResult
     ...process.env,
     ZFS_OFFSITE_DATASET: result.dataset,
     ZFS_OFFSITE_STEP: result.step ?? '',
-    ZFS_OFFSITE_ERROR: result.message ?? '',
-    ZFS_OFFSITE_TARGET: cfg.target.replace(/\/\/[^@/]*@/, '//'),
+    // The hook's output usually ends in mail: no password of a URL reaches it (src/util/redact.ts).
+    ZFS_OFFSITE_ERROR: redactText(result.message ?? ''),
+    ZFS_OFFSITE_TARGET: redactUrl(cfg.target).replace(/\/\/[^@/]*@/, '//'),
     ZFS_OFFSITE_CONFIG: o.config.file,
   };
   await new Promise<void>((resolve) => {

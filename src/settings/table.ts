@@ -55,7 +55,7 @@ export const SETTINGS = {
     commands: 'target',
     use: 'backend',
     help: 'S3 endpoint URL (default: AWS_ENDPOINT_URL or AWS)',
-    pattern: { re: /^https?:\/\/[^/\s@]+/i, what: 'an http:// or https:// URL without credentials' },
+    pattern: { re: /^https?:\/\/(?![\s\S]*@)[^/\s@]/i, what: 'an http:// or https:// URL without credentials' },
   },
   s3PathStyle: {
     type: 'bool',

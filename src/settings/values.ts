@@ -1,6 +1,7 @@
 import { parseSize } from '../util/bytes.js';
 import { parseDuration } from '../util/duration.js';
 import { UsageError } from '../util/errors.js';
+import { redactUrl } from '../util/redact.js';
 import { type ArchiveSettingValues, type BackendSettings, SETTING_NAMES, type SettingName, type SettingSpec, type SettingValues, settingSpec } from './table.js';
 
 /** "1M", "5G", "1K", or bytes: how a limit reads in a message. */
@@ -49,7 +50,7 @@ export function parseSettingText(name: SettingName, text: string, label: string)
     }
     default:
       if (text.trim() === '' || (spec.pattern && !spec.pattern.re.test(text))) {
-        throw new UsageError(`invalid ${label}: ${JSON.stringify(text)} (expected ${spec.pattern?.what ?? 'a non-empty value'})`);
+        throw new UsageError(`invalid ${label}: ${JSON.stringify(redactUrl(text))} (expected ${spec.pattern?.what ?? 'a non-empty value'})`);
       }
       return text;
   }

@@ -15,6 +15,9 @@ import { OperationalError } from '../util/errors.js';
  * `StorageError` whose `permanent` flag tells the retrying wrapper whether trying again can
  * help. The one exception is `put` with a Readable body: if that stream itself fails, its
  * own error is passed through unchanged (so e.g. a stream-format error stays recognisable).
+ * File-tree backends (local, SFTP) never follow a symbolic link or open a special file inside
+ * their root: an operation whose path meets one fails with a permanent StorageError of kind
+ * `unsafe-entry` (storage/confined.ts).
  */
 export interface ObjectInfo {
   /** Key relative to the backend root. */
@@ -29,6 +32,18 @@ export interface ObjectInfo {
    * that must know the content is intact then reads it back and hashes it.
    */
   etag?: string;
+}
+
+/** What a file-tree backend found at a path, without following links. */
+export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block device' | 'character device' | 'unknown';
+
+export interface ListOptions {
+  /**
+   * Told of every entry the listing met that is neither a regular file nor a directory (a symbolic
+   * link, a FIFO, a device…): such an entry is never followed, opened or listed as an object
+   * (storage/confined.ts). Backends without them (S3) never call it.
+   */
+  onUnsafe?: (entry: { key: string; type: EntryType }) => void;
 }
 
 export interface PutOptions {
@@ -102,9 +117,10 @@ export interface Backend {
   /**
    * Every object whose key starts with `prefix` (recursively, in no guaranteed order),
    * delivered to `onObject` as found. The prefix is a plain string prefix as on S3: "a/b"
-   * matches "a/b/c" and "a/bc". A prefix that matches nothing lists nothing.
+   * matches "a/b/c" and "a/bc". A prefix that matches nothing lists nothing. Only regular files
+   * are objects: links are not followed, special files not reported as objects (`options.onUnsafe`).
    */
-  list(prefix: string, onObject: (info: ObjectInfo) => void): Promise<void>;
+  list(prefix: string, onObject: (info: ObjectInfo) => void, options?: ListOptions): Promise<void>;
 
   /** Delete objects (any number; backends batch as needed). Keys that do not exist are not an error. */
   delete(keys: string[]): Promise<void>;
@@ -138,7 +154,8 @@ export class NotFoundError extends OperationalError {
   }
 }
 
-export type StorageErrorKind = 'permission' | 'not-found-container' | 'credentials' | 'no-space' | 'other';
+/** `unsafe-entry`: a symbolic link or special file inside a file-tree target, refused (storage/confined.ts). */
+export type StorageErrorKind = 'permission' | 'not-found-container' | 'credentials' | 'no-space' | 'unsafe-entry' | 'other';
 
 /**
  * A storage failure. `permanent` failures (access denied, no such bucket, no space)

@@ -1,82 +1,63 @@
 import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { type Backend, type ByteRange, checkRange, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
+import { type Backend, type ByteRange, checkRange, type ListOptions, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
 import { consumeRead, rangeOf } from './bodies.js';
+import { entryTypeOf, placeKey, type TreeOps, UnsafeEntryError } from './confined.js';
+import { CREATE_FLAGS, direntType, errCode, forEachLimit, isAbsent, makeDirs, READ_FLAGS, storageErrorFrom, syncDir } from './local-fs.js';
 
 /** Temporary files of unfinished puts start with this; `list` never shows them. */
 export const TEMP_PREFIX = '.tmp-';
-
-/** Why an fs error code happened, in words a user can act on. */
-const REASONS: Record<string, string> = {
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-  ENOSPC: 'no space left on device',
-  EDQUOT: 'disk quota exceeded',
-  ENOTDIR: 'a path component is a file, not a directory',
-  EISDIR: 'is a directory',
-  EEXIST: 'already exists and is not a directory',
-  ENAMETOOLONG: 'file name too long',
-  ELOOP: 'too many symbolic links',
-  EINVAL: 'invalid argument',
-};
-
-/**
- * Turns an fs error into the storage contract's errors. Permission and space problems will not
- * go away by retrying; everything unexpected (EIO, EMFILE, EBUSY…) may, so it is transient.
- */
-function storageErrorFrom(err: unknown, action: string, path: string): StorageError {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
-  const reason = REASONS[code] ?? (err instanceof Error ? err.message : String(err));
-  const message = `cannot ${action} ${path}: ${reason}${REASONS[code] ? ` (${code})` : ''}`;
-  switch (code) {
-    case 'EACCES':
-    case 'EPERM':
-    case 'EROFS':
-      return new StorageError(message, true, 'permission', { cause: err });
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return new StorageError(message, true, 'no-space', { cause: err });
-    case 'ENOTDIR':
-    case 'EISDIR':
-    case 'EEXIST':
-    case 'ENAMETOOLONG':
-    case 'ELOOP':
-    case 'EINVAL':
-      return new StorageError(message, true, 'other', { cause: err });
-    default:
-      return new StorageError(message, false, 'other', { cause: err });
-  }
-}
-
-function errCode(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
-}
-
-/** Errors meaning "there is no object under this key" when reading. */
-function isAbsent(err: unknown): boolean {
-  const code = errCode(err);
-  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
-}
 
 /**
  * A directory as storage (removable media, NFS mount, tests). Key "a/b/c" is the file
  * `<root>/a/b/c`. Puts go to a temp file in the same directory that is fsynced and then renamed
  * over the final name, so a crash at any point leaves either the old object, the new one, or a
- * `.tmp-*` file that `list` ignores — never a partial file under a real key.
+ * `.tmp-*` file that `list` ignores — never a partial file under a real key. Nothing inside the
+ * root is trusted (confined.ts): no link is followed, no special file opened, and what is opened
+ * is checked to lie under the root.
  */
 export class LocalBackend implements Backend {
   readonly root: string;
   readonly location: string;
   /** Local disks gain little from more parallelism; a few hide fsync latency. */
   readonly connections = 4;
+  /** The root with its own links resolved (the root itself is the user's choice), once known. */
+  private realRoot: string | undefined;
+
+  /** The checks of confined.ts on this directory. */
+  private readonly tree: TreeOps = {
+    lstat: async (rel) => {
+      const path = this.abs(rel);
+      try {
+        const st = await lstat(path);
+        return { type: entryTypeOf(st.mode), size: st.size, modified: st.mtime };
+      } catch (err) {
+        if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return undefined;
+        throw storageErrorFrom(err, 'read', path);
+      }
+    },
+    mkdir: async (rel) => {
+      const path = this.abs(rel);
+      try {
+        await mkdir(path, 0o755);
+        return true;
+      } catch (err) {
+        if (errCode(err) === 'EEXIST') return false;
+        throw storageErrorFrom(err, 'create directory', path);
+      }
+    },
+  };
 
   constructor(rootDir: string) {
     this.root = resolve(rootDir);
     this.location = this.root;
+  }
+
+  private abs(rel: string): string {
+    return rel === '' ? this.root : join(this.root, ...rel.split('/'));
   }
 
   /** Maps a key to its file, refusing keys that could escape the root or hide as temp files. */
@@ -85,6 +66,24 @@ export class LocalBackend implements Backend {
     const bad = key.length === 0 || key.includes('\0') || parts.some((p) => p === '' || p === '.' || p === '..' || p.startsWith(TEMP_PREFIX));
     if (bad) throw new StorageError(`${this.location}: invalid object key ${JSON.stringify(key)}`, true);
     return join(this.root, ...parts);
+  }
+
+  /**
+   * Where an open file really is must be under the root: the directories were checked before
+   * the open, and this closes the gap of one swapped for a link in between. Linux only
+   * (/proc/self/fd); elsewhere the checks before the open stand alone.
+   */
+  private async checkOpened(handle: FileHandle, key: string, action: string): Promise<void> {
+    let real: string;
+    try {
+      real = await readlink(`/proc/self/fd/${handle.fd}`);
+      this.realRoot ??= await realpath(this.root);
+    } catch {
+      return;
+    }
+    if (!real.startsWith(this.realRoot === '/' ? '/' : `${this.realRoot}/`)) {
+      throw new UnsafeEntryError(this.location, action, key, dirname(key), 'symlink');
+    }
   }
 
   async put(key: string, body: Buffer | Readable, size?: number): Promise<void> {
@@ -96,13 +95,14 @@ export class LocalBackend implements Backend {
       file = this.pathOf(key);
       dir = dirname(file);
       tmp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}`);
-      handle = await this.createTemp(dir, tmp, file);
+      handle = await this.createTemp(key, tmp, file);
     } catch (err) {
       if (!Buffer.isBuffer(body)) body.destroy(); // do not leave the producer blocked
       throw err;
     }
     let written = 0;
     try {
+      await this.checkOpened(handle, key, 'write');
       if (Buffer.isBuffer(body)) {
         await this.writeAll(handle, body, file);
         written = body.length;
@@ -122,6 +122,7 @@ export class LocalBackend implements Backend {
         throw storageErrorFrom(err, 'write', file);
       });
       await handle.close();
+      // rename replaces whatever entry holds the name (a planted link is replaced, not followed).
       await rename(tmp, file).catch((err: unknown) => {
         throw storageErrorFrom(err, 'write', file);
       });
@@ -138,12 +139,14 @@ export class LocalBackend implements Backend {
    * Creates the temp file, creating parent directories; retried because a concurrent `delete`
    * may prune them. Errors name the final file: that is what the user asked to write.
    */
-  private async createTemp(dir: string, tmp: string, file: string): Promise<FileHandle> {
+  private async createTemp(key: string, tmp: string, file: string): Promise<FileHandle> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await makeDirs(dir);
-        return await open(tmp, 'wx', 0o644);
+        await makeDirs(this.root);
+        await placeKey(this.tree, { location: this.location, key, action: 'write' }, { create: true });
+        return await open(tmp, CREATE_FLAGS, 0o644);
       } catch (err) {
+        if (err instanceof StorageError) throw err;
         if (errCode(err) === 'ENOENT' && attempt < 5) continue;
         throw storageErrorFrom(err, 'write', file);
       }
@@ -165,20 +168,26 @@ export class LocalBackend implements Backend {
   /** Opens an object for reading; directories and missing paths alike mean "no such object". */
   private async openObject(key: string): Promise<{ handle: FileHandle; size: number; file: string }> {
     const file = this.pathOf(key);
+    const where = { location: this.location, key, action: 'read' };
+    if (!(await placeKey(this.tree, where, { object: true })).found) throw new NotFoundError(key, this.location);
     let handle: FileHandle;
     try {
-      handle = await open(file, 'r');
+      handle = await open(file, READ_FLAGS);
     } catch (err) {
       if (isAbsent(err)) throw new NotFoundError(key, this.location);
+      if (errCode(err) === 'ELOOP') throw new UnsafeEntryError(this.location, 'read', key, key, 'symlink'); // swapped in since the check
       throw storageErrorFrom(err, 'read', file);
     }
     try {
       const st = await handle.stat();
-      if (!st.isFile()) throw new NotFoundError(key, this.location);
+      const type = entryTypeOf(st.mode);
+      if (type === 'directory') throw new NotFoundError(key, this.location);
+      if (type !== 'file') throw new UnsafeEntryError(this.location, 'read', key, key, type);
+      await this.checkOpened(handle, key, 'read');
       return { handle, size: st.size, file };
     } catch (err) {
       await handle.close();
-      throw err instanceof NotFoundError ? err : storageErrorFrom(err, 'read', file);
+      throw err instanceof StorageError ? err : storageErrorFrom(err, 'read', file);
     }
   }
 
@@ -220,33 +229,37 @@ export class LocalBackend implements Backend {
   }
 
   async head(key: string): Promise<ObjectInfo> {
-    const file = this.pathOf(key);
-    try {
-      const st = await stat(file);
-      if (!st.isFile()) throw new NotFoundError(key, this.location);
-      return { key, size: st.size, modified: st.mtime };
-    } catch (err) {
-      if (err instanceof NotFoundError) throw err;
-      if (isAbsent(err)) throw new NotFoundError(key, this.location);
-      throw storageErrorFrom(err, 'read', file);
-    }
+    this.pathOf(key);
+    const placed = await placeKey(this.tree, { location: this.location, key, action: 'read' }, { object: true });
+    if (!placed.object) throw new NotFoundError(key, this.location);
+    return { key, size: placed.object.size, modified: placed.object.modified };
   }
 
   /**
    * Prefixes are plain string prefixes as on S3 ("a/b" matches "a/b/c" and "a/bc"), so the walk
    * starts at the deepest directory the prefix names and filters on the full key.
    */
-  async list(prefix: string, onObject: (info: ObjectInfo) => void): Promise<void> {
+  async list(prefix: string, onObject: (info: ObjectInfo) => void, options: ListOptions = {}): Promise<void> {
     if (prefix.includes('\0') || prefix.split('/').some((p) => p === '..' || p === '.')) {
       throw new StorageError(`${this.location}: invalid list prefix ${JSON.stringify(prefix)}`, true);
     }
     const slash = prefix.lastIndexOf('/');
     const startRel = slash >= 0 ? prefix.slice(0, slash).replace(/\/+$/, '') : '';
-    await this.walk(startRel, prefix, onObject);
+    if (startRel !== '') {
+      // The directories the prefix names must be real ones: a link there is reported, not walked into.
+      try {
+        if (!(await placeKey(this.tree, { location: this.location, key: `${startRel}/`, action: 'list' })).found) return;
+      } catch (err) {
+        if (!(err instanceof UnsafeEntryError)) throw err;
+        options.onUnsafe?.({ key: err.entry, type: err.entryType });
+        return;
+      }
+    }
+    await this.walk(startRel, prefix, onObject, options);
   }
 
-  private async walk(rel: string, prefix: string, onObject: (info: ObjectInfo) => void): Promise<void> {
-    const dir = rel === '' ? this.root : join(this.root, ...rel.split('/'));
+  private async walk(rel: string, prefix: string, onObject: (info: ObjectInfo) => void, options: ListOptions): Promise<void> {
+    const dir = this.abs(rel);
     let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -257,19 +270,23 @@ export class LocalBackend implements Backend {
     for (const entry of entries) {
       if (entry.name.startsWith(TEMP_PREFIX)) continue;
       const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      // Dirent types come from the directory itself (lstat): a link is a link, not what it points to.
       if (entry.isDirectory()) {
-        // Symlinked directories are not followed (as restic does not): no cycles, no escapes.
         const asDir = `${key}/`;
-        if (asDir.startsWith(prefix) || prefix.startsWith(asDir)) await this.walk(key, prefix, onObject);
+        if (asDir.startsWith(prefix) || prefix.startsWith(asDir)) await this.walk(key, prefix, onObject, options);
         continue;
       }
-      if (!(entry.isFile() || entry.isSymbolicLink()) || !key.startsWith(prefix)) continue;
+      if (!key.startsWith(prefix)) continue;
+      if (!entry.isFile()) {
+        options.onUnsafe?.({ key, type: direntType(entry) });
+        continue;
+      }
       const path = join(dir, entry.name);
       let st;
       try {
-        st = await stat(path);
+        st = await lstat(path);
       } catch (err) {
-        if (errCode(err) === 'ENOENT') continue; // deleted while we were listing (or a dangling link)
+        if (errCode(err) === 'ENOENT') continue; // deleted while we were listing
         throw storageErrorFrom(err, 'list', path);
       }
       if (st.isFile()) onObject({ key, size: st.size, modified: st.mtime });
@@ -278,12 +295,14 @@ export class LocalBackend implements Backend {
 
   /**
    * Removes the files, then any directories this left empty (up to the root), so pruned
-   * streams do not leave a skeleton of empty directories behind.
+   * streams do not leave a skeleton of empty directories behind. A key whose directories are
+   * not real ones is refused; a link at the key itself is removed (the link, not its target).
    */
   async delete(keys: string[]): Promise<void> {
-    const files = keys.map((key) => this.pathOf(key));
+    const files = keys.map((key) => [key, this.pathOf(key)] as const);
     const parents = new Set<string>();
-    await forEachLimit(files, 16, async (file) => {
+    await forEachLimit(files, 16, async ([key, file]) => {
+      if (!(await placeKey(this.tree, { location: this.location, key, action: 'delete' })).found) return;
       try {
         await unlink(file);
       } catch (err) {
@@ -313,7 +332,7 @@ export class LocalBackend implements Backend {
     }
     const probe = join(this.root, `${TEMP_PREFIX}check-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
-      const handle = await open(probe, 'wx', 0o644);
+      const handle = await open(probe, CREATE_FLAGS, 0o644);
       await handle.close();
     } catch (err) {
       throw storageErrorFrom(err, 'write to', this.root);
@@ -323,50 +342,4 @@ export class LocalBackend implements Backend {
   }
 
   async close(): Promise<void> {}
-}
-
-/**
- * `mkdir -p` that reports the real cause: Node's `mkdir(…, { recursive: true })` turns e.g.
- * EROFS into a misleading ENOENT.
- */
-async function makeDirs(dir: string): Promise<void> {
-  try {
-    await mkdir(dir);
-  } catch (err) {
-    const code = errCode(err);
-    if (code === 'EEXIST') {
-      if ((await stat(dir)).isDirectory()) return;
-      throw err;
-    }
-    if (code !== 'ENOENT' || dirname(dir) === dir) throw err;
-    await makeDirs(dirname(dir));
-    await mkdir(dir).catch(async (again: unknown) => {
-      // Someone else may have created it in the meantime.
-      if (errCode(again) !== 'EEXIST' || !(await stat(dir)).isDirectory()) throw again;
-    });
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Best effort: the data itself was already fsynced before the rename.
-  }
-}
-
-async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  });
-  await Promise.all(workers);
 }

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../util/errors.js';
+import { redactUrl } from '../util/redact.js';
 import type { BackendSettings } from '../settings/table.js';
 import type { Backend } from './backend.js';
 import type { S3BackendOptions } from './s3.js';
@@ -8,7 +9,6 @@ import { LocalBackend } from './local.js';
 import { RetryingBackend, type RetryOptions } from './retrying.js';
 import { ThrottledBackend } from './throttled.js';
 import { parseS3Url } from './s3-url.js';
-import { redactUrl } from './s3-errors.js';
 import { parseSftpUrl, resolveSftpSettings, SFTP_ENV, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
 
 /**
@@ -37,7 +37,7 @@ export function parseTarget(target: string): Target {
   const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(target)?.[1]?.toLowerCase();
   if (scheme === undefined) return { kind: 'local', path: resolve(target) };
   if (!target.slice(scheme.length + 1).startsWith('//')) {
-    throw new UsageError(`${shown}: malformed target (a URL needs "${scheme}://"); ${EXAMPLES} (write ./${target} for a directory whose name contains ':')`);
+    throw new UsageError(`${shown}: malformed target (a URL needs "${scheme}://"); ${EXAMPLES} (write ./${shown} for a directory whose name contains ':')`);
   }
   switch (scheme) {
     case 's3':
@@ -47,6 +47,7 @@ export function parseTarget(target: string): Target {
       try {
         path = fileURLToPath(new URL(target));
       } catch {
+        // Also a file URL with a user or password: the URL parser refuses those.
         throw new UsageError(`${shown}: a file URL needs an absolute path, as in file:///srv/backup`);
       }
       return { kind: 'local', path };
@@ -92,6 +93,11 @@ export async function openBackend(target: string, options: OpenOptions = {}): Pr
     const endpoint = options.s3Endpoint ?? (process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || undefined);
     if (endpoint !== undefined && !/^https?:\/\/[^/]/i.test(endpoint)) {
       throw new UsageError(`S3 endpoint ${redactUrl(endpoint)} is not an http:// or https:// URL`);
+    }
+    // No S3 endpoint has an '@': one there is a key and secret typed into the URL (--s3-endpoint
+    // refuses it by its pattern, src/settings/table.ts; this is AWS_ENDPOINT_URL's check).
+    if (endpoint?.includes('@')) {
+      throw new UsageError(`S3 endpoint ${redactUrl(endpoint)}: credentials do not belong in the endpoint URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE`);
     }
     const credentials = await s3Credentials(options);
     const { S3Backend } = await import('./s3.js');

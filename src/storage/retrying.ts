@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleepMs } from 'node:timers/promises';
-import { type Backend, type ByteRange, type LoadConsumer, type LoadOptions, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
+import { type Backend, type ByteRange, type EntryType, type LoadConsumer, type ListOptions, type LoadOptions, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
 
 /**
  * Retrying is done ONCE, here, around any backend (restic's RetryBackend model), so the
@@ -160,21 +160,33 @@ export class RetryingBackend implements Backend {
    * not delivered again (as restic does), so callers see each object once. An exception thrown
    * by `onObject` itself is never retried.
    */
-  async list(prefix: string, onObject: (info: ObjectInfo) => void): Promise<void> {
+  async list(prefix: string, onObject: (info: ObjectInfo) => void, options?: ListOptions): Promise<void> {
     const delivered = new Set<string>();
     let callbackFailed = false;
+    const reported = new Set<string>();
+    const onUnsafe =
+      options?.onUnsafe &&
+      ((entry: { key: string; type: EntryType }) => {
+        if (reported.has(entry.key)) return;
+        reported.add(entry.key);
+        options.onUnsafe?.(entry);
+      });
     await this.retry(() =>
       this.inner
-        .list(prefix, (info) => {
-          if (delivered.has(info.key)) return;
-          delivered.add(info.key);
-          try {
-            onObject(info);
-          } catch (err) {
-            callbackFailed = true;
-            throw err;
-          }
-        })
+        .list(
+          prefix,
+          (info) => {
+            if (delivered.has(info.key)) return;
+            delivered.add(info.key);
+            try {
+              onObject(info);
+            } catch (err) {
+              callbackFailed = true;
+              throw err;
+            }
+          },
+          onUnsafe && { onUnsafe },
+        )
         .catch((err: unknown) => {
           // Make sure the caller's own exception escapes the retry loop as-is.
           if (callbackFailed) throw new CallbackError(err);

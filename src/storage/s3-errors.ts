@@ -1,3 +1,4 @@
+import { redactUrl } from '../util/redact.js';
 import type { StorageError } from './backend.js';
 
 /**
@@ -116,9 +117,4 @@ export function endpointForMessages(endpoint?: string): string {
 
 export function httpStatus(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
-}
-
-/** Hides the password of `user:password@` in a URL before it is shown anywhere. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@');
 }

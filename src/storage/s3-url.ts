@@ -1,5 +1,5 @@
 import { UsageError } from '../util/errors.js';
-import { redactUrl } from './s3-errors.js';
+import { redactUrl } from '../util/redact.js';
 
 // Apart from s3.ts so that parsing a target does not load the AWS SDK (memory, start-up time).
 
@@ -23,7 +23,9 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
   if (!match) throw new UsageError(`${shown}: not an S3 URL; expected s3://bucket or s3://bucket/prefix`);
   const bucket = match[1] ?? '';
   if (bucket === '') throw new UsageError(`${shown}: the bucket name is missing; expected s3://bucket/prefix`);
-  if (bucket.includes('@')) {
+  // A bucket name has neither '@' nor ':': either one there is a key (and maybe a secret with '/')
+  // typed into the URL, and the "bucket" would be part of it, so it is never repeated.
+  if (bucket.includes('@') || (bucket.includes(':') && url.includes('@'))) {
     throw new UsageError(`${shown}: credentials do not belong in the URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE`);
   }
   const problem = bucketNameProblem(bucket);

@@ -15,6 +15,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { settingDefault } from '../settings/values.js';
 import { UsageError } from '../util/errors.js';
+import { redactUrl } from '../util/redact.js';
 import { type Backend, type ByteRange, checkRange, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
 import { consumeRead, enforceSize, rangeOf } from './bodies.js';
 import { describeS3Error, endpointForMessages, httpStatus } from './s3-errors.js';
@@ -73,7 +74,8 @@ export class S3Backend implements Backend {
     this.bucket = options.bucket;
     const prefix = options.prefix.replace(/^\/+|\/+$/g, '');
     this.keyPrefix = prefix === '' ? '' : `${prefix}/`;
-    this.location = `s3://${options.bucket}${prefix === '' ? '' : `/${prefix}`}`;
+    // For messages only: never a password, whatever bucket and prefix an embedding program passes (src/util/redact.ts).
+    this.location = redactUrl(`s3://${options.bucket}${prefix === '' ? '' : `/${prefix}`}`);
     this.partSize = options.partSize ?? (settingDefault('s3PartSize') as number);
     this.queueSize = options.queueSize ?? (settingDefault('s3Queue') as number);
     if (!Number.isInteger(this.partSize) || this.partSize < MIN_PART_SIZE || this.partSize > MAX_PART_SIZE) {

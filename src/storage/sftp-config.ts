@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../util/errors.js';
-import { redactUrl } from './s3-errors.js';
+import { hasPassword, redactUrl } from '../util/redact.js';
 
 /**
  * SFTP targets: the URL convention and where credentials and host keys come from.
@@ -46,12 +46,19 @@ const URL_RE = /^sftp:\/\/(?:([^@/?#]*)@)?(\[[0-9a-f:.]+\]|[^/:@?#[\]]+)(?::([^/
 /** Splits an sftp:// URL; a UsageError (never repeating a password) when it is malformed. */
 export function parseSftpUrl(url: string): SftpLocation {
   const shown = redactUrl(url);
+  const passwordRefused = () =>
+    new UsageError(`${shown}: a password does not belong in the URL (it would show in the process list and shell history); set ${SFTP_ENV.password} instead, or use --sftp-key or an ssh-agent`);
+  // A password may hold '/', '@' or ':', and then the pattern below reads part of it as the
+  // host, the port or the path: whenever the URL may carry one (src/util/redact.ts) and it does
+  // not parse as user@host with a numeric port, the password is refused, never the pieces shown.
+  const suspect = hasPassword(url);
   const m = URL_RE.exec(url);
-  if (!m) throw new UsageError(`${shown}: not an SFTP URL; expected sftp://user@host[:port]/path (relative to the login directory) or sftp://user@host[:port]//absolute/path`);
-  const [, userinfo, rawHost = '', rawPort, rawPath = ''] = m;
-  if (userinfo?.includes(':')) {
-    throw new UsageError(`${shown}: a password does not belong in the URL (it would show in the process list and shell history); set ${SFTP_ENV.password} instead, or use --sftp-key or an ssh-agent`);
+  if (!m) {
+    if (suspect) throw passwordRefused();
+    throw new UsageError(`${shown}: not an SFTP URL; expected sftp://user@host[:port]/path (relative to the login directory) or sftp://user@host[:port]//absolute/path`);
   }
+  const [, userinfo, rawHost = '', rawPort, rawPath = ''] = m;
+  if (userinfo?.includes(':') || (suspect && (userinfo === undefined || (rawPort !== undefined && !/^\d+$/.test(rawPort))))) throw passwordRefused();
   let user: string;
   try {
     user = userinfo === undefined || userinfo === '' ? userInfo().username : decodeURIComponent(userinfo);
@@ -82,7 +89,9 @@ export function sftpLocationUrl(loc: SftpLocation): string {
   const port = loc.port === 22 ? '' : `:${loc.port}`;
   // 'a/b' → '/a/b'; '/srv/x' → '//srv/x' (absolute keeps its double slash).
   const path = loc.path === '' ? '' : `/${loc.path}`;
-  return `sftp://${encodeURIComponent(loc.user)}@${host}${port}${path}`;
+  // A path holding ':' and '@' reads like a password to the one redaction: masked here already, so
+  // Backend.location is the same text everywhere it is shown.
+  return redactUrl(`sftp://${encodeURIComponent(loc.user)}@${host}${port}${path}`);
 }
 
 /** How to log in: only what is configured is tried. Secrets stay in memory, never in messages. */

@@ -3,14 +3,16 @@ import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FileEntryWithStats, Stats } from 'ssh2';
 import { Semaphore } from '../util/semaphore.js';
-import { type Backend, type ByteRange, checkRange, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
+import { type Backend, type ByteRange, checkRange, type ListOptions, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
 import { consumeRead, rangeOf } from './bodies.js';
+import { entryTypeOf, placeKey, type TreeOps, UnsafeEntryError, type Where } from './confined.js';
 import { TEMP_PREFIX } from './local.js';
 import { type SftpAuth, type SftpHostKeyPolicy, type SftpLocation, sftpLocationUrl } from './sftp-config.js';
 import type { SftpSession } from './sftp-connect.js';
 import { noSpaceError, SFTP_STATUS, sftpStatus, sftpStorageError } from './sftp-errors.js';
 import { BodyFailure, PipelinedWriter, rangeReader } from './sftp-io.js';
-import { isBelow, isDir, isFile, isLink } from './sftp-paths.js';
+import { isBelow } from './sftp-paths.js';
+import { makeRootDirs, sftpTree } from './sftp-tree.js';
 import { SftpPool } from './sftp-pool.js';
 
 export interface SftpBackendOptions extends SftpLocation {
@@ -36,6 +38,10 @@ export interface SftpBackendOptions extends SftpLocation {
  * Requests go over a small pool of SSH connections (`sessions`), each carrying many requests
  * at once; the first connection verifies the host key (and records it with accept-new) before
  * any other is opened, and every further one must present the same key.
+ *
+ * Nothing inside the root is trusted (confined.ts): before acting on a key its directories and
+ * the object are looked at with LSTAT (SFTP has no open-without-following), all in one round
+ * trip; a link or special file is refused, never followed or opened.
  */
 export class SftpBackend implements Backend {
   readonly location: string;
@@ -72,6 +78,19 @@ export class SftpBackend implements Backend {
     return this.root === '/' ? `/${rel}` : `${this.root}/${rel}`;
   }
 
+  /** The checks of confined.ts, over one session. */
+  private tree(s: SftpSession): TreeOps {
+    return sftpTree(
+      s,
+      (rel) => this.join(rel),
+      (err, action, rel) => this.fail(err, action, rel),
+    );
+  }
+
+  private where(key: string, action: string): Where {
+    return { location: this.location, key, action };
+  }
+
   private fail(err: unknown, action: string, key?: string): StorageError {
     return sftpStorageError(err, this.location, action, key ?? '');
   }
@@ -97,7 +116,7 @@ export class SftpBackend implements Backend {
     const tmp = `${dir === '.' ? '' : `${dir}/`}${TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}`;
     let handle: Buffer;
     try {
-      handle = await this.createTemp(s, dir, tmp, key);
+      handle = await this.createTemp(s, tmp, key);
     } catch (err) {
       // The server may have created the file while its answer was lost with the connection.
       if (s.dead) this.orphans.add(tmp);
@@ -148,41 +167,25 @@ export class SftpBackend implements Backend {
     }
   }
 
-  /** Opens a new temp file, creating missing directories (a concurrent delete may prune them). */
-  private async createTemp(s: SftpSession, dir: string, tmp: string, key: string): Promise<Buffer> {
+  /**
+   * Opens a new temp file ('wx': exclusive, so never through a planted link), after checking and
+   * creating the directories on the way; again if a concurrent delete pruned one meanwhile.
+   */
+  private async createTemp(s: SftpSession, tmp: string, key: string): Promise<Buffer> {
     for (let attempt = 1; ; attempt++) {
+      // The root itself may be what is missing: it is the user's path, made as given.
+      if (attempt > 1) await makeRootDirs(s, this.join(''), (err, dir) => this.fail(err, 'create directory', `${dir} for ${key}`));
+      try {
+        await placeKey(this.tree(s), this.where(key, 'write'), { create: true });
+      } catch (err) {
+        if (attempt < 3 && !(err instanceof UnsafeEntryError)) continue;
+        throw err;
+      }
       try {
         return await s.call<Buffer>((sftp, done) => sftp.open(tmp, 'wx', { mode: 0o644 }, done));
       } catch (err) {
         if (sftpStatus(err) !== SFTP_STATUS.NO_SUCH_FILE || attempt >= 5) throw this.fail(err, 'write', key);
       }
-      await this.makeDirs(s, dir, key);
-    }
-  }
-
-  /** `mkdir -p`: from the deepest missing directory down, tolerating ones made meanwhile. */
-  private async makeDirs(s: SftpSession, dir: string, key: string): Promise<void> {
-    if (dir === '.' || dir === '/' || dir === '') return;
-    const mkdir = () => s.call((sftp, done) => sftp.mkdir(dir, done));
-    try {
-      await mkdir();
-      return;
-    } catch (caught) {
-      let err = caught;
-      if (sftpStatus(err) === SFTP_STATUS.NO_SUCH_FILE) {
-        await this.makeDirs(s, posix.dirname(dir), key);
-        const again = await mkdir().then(
-          () => undefined,
-          (e: unknown) => e,
-        );
-        if (again === undefined) return;
-        err = again;
-      }
-      // FAILURE is what OpenSSH says for "exists" (EEXIST); a directory that exists is fine.
-      const st = await s.call<Stats>((sftp, done) => sftp.stat(dir, done)).catch(() => undefined);
-      if (st && isDir(st.mode)) return;
-      if (st) throw new StorageError(`${this.location}: cannot write ${key}: ${dir} exists and is not a directory`, true);
-      throw this.fail(err, 'create directory', `${dir} for ${key}`);
     }
   }
 
@@ -215,6 +218,7 @@ export class SftpBackend implements Backend {
   /** Opens an object for reading; directories and missing paths alike mean "no such object". */
   private async openObject(s: SftpSession, key: string): Promise<{ handle: Buffer; size: number }> {
     const path = this.pathOf(key);
+    if (!(await placeKey(this.tree(s), this.where(key, 'read'), { object: true })).found) throw new NotFoundError(key, this.location);
     let handle: Buffer;
     try {
       handle = await s.call<Buffer>((sftp, done) => sftp.open(path, 'r', done));
@@ -223,12 +227,15 @@ export class SftpBackend implements Backend {
       throw this.fail(err, 'read', key);
     }
     try {
+      // Swapped since the check? A directory is no object; anything else is refused.
       const st = await s.call<Stats>((sftp, done) => sftp.fstat(handle, done));
-      if (!isFile(st.mode)) throw new NotFoundError(key, this.location);
+      const type = entryTypeOf(st.mode);
+      if (type === 'directory') throw new NotFoundError(key, this.location);
+      if (type !== 'file') throw new UnsafeEntryError(this.location, 'read', key, key, type);
       return { handle, size: st.size };
     } catch (err) {
       await s.call((sftp, done) => sftp.close(handle, done)).catch(() => undefined);
-      throw err instanceof NotFoundError ? err : this.fail(err, 'read', key);
+      throw err instanceof StorageError ? err : this.fail(err, 'read', key);
     }
   }
 
@@ -271,34 +278,36 @@ export class SftpBackend implements Backend {
   }
 
   async head(key: string): Promise<ObjectInfo> {
-    const path = this.pathOf(key);
-    return this.use(async (s) => {
-      let st: Stats;
-      try {
-        st = await s.call<Stats>((sftp, done) => sftp.stat(path, done));
-      } catch (err) {
-        if (sftpStatus(err) === SFTP_STATUS.NO_SUCH_FILE) throw new NotFoundError(key, this.location);
-        throw this.fail(err, 'read', key);
-      }
-      if (!isFile(st.mode)) throw new NotFoundError(key, this.location);
-      return { key, size: st.size, modified: new Date(st.mtime * 1000) };
-    });
+    this.pathOf(key);
+    const placed = await this.use((s) => placeKey(this.tree(s), this.where(key, 'read'), { object: true }));
+    if (!placed.object) throw new NotFoundError(key, this.location);
+    return { key, size: placed.object.size, modified: placed.object.modified };
   }
 
   /**
    * Prefixes are plain string prefixes ("a/b" matches "a/b/c" and "a/bc"): the walk starts at
    * the deepest directory the prefix names; directories are read several at a time.
    */
-  async list(prefix: string, onObject: (info: ObjectInfo) => void): Promise<void> {
+  async list(prefix: string, onObject: (info: ObjectInfo) => void, options: ListOptions = {}): Promise<void> {
     if (/[\0\\]/.test(prefix) || prefix.split('/').some((p) => p === '..' || p === '.')) {
       throw new StorageError(`${this.location}: invalid list prefix ${JSON.stringify(prefix)}`, true);
     }
     const slash = prefix.lastIndexOf('/');
     const start = slash >= 0 ? prefix.slice(0, slash).replace(/\/+$/, '') : '';
-    await this.walk(start, prefix, onObject, new Semaphore(8));
+    if (start !== '') {
+      // The directories the prefix names must be real ones: a link there is reported, not walked into.
+      try {
+        if (!(await this.use((s) => placeKey(this.tree(s), this.where(`${start}/`, 'list')))).found) return;
+      } catch (err) {
+        if (!(err instanceof UnsafeEntryError)) throw err;
+        options.onUnsafe?.({ key: err.entry, type: err.entryType });
+        return;
+      }
+    }
+    await this.walk(start, prefix, onObject, new Semaphore(8), options);
   }
 
-  private async walk(rel: string, prefix: string, onObject: (info: ObjectInfo) => void, limit: Semaphore): Promise<void> {
+  private async walk(rel: string, prefix: string, onObject: (info: ObjectInfo) => void, limit: Semaphore, options: ListOptions): Promise<void> {
     const dir = this.join(rel);
     let entries: FileEntryWithStats[];
     await limit.acquire();
@@ -314,19 +323,16 @@ export class SftpBackend implements Backend {
     for (const { filename: name, attrs } of entries) {
       if (name === '.' || name === '..' || name.startsWith(TEMP_PREFIX)) continue;
       const key = rel === '' ? name : `${rel}/${name}`;
-      if (isDir(attrs.mode)) {
-        // Symlinked directories are not followed (as local does): no cycles, no escapes.
+      // READDIR attributes are the entry's own (lstat): a link is a link, not what it points to.
+      const type = entryTypeOf(attrs.mode);
+      if (type === 'directory') {
         const asDir = `${key}/`;
-        if (asDir.startsWith(prefix) || prefix.startsWith(asDir)) below.push(this.walk(key, prefix, onObject, limit));
+        if (asDir.startsWith(prefix) || prefix.startsWith(asDir)) below.push(this.walk(key, prefix, onObject, limit, options));
         continue;
       }
       if (!key.startsWith(prefix)) continue;
-      if (isFile(attrs.mode)) {
-        onObject({ key, size: attrs.size, modified: new Date(attrs.mtime * 1000) });
-      } else if (isLink(attrs.mode)) {
-        const st = await this.use((s) => s.call<Stats>((sftp, done) => sftp.stat(this.join(key), done))).catch(() => undefined);
-        if (st && isFile(st.mode)) onObject({ key, size: st.size, modified: new Date(st.mtime * 1000) });
-      }
+      if (type === 'file') onObject({ key, size: attrs.size, modified: new Date(attrs.mtime * 1000) });
+      else options.onUnsafe?.({ key, type });
     }
     const results = await Promise.allSettled(below);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -341,6 +347,8 @@ export class SftpBackend implements Backend {
     const worker = async () => {
       while (next < paths.length) {
         const [key, path] = paths[next++]!;
+        // A key whose directories are not real ones is refused; REMOVE never follows a link at the key itself.
+        if (!(await this.use((s) => placeKey(this.tree(s), this.where(key, 'delete')))).found) continue;
         await this.use((s) => s.call((sftp, done) => sftp.unlink(path, done))).then(
           () => parents.add(posix.dirname(path)),
           (err: unknown) => {
@@ -367,7 +375,7 @@ export class SftpBackend implements Backend {
     await this.use(async (s) => {
       const probeKey = `${TEMP_PREFIX}check-${process.pid}-${randomBytes(4).toString('hex')}`;
       const probe = this.join(probeKey);
-      await this.makeDirs(s, this.join(''), '(the target directory)');
+      await makeRootDirs(s, this.join(''), (err, dir) => this.fail(err, 'create directory', dir));
       try {
         const handle = await s.call<Buffer>((sftp, done) => sftp.open(probe, 'wx', { mode: 0o644 }, done));
         await s.call((sftp, done) => sftp.close(handle, done));

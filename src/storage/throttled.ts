@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, ByteRange, LoadConsumer, LoadOptions, ObjectInfo, PutOptions } from './backend.js';
+import type { Backend, ByteRange, ListOptions, LoadConsumer, LoadOptions, ObjectInfo, PutOptions } from './backend.js';
 
 /**
  * An upload bandwidth limit (`--bwlimit`): each put waits for its share of time at the given
@@ -43,8 +43,8 @@ export class ThrottledBackend implements Backend {
   head(key: string): Promise<ObjectInfo> {
     return this.inner.head(key);
   }
-  list(prefix: string, onObject: (info: ObjectInfo) => void): Promise<void> {
-    return this.inner.list(prefix, onObject);
+  list(prefix: string, onObject: (info: ObjectInfo) => void, options?: ListOptions): Promise<void> {
+    return this.inner.list(prefix, onObject, options);
   }
   delete(keys: string[]): Promise<void> {
     return this.inner.delete(keys);

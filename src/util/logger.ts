@@ -1,6 +1,8 @@
 import { createWriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino, type Logger as PinoLogger } from 'pino';
+import { openAppendOnly } from './exclusive-file.js';
+import { redactDeep, redactText } from './redact.js';
 
 export type Logger = PinoLogger;
 
@@ -8,7 +10,7 @@ export interface LoggerOptions {
   level?: string;
   /** JSON lines instead of short human lines on stderr. */
   json?: boolean;
-  /** Also write JSON logs to this file. */
+  /** Also append JSON logs to this file (a regular file, never through a link: util/exclusive-file.ts). */
   file?: string;
 }
 
@@ -35,13 +37,43 @@ function humanStream(): Writable {
   });
 }
 
+/**
+ * The log file, opened now (so a bad path is an error of the command, exit 2, before it does
+ * anything): a regular file appended to, a missing one created 0600. A write that fails later
+ * (disk full) is said once on stderr and stops the file, not the command.
+ */
+function logFileStream(file: string): Writable {
+  const stream = createWriteStream(file, { fd: openAppendOnly(file, 'the log file') });
+  stream.once('error', (err) => {
+    process.stderr.write(redactText(`zfs-offsite: warning: cannot write the log file ${file}: ${err.message}; no more lines go there\n`));
+    stream.on('error', () => undefined);
+  });
+  return stream;
+}
+
+/**
+ * One JSON log line with the password of every URL in it masked (src/util/redact.ts): field by
+ * field, so the line stays valid JSON for --log-json and --log-file. Applied once, before pino
+ * hands the line to any stream (stderr, human or JSON, and the log file).
+ */
+export function redactLogLine(line: string): string {
+  if (!line.includes('@')) return line;
+  try {
+    const end = line.endsWith('\n') ? '\n' : '';
+    return `${JSON.stringify(redactDeep(JSON.parse(line)))}${end}`;
+  } catch {
+    return redactText(line);
+  }
+}
+
+/** Throws a FileRefusedError (exit 2) when `options.file` cannot be used as a log file. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.ZFS_OFFSITE_LOG_LEVEL ?? 'warn';
   const console = options.json ? pino.destination({ fd: 2, sync: true }) : humanStream();
   const streams: pino.StreamEntry[] = [{ stream: console, level: level as pino.Level }];
-  if (options.file) streams.push({ stream: createWriteStream(options.file, { flags: 'a' }), level: 'debug' });
+  if (options.file) streams.push({ stream: logFileStream(options.file), level: 'debug' });
   const minLevel = options.file && pino.levels.values[level]! > 20 ? 'debug' : level;
-  return pino({ level: minLevel, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } }, pino.multistream(streams));
+  return pino({ level: minLevel, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid }, hooks: { streamWrite: redactLogLine } }, pino.multistream(streams));
 }
 
 /** A logger that drops everything (tests, library use). */

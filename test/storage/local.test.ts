@@ -8,6 +8,7 @@ import { StorageError } from '../../src/storage/backend.js';
 import { LocalBackend, TEMP_PREFIX } from '../../src/storage/local.js';
 import { RetryingBackend } from '../../src/storage/retrying.js';
 import { runBackendContract } from './contract.js';
+import { runFileTreeContract } from './file-tree-contract.js';
 
 async function tempRoot(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'zfs-offsite-local-'));
@@ -19,6 +20,12 @@ runBackendContract('local directory', async () => {
 });
 
 // The same suite through the retry wrapper proves the wrapper changes no semantics.
+runFileTreeContract('local directory', async () => {
+  const parent = await tempRoot();
+  const root = join(parent, 'archive');
+  return { backend: new LocalBackend(root), root, cleanup: () => rm(parent, { recursive: true, force: true }) };
+});
+
 runBackendContract('local directory behind RetryingBackend', async () => {
   const root = await tempRoot();
   return {

@@ -80,6 +80,27 @@ describe('parseTarget', () => {
     expect(err.message).not.toContain('hunter2');
     expect(err.message).toContain('ftp://user:***@host/dir');
   });
+
+  // Issue 15.4: a password holding '/', '@' or ':' was read in part as a bucket name, a port or a
+  // path, and that part was repeated ("AKIA:se" is not a valid bucket name; invalid port "p@ss@h").
+  const PIECES = ['Qx7', 'Wy8', 'Zv9', 'Ku6'];
+  it.each([
+    'sftp://u:{pw}@h.example/x',
+    'sftp://u:{pw}@h.example:23//abs',
+    'sftp://:{pw}@h.example/x',
+    'sftp:/u:{pw}@h/x',
+    'sftp:u:{pw}@h/x',
+    's3://AKIA:{pw}@bucket/prefix',
+    's3:/AKIA:{pw}@bucket',
+    'file://u:{pw}@localhost/x',
+    'https://u:{pw}@host:9000/x',
+  ])('%s: refused, and no piece of the password is repeated', (form) => {
+    for (const pw of ['Qx7/Wy8@Zv9:Ku6', 'Qx7@Wy8/Zv9@Ku6', 'Qx7:Wy8/Zv9%40Ku6', '12/Qx7@Wy8/Zv9:Ku6']) {
+      const target = form.replace('{pw}', pw);
+      const err = usageError(() => parseTarget(target));
+      for (const piece of PIECES) expect(err.message, target).not.toContain(piece);
+    }
+  });
 });
 
 describe('parseS3Url', () => {

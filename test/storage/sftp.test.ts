@@ -18,6 +18,7 @@ import { UsageError } from '../../src/util/errors.js';
 import { runCli } from '../support/cli.js';
 import { SSHD_HINT, sftpOptions, sshdSettings, uniqueSftpDir } from '../support/sshd.js';
 import { chunkedReadable, readAll, runBackendContract } from './contract.js';
+import { runFileTreeContract } from './file-tree-contract.js';
 
 const MiB = 1024 * 1024;
 const sshd = sshdSettings();
@@ -149,6 +150,15 @@ describe.skipIf(!sshd)(`SFTP backend on OpenSSH (skipped without a server: ${SSH
   runBackendContract('SFTP (OpenSSH, chrooted storage box, path relative to the login directory)', async () => {
     const dir = uniqueSftpDir(s, 'contract');
     return { backend: new SftpBackend(sftpOptions(s, `${dir.rel}/archive`)), cleanup: dir.cleanup };
+  });
+
+  runFileTreeContract('SFTP (OpenSSH, chrooted storage box)', async () => {
+    const dir = uniqueSftpDir(s, 'confined');
+    const box = statSync(home); // the login directory belongs to the box user
+    await mkdir(join(home, dir.rel));
+    execFileSync('chown', [`${box.uid}:${box.gid}`, join(home, dir.rel)]);
+    const backend = new RetryingBackend(new SftpBackend(sftpOptions(s, `${dir.rel}/archive`)));
+    return { backend, root: join(home, dir.rel, 'archive'), owner: { uid: box.uid, gid: box.gid }, cleanup: dir.cleanup };
   });
 
   // The same suite through openBackend: an absolute //path URL, key and known_hosts from the

@@ -1,5 +1,6 @@
 import type { Backend } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
+import { UnsafeEntryError } from '../../storage/confined.js';
 import { OperationalError } from '../../util/errors.js';
 import { ChunkJobError, type ChunkPool } from './chunk-pool.js';
 import type { ManifestChunk } from '../format/manifest.js';
@@ -192,6 +193,8 @@ async function readObject(backend: Backend, key: string, object: string, into: U
     );
   } catch (err) {
     if (isNotFound(err)) throw new ChunkIntegrityError(object, 'chunk-missing', 'chunk object is missing');
+    // A link or special file where the chunk should be (storage/confined.ts): no chunk is there.
+    if (err instanceof UnsafeEntryError) throw new ChunkIntegrityError(object, 'chunk-missing', `no chunk object: ${err.entry} is a ${err.entryType}, never followed or read`);
     throw err;
   }
   if (filled !== expected) {

@@ -23,7 +23,8 @@ export type ProblemKind =
   | 'chunk-undecodable'
   | 'chunk-raw-mismatch'
   | 'stream-invalid'
-  | 'stream-hash-mismatch';
+  | 'stream-hash-mismatch'
+  | 'unsafe-entry';
 
 export interface Problem {
   kind: ProblemKind;
@@ -86,6 +87,8 @@ function parseSums(text: string): Map<string, string> {
 export interface QuickAuditInput {
   streams: Iterable<StreamDir>;
   loose: readonly ObjectInfo[];
+  /** Links and special files found inside the target: never followed, always reported. */
+  unsafe?: readonly { key: string; type: string }[];
   now: Date;
   /** In-progress streams (journal, no manifest) younger than this are not problems. */
   staleAfterMs: number;
@@ -175,6 +178,10 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
         message: `incremental stream whose base snapshot (guid ${first?.fromguid}) is in no archived stream of ${dataset}`,
       });
     }
+  }
+  for (const u of input.unsafe ?? []) {
+    const message = `${u.type === 'symlink' ? 'a symbolic link' : `a ${u.type}`} inside the target: never followed or read; remove it or find out who put it there`;
+    problems.push({ dataset: '', kind: 'unsafe-entry', object: where(u.key), found: u.type, message });
   }
   for (const o of input.loose) {
     problems.push({ dataset: '', kind: 'orphan-object', object: where(o.key), message: 'object outside any stream directory' });

@@ -1,6 +1,7 @@
 import type { Command, OptionValues } from 'commander';
 import { listArchive } from '../../jobs/list.js';
 import { printJson } from '../output/json.js';
+import { printText } from '../output/print.js';
 import { formatListing } from '../output/list.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
 import { openTarget } from './common.js';
@@ -19,7 +20,7 @@ export function registerList(program: Command): void {
     try {
       const listing = await listArchive(backend, dataset);
       if (o.json) printJson(listing);
-      else process.stdout.write(formatListing(listing));
+      else printText(formatListing(listing));
     } finally {
       await backend.close();
     }

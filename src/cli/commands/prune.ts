@@ -5,6 +5,7 @@ import { pruneArchive } from '../../jobs/prune.js';
 import { parseDuration } from '../../util/duration.js';
 import { OperationalError, UsageError } from '../../util/errors.js';
 import { printJson } from '../output/json.js';
+import { printText } from '../output/print.js';
 import { formatPruneReport } from '../output/prune.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
 import { type CommandDeps, openTarget } from './common.js';
@@ -81,7 +82,7 @@ export function registerPrune(program: Command, deps: CommandDeps): void {
         lockDataset: (ds) => acquireDatasetLock({ dataset: ds, backend, log }),
       });
       if (o.json) printJson(report);
-      else process.stdout.write(formatPruneReport(report));
+      else printText(formatPruneReport(report));
       const failed = report.datasets.filter((d) => d.error);
       if (failed.length > 0) {
         throw new OperationalError(`prune failed for ${failed.map((d) => `${d.dataset} (${d.error})`).join('; ')}`);

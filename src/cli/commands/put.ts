@@ -10,6 +10,7 @@ import { checkDatasetName } from '../../zfs/command.js';
 import { Zfs } from '../../zfs/zfs.js';
 import { archiveSummaryLine } from '../output/archive.js';
 import { printJson } from '../output/json.js';
+import { printText } from '../output/print.js';
 import { addUploadFlags, type UploadCliOptions } from './upload-flags.js';
 import { type CommandDeps, withTarget } from './common.js';
 import { settingsFromFlags } from '../setting-flags.js';
@@ -35,7 +36,7 @@ export function registerPut(program: Command, deps: CommandDeps): void {
       const snapshotTxgs = (summary: StreamSummary) => localSnapshotTxgs(zfs, summary);
       const result = await archiveStream({ backend, input, pool, settings, log: deps.getLog(), dataset: o.dataset, sendArgs: null, zfsVersion: null, snapshotTxgs });
       if (o.json) printJson(result);
-      else process.stdout.write(`${archiveSummaryLine(result, backend.location)}\n`);
+      else printText(`${archiveSummaryLine(result, backend.location)}\n`);
     });
   });
 }

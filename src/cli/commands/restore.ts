@@ -2,7 +2,8 @@ import type { Command, OptionValues } from 'commander';
 import { restore } from '../../jobs/restore.js';
 import { parseSettingText } from '../../settings/values.js';
 import { Zfs } from '../../zfs/zfs.js';
-import { jsonText } from '../output/json.js';
+import { printJson } from '../output/json.js';
+import { printText } from '../output/print.js';
 import { describePlan, restoreJson } from '../output/restore.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
 import { type CommandDeps, withTarget } from './common.js';
@@ -30,7 +31,7 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
       .option('--into <dataset>', 'receive under this name (default: the archived name)')
       .option('--output <file>', 'write the raw stream(s) to FILE or - (stdout) instead of running zfs receive')
       .option('--dry-run', 'print the plan and exit')
-      .option('--force', 'zfs receive -F: roll the destination back / overwrite it')
+      .option('--force', 'zfs receive -F: roll the destination back / overwrite it; with --output FILE: replace an existing file (or symbolic link) FILE')
       .option('--resumable', 'zfs receive -s: keep partial state when interrupted')
       .option('--no-mount', 'zfs receive -u: do not mount what is received')
       .option('--parallel <n>', 'chunks fetched ahead', '2')
@@ -59,7 +60,8 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
       });
       // With --output -, stdout carries the stream: the report goes to stderr.
       const report = o.output === '-' ? process.stderr : process.stdout;
-      report.write(o.json ? jsonText(restoreJson(result)) : describePlan(result, o.dryRun ? 'dry-run' : 'done'));
+      if (o.json) printJson(restoreJson(result), report);
+      else printText(describePlan(result, o.dryRun ? 'dry-run' : 'done'), report);
     });
   });
 }

@@ -5,6 +5,7 @@ import { runNightly } from '../../jobs/run.js';
 import type { Backend } from '../../storage/backend.js';
 import { Zfs } from '../../zfs/zfs.js';
 import { printJson } from '../output/json.js';
+import { printText } from '../output/print.js';
 import { formatRunReport } from '../output/run.js';
 import { type CommandDeps, openTarget } from './common.js';
 
@@ -37,7 +38,7 @@ export function registerRun(program: Command, deps: CommandDeps): void {
           progress: o.progress,
         });
         if (o.json) printJson(report);
-        else process.stdout.write(formatRunReport(report));
+        else printText(formatRunReport(report));
         if (!report.ok) deps.setExitCode(1);
       } finally {
         await pool.close();

@@ -4,6 +4,7 @@ import { sendSnapshot } from '../../jobs/send.js';
 import { Zfs } from '../../zfs/zfs.js';
 import { archiveSummaryLine } from '../output/archive.js';
 import { printJson } from '../output/json.js';
+import { printText } from '../output/print.js';
 import { settingsFromFlags } from '../setting-flags.js';
 import { type CommandDeps, withTarget } from './common.js';
 import { addUploadFlags, type UploadCliOptions } from './upload-flags.js';
@@ -55,7 +56,7 @@ export function registerSend(program: Command, deps: CommandDeps): void {
         compressed: o.compressed,
       });
       if (o.json) printJson(result);
-      else process.stdout.write(`${archiveSummaryLine(result, backend.location)}\n`);
+      else printText(`${archiveSummaryLine(result, backend.location)}\n`);
     });
   });
 }

@@ -5,7 +5,8 @@ import { parseSettingText } from '../../settings/values.js';
 import { parseSize } from '../../util/bytes.js';
 import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../../util/errors.js';
-import { jsonText } from '../output/json.js';
+import { printJson } from '../output/json.js';
+import { printText } from '../output/print.js';
 import { formatVerifyReport } from '../output/verify.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
 import { type CommandDeps, withTarget } from './common.js';
@@ -58,7 +59,8 @@ export function registerVerify(program: Command, deps: CommandDeps): void {
     const parallel = parseSettingText('parallel', o.parallel, '--parallel') as number;
     await withTarget(target, settingsFromFlags(o, ['target']), async (backend, pool) => {
       const report = await verifyArchive({ backend, pool, log: deps.getLog(), dataset, deep: Boolean(o.deep), sample, seed, parallel, staleAfterMs, progress: o.progress });
-      process.stdout.write(o.json ? jsonText(report) : formatVerifyReport(report));
+      if (o.json) printJson(report);
+      else printText(formatVerifyReport(report));
       if (report.problems.length > 0) deps.setExitCode(3);
     });
   });
