@@ -73,7 +73,8 @@ const KEEP_KEYS = ['daily', 'weekly', 'monthly', 'yearly', 'last', 'min_fulls'] 
 
 const SNAPSHOT_PART = { re: /^[A-Za-z0-9_.:-]+$/, what: 'a snapshot name part (letters, digits, _ . : -)' };
 const SNAPSHOT_GLOB = { re: /^[A-Za-z0-9_.:*?-]+$/, what: 'a snapshot name pattern (letters, digits, _ . : - and the wildcards * ?)' };
-const DATASET_NAME = { re: /^[A-Za-z0-9][A-Za-z0-9_.:\- ]*(\/[A-Za-z0-9_.:\- ]+)*$/, what: 'a ZFS dataset name such as tank/home' };
+// As zfs/command.ts checkDatasetName: no '.' or '..' component (as archive paths they would climb out).
+const DATASET_NAME = { re: /^(?!.*\/\.\.?(\/|$))(?=.{1,255}$)[A-Za-z0-9][A-Za-z0-9_.:\- ]*(\/[A-Za-z0-9_.:\- ]+)*$/, what: 'a ZFS dataset name such as tank/home' };
 
 type KeepCounts = Partial<Record<(typeof KEEP_KEYS)[number], number>>;
 

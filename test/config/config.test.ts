@@ -170,6 +170,11 @@ describe('config: bad files give one line naming file, line, key and why', () =>
     expect(problem('')).toBe(`${FILE}: the config file is empty: it needs a datasets list`);
     expect(problem(ds('  - name: tank/a\n'))).toBe(`${FILE}:4: datasets[1].name: tank/a is already configured in datasets[0]`);
     expect(problem('datasets:\n  - { name: "tank/a@snap", target: /x }\n')).toBe(`${FILE}:2: datasets[0].name: expected a ZFS dataset name such as tank/home, got "tank/a@snap"`);
+    // Names that would climb out of the dataset's directory in the archive (issue 15.7), as put --dataset refuses them.
+    for (const bad of ['tank/..', 'tank/../../up', 'tank/./a', 'tank/a/.', `tank/${'x'.repeat(260)}`]) {
+      expect(problem(`datasets:\n  - { name: "${bad}", target: /x }\n`)).toBe(`${FILE}:2: datasets[0].name: expected a ZFS dataset name such as tank/home, got "${bad}"`);
+    }
+    expect(parse('datasets:\n  - { name: "tank/a..b/.c", target: /x }\n').datasets[0]?.name).toBe('tank/a..b/.c');
     expect(problem(ds('    snapshot: { mode: pick }\n'))).toBe(`${FILE}:4: datasets[0].snapshot.pattern: missing: mode pick needs the pattern of the snapshots to pick, e.g. "autosnap_*_daily"`);
   });
 
