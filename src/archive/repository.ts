@@ -1,10 +1,10 @@
 import type { Backend, ObjectInfo } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
-import { type Catalog, ensureArchiveMarker, loadCatalog, type ManifestRead, readManifest, readManifests } from './format/catalog.js';
+import { type Catalog, ensureArchiveMarker, inDataset, loadCatalog, type ManifestRead, readManifest, readManifests } from './format/catalog.js';
 import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, streamPrefix, SUMS_NAME } from './format/keys.js';
 import type { Manifest } from './format/manifest.js';
 import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
-import { groupByStream, type StreamDir } from './plan/audit.js';
+import { groupByStream, type InvalidDir, type StreamDir } from './plan/audit.js';
 
 /**
  * The archive in one target, as jobs see it (the model is restic's `internal/repository`): the
@@ -57,16 +57,21 @@ export class Repository {
   }
 
   /** Every object under a dataset (its children's too) or the archive, grouped into stream directories. */
-  private async listDirs(dataset?: string): Promise<{ streams: StreamDir[]; loose: ObjectInfo[] }> {
+  private async listDirs(dataset?: string): Promise<{ streams: StreamDir[]; loose: ObjectInfo[]; invalid: InvalidDir[] }> {
     const objects: ObjectInfo[] = [];
     await this.backend.list(this.datasetPrefix(dataset), (info) => objects.push(info));
     const grouped = groupByStream(objects);
-    return { streams: [...grouped.streams.values()].filter((s) => !dataset || s.dataset === dataset), loose: grouped.loose };
+    return {
+      streams: [...grouped.streams.values()].filter((s) => !dataset || s.dataset === dataset),
+      loose: grouped.loose,
+      invalid: [...grouped.invalid.values()].filter((d) => inDataset(d.prefix, dataset)),
+    };
   }
 
-  /** The datasets that have stream directories, sorted. */
-  async datasets(): Promise<string[]> {
-    return [...new Set((await this.listDirs()).streams.map((s) => s.dataset))].sort();
+  /** The datasets that have stream directories, sorted, and the directories whose key is invalid (never read). */
+  async datasets(): Promise<{ datasets: string[]; invalid: InvalidDir[] }> {
+    const { streams, invalid } = await this.listDirs();
+    return { datasets: [...new Set(streams.map((s) => s.dataset))].sort(), invalid };
   }
 
   /**
@@ -74,9 +79,9 @@ export class Repository {
    * of the archive, each with every listed object and its manifest read as in the catalog:
    * `manifest`, or `damaged`, or neither (none listed, or gone since the listing). With `sums`,
    * SHA256SUMS is read too. `loose`: objects outside any stream directory (marker and leases
-   * excepted).
+   * excepted). `invalid`: directories of the dataset (or archive) whose key is invalid, unread.
    */
-  async listStreams(dataset?: string, options: { sums?: boolean } = {}): Promise<{ streams: StreamDir[]; loose: ObjectInfo[] }> {
+  async listStreams(dataset?: string, options: { sums?: boolean } = {}): Promise<{ streams: StreamDir[]; loose: ObjectInfo[]; invalid: InvalidDir[] }> {
     const listed = await this.listDirs(dataset);
     const withManifest = listed.streams.filter((s) => this.hasManifest(s));
     for (const [k, read] of (await readManifests(this.backend, withManifest)).entries()) {
