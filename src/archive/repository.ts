@@ -68,8 +68,13 @@ export class Repository {
     };
   }
 
+  /** The datasets that have stream directories, sorted. */
+  async datasets(): Promise<string[]> {
+    return (await this.layout()).datasets;
+  }
+
   /** The datasets that have stream directories, sorted, and the directories whose key is invalid (never read). */
-  async datasets(): Promise<{ datasets: string[]; invalid: InvalidDir[] }> {
+  async layout(): Promise<{ datasets: string[]; invalid: InvalidDir[] }> {
     const { streams, invalid } = await this.listDirs();
     return { datasets: [...new Set(streams.map((s) => s.dataset))].sort(), invalid };
   }

@@ -99,7 +99,7 @@ export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
   let datasets = o.dataset ? [o.dataset] : [];
   if (!o.dataset) {
     // A directory whose key is invalid belongs to no dataset this program wrote: never deleted.
-    const layout = await repo.datasets();
+    const layout = await repo.layout();
     datasets = layout.datasets;
     for (const d of layout.invalid) warnInvalid(o.log, repo, d);
   }
