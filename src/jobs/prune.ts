@@ -1,5 +1,6 @@
 import type { InvalidDir, StreamDir } from '../archive/plan/audit.js';
 import { type DamagedStream, invalidKeyWarning } from '../archive/format/catalog.js';
+import { shownKey } from '../archive/format/keys.js';
 import type { Manifest } from '../archive/format/manifest.js';
 import { planRetention, type RetentionPolicy } from '../archive/plan/retention.js';
 import { Repository } from '../archive/repository.js';
@@ -183,7 +184,7 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
 }
 
 function warnInvalid(log: Logger, repo: Repository, d: InvalidDir): void {
-  log.warn(invalidKeyWarning({ object: repo.where(d.prefix), message: d.reason }));
+  log.warn(invalidKeyWarning({ object: repo.where(shownKey(d.prefix)), message: d.reason }));
 }
 
 function describeStream(repo: Repository, m: Manifest, dir: StreamDir, reason: string): PrunedStream {

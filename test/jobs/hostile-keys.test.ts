@@ -34,6 +34,8 @@ function hostileDirs(streamId: string): { dir: string; why: RegExp; inGood?: tru
     { dir: `pool/%2E%2E/${streamId}`, why: /decodes to ".."/ },
     { dir: `pool/good/%2E%2E/${streamId}`, why: /decodes to ".."/ },
     { dir: `pool/a%0Ab/${streamId}`, why: /control character/ },
+    // A newline in a name would forge an output line: shown as \x0a.
+    { dir: `pool/x\nzfs-offsite: error: forged/${streamId}`, why: /"\\n" is not allowed in an archive key/ },
     { dir: `pool/good/${odd}`, why: /snapshot part "ba%73e" .*not escaped the way zfs-offsite writes it \("base"\)/, inGood: true },
   ];
 }
@@ -75,7 +77,7 @@ describe.each(targets)('invalid archive keys on $name', (target: TestTarget) => 
         await backend.put(`${h.dir}/${name}`, await backend.getBuffer(key));
         copied.push(`${h.dir}/${name}`);
       }
-      planted.push({ ...h, object: `${backend.location}/${h.dir}/`, keys: copied });
+      planted.push({ ...h, object: `${backend.location}/${h.dir.replaceAll('\n', '\\x0a')}/`, keys: copied });
     }
   }, 120_000);
   afterAll(async () => {
@@ -109,6 +111,8 @@ describe.each(targets)('invalid archive keys on $name', (target: TestTarget) => 
     const human = await cli(['verify', url]);
     expect(human.code).toBe(3);
     expect(human.stdout).toContain(`PROBLEM key-invalid:  ${planted[0]!.object}: not a valid archive key (dataset path component "pool%ZZ": "%ZZ" is not a %XX escape with upper-case hex)`);
+    expect(human.stdout).toContain('pool/x\\x0azfs-offsite: error: forged/');
+    expect(human.stdout.split('\n').filter((l) => l.startsWith('zfs-offsite'))).toEqual([]);
   });
 
   it('list shows the good stream (exit 0) and warns once per directory', async () => {

@@ -3,7 +3,7 @@ import type { Backend } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
 import { OperationalError } from '../../util/errors.js';
 import { TOOL_VERSION } from '../../util/version.js';
-import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey } from './keys.js';
+import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey } from './keys.js';
 import { type Manifest, ManifestError, type ManifestProblemKind, parseManifest } from './manifest.js';
 
 export const ARCHIVE_FORMAT = 'zfs-offsite-archive';
@@ -128,7 +128,7 @@ export async function loadCatalog(backend: Backend, dataset?: string, concurrenc
     const parsed = parseStreamKey(info.key);
     if (!parsed) return;
     if ('invalid' in parsed) {
-      if (inDataset(prefix, dataset)) invalid.set(prefix, { object: `${backend.location}/${prefix}`, message: parsed.invalid });
+      if (inDataset(prefix, dataset)) invalid.set(prefix, { object: `${backend.location}/${shownKey(prefix)}`, message: parsed.invalid });
       return;
     }
     if (dataset && parsed.dataset !== dataset) return;

@@ -56,6 +56,14 @@ export function decodeComponent(encoded: string): { name: string } | { invalid: 
   return { name };
 }
 
+/**
+ * A key as shown in a message: control characters (which a hostile name may hold, and which
+ * would rewrite the terminal or forge a line) as `\xNN`; anything else as it is.
+ */
+export function shownKey(key: string): string {
+  return [...key].map((ch) => (ch < ' ' || ch === '\u007f' ? `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}` : ch)).join('');
+}
+
 /** `tank/data/home` → `tank/data/home` with each component escaped. */
 export function datasetPath(dataset: string): string {
   return dataset.split('/').map(encodeComponent).join('/');

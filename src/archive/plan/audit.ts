@@ -1,6 +1,6 @@
 import type { ObjectInfo } from '../../storage/backend.js';
 import { buildChains } from './chains.js';
-import { JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, SUMS_NAME } from '../format/keys.js';
+import { JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
 import type { DamagedStream } from '../format/catalog.js';
 import type { Manifest } from '../format/manifest.js';
 
@@ -202,7 +202,7 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
     problems.push({
       dataset: '',
       kind: 'key-invalid',
-      object: where(d.prefix),
+      object: where(shownKey(d.prefix)),
       message: `not a valid archive key (${d.reason}): not written by zfs-offsite; its ${d.objects.length} object${d.objects.length === 1 ? ' is' : 's are'} never read or deleted`,
     });
   }
