@@ -1,10 +1,10 @@
 import type { Backend, EntryType, ObjectInfo } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
-import { type Catalog, ensureArchiveMarker, loadCatalog, type ManifestRead, readManifest, readManifests } from './format/catalog.js';
+import { type Catalog, ensureArchiveMarker, inDataset, loadCatalog, type ManifestRead, readManifest, readManifests } from './format/catalog.js';
 import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, streamPrefix, SUMS_NAME } from './format/keys.js';
 import type { Manifest } from './format/manifest.js';
 import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
-import { groupByStream, type StreamDir } from './plan/audit.js';
+import { groupByStream, type InvalidDir, type StreamDir } from './plan/audit.js';
 
 /** A link or special file found inside the target. */
 export interface UnsafeFound {
@@ -16,6 +16,8 @@ export interface ListedStreams {
   streams: StreamDir[];
   /** Objects outside any stream directory (marker and leases excepted). */
   loose: ObjectInfo[];
+  /** Directories whose key no zfs-offsite writes (format/keys.ts): never read or deleted. */
+  invalid: InvalidDir[];
   unsafe: UnsafeFound[];
 }
 
@@ -78,12 +80,23 @@ export class Repository {
     const unsafe: UnsafeFound[] = [];
     await this.backend.list(this.datasetPrefix(dataset), (info) => objects.push(info), { onUnsafe: (entry) => unsafe.push(entry) });
     const grouped = groupByStream(objects);
-    return { streams: [...grouped.streams.values()].filter((s) => !dataset || s.dataset === dataset), loose: grouped.loose, unsafe };
+    return {
+      streams: [...grouped.streams.values()].filter((s) => !dataset || s.dataset === dataset),
+      loose: grouped.loose,
+      invalid: [...grouped.invalid.values()].filter((d) => inDataset(d.prefix, dataset)),
+      unsafe,
+    };
   }
 
   /** The datasets that have stream directories, sorted. */
   async datasets(): Promise<string[]> {
-    return [...new Set((await this.listDirs()).streams.map((s) => s.dataset))].sort();
+    return (await this.layout()).datasets;
+  }
+
+  /** The datasets that have stream directories, sorted, and the directories whose key is invalid (never read). */
+  async layout(): Promise<{ datasets: string[]; invalid: InvalidDir[] }> {
+    const { streams, invalid } = await this.listDirs();
+    return { datasets: [...new Set(streams.map((s) => s.dataset))].sort(), invalid };
   }
 
   /**
@@ -91,7 +104,7 @@ export class Repository {
    * of the archive, each with every listed object and its manifest read as in the catalog:
    * `manifest`, or `damaged`, or neither (none listed, or gone since the listing). With `sums`,
    * SHA256SUMS is read too. `loose`: objects outside any stream directory (marker and leases
-   * excepted).
+   * excepted). `invalid`: directories of the dataset (or archive) whose key is invalid, unread.
    */
   async listStreams(dataset?: string, options: { sums?: boolean } = {}): Promise<ListedStreams> {
     const listed = await this.listDirs(dataset);

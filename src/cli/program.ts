@@ -42,7 +42,7 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
   };
   registerPut(program, deps);
   registerSend(program, deps);
-  registerList(program);
+  registerList(program, deps);
   registerRestore(program, deps);
   registerVerify(program, deps);
   registerPrune(program, deps);

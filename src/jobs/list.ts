@@ -2,7 +2,9 @@ import { buildChains } from '../archive/plan/chains.js';
 import type { Manifest } from '../archive/format/manifest.js';
 import { orderSnapshots } from '../archive/plan/snapshot-order.js';
 import { Repository } from '../archive/repository.js';
+import { invalidKeyWarning } from '../archive/format/catalog.js';
 import type { Backend } from '../storage/backend.js';
+import type { Logger } from '../util/logger.js';
 
 export interface ListedStream {
   streamId: string;
@@ -30,10 +32,11 @@ export interface ListedDataset {
   damaged: { streamId: string; kind: string; object: string; field?: string; message: string }[];
 }
 
-export async function listArchive(backend: Backend, dataset?: string): Promise<ListedDataset[]> {
+export async function listArchive(backend: Backend, dataset?: string, log?: Logger): Promise<ListedDataset[]> {
   const repo = new Repository(backend);
   await repo.check();
   const catalog = await repo.catalog(dataset);
+  for (const i of catalog.invalid) log?.warn(invalidKeyWarning(i));
   const byDataset = new Map<string, Manifest[]>();
   for (const m of catalog.streams) byDataset.set(m.dataset, [...(byDataset.get(m.dataset) ?? []), m]);
   for (const p of [...catalog.inProgress, ...catalog.damaged]) if (!byDataset.has(p.dataset)) byDataset.set(p.dataset, []);

@@ -1,5 +1,6 @@
-import type { StreamDir } from '../archive/plan/audit.js';
-import type { DamagedStream } from '../archive/format/catalog.js';
+import type { InvalidDir, StreamDir } from '../archive/plan/audit.js';
+import { type DamagedStream, invalidKeyWarning } from '../archive/format/catalog.js';
+import { shownKey } from '../archive/format/keys.js';
 import type { Manifest } from '../archive/format/manifest.js';
 import { planRetention, type RetentionPolicy } from '../archive/plan/retention.js';
 import { Repository } from '../archive/repository.js';
@@ -96,7 +97,13 @@ export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
   const now = o.now ?? new Date();
   const repo = new Repository(o.backend);
   await repo.check();
-  const datasets = o.dataset ? [o.dataset] : await repo.datasets();
+  let datasets = o.dataset ? [o.dataset] : [];
+  if (!o.dataset) {
+    // A directory whose key is invalid belongs to no dataset this program wrote: never deleted.
+    const layout = await repo.layout();
+    datasets = layout.datasets;
+    for (const d of layout.invalid) warnInvalid(o.log, repo, d);
+  }
   const reports: PruneDatasetReport[] = [];
   for (const dataset of datasets) reports.push(await pruneDataset(o, repo, dataset, now));
   if (o.dataset && reports[0]!.keptStreams + reports[0]!.deleted.length + reports[0]!.abandoned.length === 0 && !reports[0]!.error) {
@@ -128,7 +135,8 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
   try {
     if (!o.dryRun && o.lockDataset) lock = await o.lockDataset(dataset);
     // Listed under the lock: a stream committed just before it is part of the plan.
-    const { streams: dirs } = await repo.listStreams(dataset);
+    const { streams: dirs, invalid } = await repo.listStreams(dataset);
+    if (o.dataset) for (const d of invalid) warnInvalid(o.log, repo, d);
     const manifests = new Map(dirs.flatMap((d): [StreamDir, Manifest][] => (d.manifest ? [[d, d.manifest]] : [])));
     const damaged = dirs.flatMap((d): DamagedStream[] => (d.damaged ? [d.damaged] : []));
     const committed = dirs.filter((d) => manifests.has(d));
@@ -173,6 +181,10 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
     await lock?.release();
   }
   return report;
+}
+
+function warnInvalid(log: Logger, repo: Repository, d: InvalidDir): void {
+  log.warn(invalidKeyWarning({ object: repo.where(shownKey(d.prefix)), message: d.reason }));
 }
 
 function describeStream(repo: Repository, m: Manifest, dir: StreamDir, reason: string): PrunedStream {

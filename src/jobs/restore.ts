@@ -1,4 +1,4 @@
-import type { DamagedStream } from '../archive/format/catalog.js';
+import { type DamagedStream, invalidKeyWarning } from '../archive/format/catalog.js';
 import { ChunkFetcher } from '../archive/pipeline/chunk-fetcher.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
 import { OutputError, readStreamSpans, SinkWatch, UnitCheck, unitSpans, writeReleasing } from '../archive/pipeline/reader.js';
@@ -57,7 +57,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
 
   const repo = new Repository(o.backend);
   await repo.check();
-  const { streams, damaged } = await repo.catalog(dataset);
+  const { streams, damaged, invalid } = await repo.catalog(dataset);
+  for (const i of invalid) o.log.warn(invalidKeyWarning(i));
   const present = o.output !== undefined ? [] : await presentSnapshots(o, receiveInto);
   const hasClones = streams.some((m) => m.substreams.some((s) => s.clone));
   const origins = hasClones && o.output === undefined ? await poolSnapshots(o, receiveInto.split('/')[0]!) : undefined;

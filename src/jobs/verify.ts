@@ -51,8 +51,8 @@ export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
   const repo = new Repository(o.backend);
   await repo.check();
   // Every listed manifest read and validated (a damaged one is that stream's problem), and SHA256SUMS.
-  const { streams, loose, unsafe } = await repo.listStreams(o.dataset, { sums: true });
-  const problems = quickAudit({ streams, loose: o.dataset ? [] : loose, unsafe, now: new Date(), staleAfterMs: o.staleAfterMs, location: repo.location });
+  const { streams, loose, invalid, unsafe } = await repo.listStreams(o.dataset, { sums: true });
+  const problems = quickAudit({ streams, loose: o.dataset ? [] : loose, invalid, unsafe, now: new Date(), staleAfterMs: o.staleAfterMs, location: repo.location });
   const manifests = streams.flatMap((s) => (s.manifest ? [s.manifest] : []));
   const checked = new Map<Manifest, { chunks: number; bytes: number }>();
   const mode = o.sample ? 'sampled' : o.deep ? 'deep' : 'quick';

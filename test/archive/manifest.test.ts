@@ -202,6 +202,42 @@ describe('parseManifest', () => {
     expect(() => parseManifest('', WHERE)).toThrow(`${WHERE}: manifest is empty (0 bytes)`);
   });
 
+  it('names the field of odd values that used to pass or throw other errors (issue 15)', () => {
+    const m = JSON.parse(originals[0]!) as Record<string, unknown> & Manifest;
+    const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    const cases: [string, (m: Manifest & Record<string, unknown>) => void, string | RegExp, string?][] = [
+      ['a chunk nested 100000 lists deep', (x) => void (x.chunks = '@@DEEP@@' as never), 'chunks[0]', 'expected an object, found a list of 1'],
+      ['a list of 200000 zeros for toname', (x) => void (x.substreams[0]!.toname = Array(200_000).fill(0) as never), 'substreams[0].toname', 'found a list of 200000'],
+      ['formatVersion 1e0', (x) => void (x.formatVersion = '1e0'), 'formatVersion'],
+      ['formatVersion 1.0.0', (x) => void (x.formatVersion = '1.0.0'), 'formatVersion'],
+      ['a creation Date.parse guesses at', (x) => void (x.substreams[0]!.creation = '1'), 'substreams[0].creation'],
+      ['compression.level 1e15', (x) => void (x.compression.level = 1e15), 'compression.level'],
+      ['compression.checksum false', (x) => void ((x.compression as { checksum: unknown }).checksum = false), 'compression.checksum'],
+      ['more records than 312-byte headers fit', (x) => void (x.substreams[0]!.records = x.substreams[0]!.bytes), 'substreams[0].records'],
+      ['a terminal escape in a name', (x) => void (x.to.name = 'a\u001b[2Jb'), 'to.name', 'control character'],
+      ['a dataset with a ".." component', (x) => void (x.dataset = 'pool/../x'), 'dataset'],
+      [
+        'a stream id with a non-canonical escape',
+        (x) => void (x.streamId = x.streamId.replace(/-full-(.)/, (_, c: string) => `-full-%${c.charCodeAt(0).toString(16).toUpperCase()}`)),
+        'streamId',
+        'not escaped the way',
+      ],
+    ];
+    for (const [what, edit, field, detail] of cases) {
+      const copy = structuredClone(m);
+      edit(copy);
+      const text = JSON.stringify(copy).replace('"@@DEEP@@"', deep(100_000));
+      let thrown: unknown;
+      try {
+        parseManifest(text, WHERE);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown instanceof ManifestError ? [thrown.kind, thrown.field] : String(thrown), what).toEqual(['manifest-invalid', field]);
+      if (detail) expect((thrown as ManifestError).detail, what).toContain(detail);
+    }
+  });
+
   it('fuzz: 1000 seeded mutations are each rejected with a ManifestError or sound', () => {
     const started = performance.now();
     const counts = { mutations: 0, rejected: 0, accepted: 0, textMutations: 0 };

@@ -3,7 +3,7 @@ import type { Backend } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
 import { OperationalError } from '../../util/errors.js';
 import { TOOL_VERSION } from '../../util/version.js';
-import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseManifestKey } from './keys.js';
+import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey } from './keys.js';
 import { type Manifest, ManifestError, type ManifestProblemKind, parseManifest } from './manifest.js';
 
 export const ARCHIVE_FORMAT = 'zfs-offsite-archive';
@@ -77,6 +77,23 @@ export async function readManifests(backend: Backend, dirs: readonly { dataset: 
   return reads;
 }
 
+/**
+ * A directory shaped like a stream directory whose key this program cannot have written (a bad
+ * or non-canonical `%` escape: keys.ts parseStreamKey): never read, reported by verify as
+ * `key-invalid`, passed over with a warning by list, restore and prune.
+ */
+export interface InvalidKey {
+  /** `<target>/<key prefix>/` of the directory. */
+  object: string;
+  /** Why the key is invalid. */
+  message: string;
+}
+
+/** The warning list, restore and prune give for a directory they pass over. */
+export function invalidKeyWarning(i: InvalidKey): string {
+  return `${i.object}: not a valid archive key (${i.message}): ignored (verify reports it)`;
+}
+
 export interface Catalog {
   /** Committed streams whose manifests are valid, sorted by dataset then stream id (= time order). */
   streams: Manifest[];
@@ -84,22 +101,39 @@ export interface Catalog {
   damaged: DamagedStream[];
   /** Streams with a journal and no manifest: being written, or interrupted. */
   inProgress: InProgressStream[];
+  /** Stream directories with an invalid key, in listing order; none of them is read. */
+  invalid: InvalidKey[];
+}
+
+/** Whether a directory (`<dataset path>/<stream id>/`) holds one of `dataset`'s streams, or any with no dataset given. */
+export function inDataset(prefix: string, dataset: string | undefined): boolean {
+  if (!dataset) return true;
+  const path = `${datasetPath(dataset)}/`;
+  return prefix.startsWith(path) && !prefix.slice(path.length, -1).includes('/');
 }
 
 /**
  * Lists and reads every manifest of the archive, or of one dataset (not its children). A
- * damaged manifest never fails the whole catalog: that stream goes to `damaged`.
+ * damaged manifest never fails the whole catalog: that stream goes to `damaged`; a directory
+ * whose key is invalid goes to `invalid`, unread.
  */
 export async function loadCatalog(backend: Backend, dataset?: string, concurrency = 8): Promise<Catalog> {
   const dirs: { dataset: string; streamId: string; prefix: string }[] = [];
   const journals: InProgressStream[] = [];
+  const invalid = new Map<string, InvalidKey>();
   await backend.list(dataset ? `${datasetPath(dataset)}/` : '', (info) => {
-    const parsed = parseManifestKey(info.key);
-    if (parsed && (!dataset || parsed.dataset === dataset)) dirs.push({ ...parsed, prefix: info.key.slice(0, -MANIFEST_NAME.length) });
-    if (info.key.endsWith(`/${JOURNAL_NAME}`)) {
-      const asManifest = parseManifestKey(info.key.replace(/journal\.json$/, MANIFEST_NAME));
-      if (asManifest && (!dataset || asManifest.dataset === dataset)) journals.push({ ...asManifest, modified: info.modified });
+    const name = info.key.slice(info.key.lastIndexOf('/') + 1);
+    if (name !== MANIFEST_NAME && name !== JOURNAL_NAME) return;
+    const prefix = info.key.slice(0, -name.length);
+    const parsed = parseStreamKey(info.key);
+    if (!parsed) return;
+    if ('invalid' in parsed) {
+      if (inDataset(prefix, dataset)) invalid.set(prefix, { object: `${backend.location}/${shownKey(prefix)}`, message: parsed.invalid });
+      return;
     }
+    if (dataset && parsed.dataset !== dataset) return;
+    if (name === MANIFEST_NAME) dirs.push({ ...parsed, prefix });
+    else journals.push({ ...parsed, modified: info.modified });
   });
   const streams: Manifest[] = [];
   const damaged: DamagedStream[] = [];
@@ -112,7 +146,7 @@ export async function loadCatalog(backend: Backend, dataset?: string, concurrenc
   }
   streams.sort((a, b) => a.dataset.localeCompare(b.dataset) || a.streamId.localeCompare(b.streamId));
   damaged.sort((a, b) => a.dataset.localeCompare(b.dataset) || a.streamId.localeCompare(b.streamId));
-  return { streams, damaged, inProgress: journals.filter((j) => !committed.has(`${j.dataset}\0${j.streamId}`)) };
+  return { streams, damaged, inProgress: journals.filter((j) => !committed.has(`${j.dataset}\0${j.streamId}`)), invalid: [...invalid.values()] };
 }
 
 /** Every snapshot GUID an archived stream leads to, with whether that stream is raw. */

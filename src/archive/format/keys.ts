@@ -30,8 +30,38 @@ export function encodeComponent(component: string): string {
   return out;
 }
 
-export function decodeComponent(encoded: string): string {
-  return decodeURIComponent(encoded);
+/**
+ * The one reading of an escaped component, or why the component is not one `encodeComponent`
+ * writes. Only the exact encoding is accepted: another spelling of a name (`%41` for `A`,
+ * lower-case hex) would be a second directory for one dataset, and a component decoding to
+ * `/`, `.`, `..` or nothing would alias or climb to another. Anything else in the target was
+ * not written by this program (issue 15).
+ */
+export function decodeComponent(encoded: string): { name: string } | { invalid: string } {
+  if (encoded === '') return { invalid: 'an empty path component' };
+  const bad = /%(?![0-9A-F]{2})|[^A-Za-z0-9._%-]/.exec(encoded);
+  if (bad)
+    return {
+      invalid: bad[0] === '%' ? `${JSON.stringify(encoded.slice(bad.index, bad.index + 3))} is not a %XX escape with upper-case hex` : `${JSON.stringify(bad[0])} is not allowed in an archive key`,
+    };
+  const bytes = Buffer.from(
+    encoded.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))),
+    'latin1',
+  );
+  const name = bytes.toString('utf8');
+  if (!Buffer.from(name, 'utf8').equals(bytes)) return { invalid: 'the escapes are not valid UTF-8' };
+  if (name === '.' || name === '..' || name.includes('/')) return { invalid: `decodes to ${JSON.stringify(name)}, which would name another directory` };
+  if ([...name].some((ch) => ch < ' ' || ch === '\u007f')) return { invalid: 'decodes to a control character' };
+  if (encodeComponent(name) !== encoded) return { invalid: `not escaped the way zfs-offsite writes it (${JSON.stringify(encodeComponent(name))})` };
+  return { name };
+}
+
+/**
+ * A key as shown in a message: control characters (which a hostile name may hold, and which
+ * would rewrite the terminal or forge a line) as `\xNN`; anything else as it is.
+ */
+export function shownKey(key: string): string {
+  return [...key].map((ch) => (ch < ' ' || ch === '\u007f' ? `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}` : ch)).join('');
 }
 
 /** `tank/data/home` → `tank/data/home` with each component escaped. */
@@ -39,8 +69,21 @@ export function datasetPath(dataset: string): string {
   return dataset.split('/').map(encodeComponent).join('/');
 }
 
-export function datasetFromPath(path: string): string {
-  return path.split('/').map(decodeComponent).join('/');
+/** `tank/my%20data` → `tank/my data`, or why the path is not one `datasetPath` writes. */
+export function datasetFromPath(path: string): { dataset: string } | { invalid: string } {
+  const names: string[] = [];
+  for (const part of path.split('/')) {
+    const decoded = decodeComponent(part);
+    if ('invalid' in decoded) return { invalid: `dataset path component ${JSON.stringify(part)}: ${decoded.invalid}` };
+    names.push(decoded.name);
+  }
+  return { dataset: names.join('/') };
+}
+
+/** A name `datasetPath` turns into a path that reads back as that name (what a manifest's `dataset` must be). */
+export function isArchivableDataset(dataset: string): boolean {
+  const back = datasetFromPath(datasetPath(dataset));
+  return 'dataset' in back && back.dataset === dataset;
 }
 
 export function streamPrefix(dataset: string, streamId: string): string {
@@ -73,18 +116,45 @@ export function makeStreamId(creationTime: number, kind: StreamKind, snapshot: s
   return `${compactUtc(creationTime)}-${kind}-${encodeComponent(snapshot)}-${guidHex(toguid).slice(0, 8)}`;
 }
 
-const STREAM_ID = /^\d{8}T\d{6}Z-(full|incr)-.+-[0-9a-f]{8}$/;
+/** What a stream id looks like; parseStreamId says whether it is one makeStreamId writes. */
+const STREAM_ID_SHAPE = /^(\d{8}T\d{6}Z)-(full|incr)-(.+)-([0-9a-f]{8})$/;
+
+/** The parts of a stream id, or why it is not one makeStreamId writes (undefined: not shaped like one). */
+export function parseStreamId(id: string): { kind: StreamKind; snapshot: string; guidPrefix: string } | { invalid: string } | undefined {
+  const m = STREAM_ID_SHAPE.exec(id);
+  if (!m) return undefined;
+  const snapshot = decodeComponent(m[3]!);
+  if ('invalid' in snapshot) return { invalid: `snapshot part ${JSON.stringify(m[3])} of stream id ${JSON.stringify(id)}: ${snapshot.invalid}` };
+  return { kind: m[2] as StreamKind, snapshot: snapshot.name, guidPrefix: m[4]! };
+}
+
+/** A stream directory named by its key: dataset and stream id, or why the key is not a valid archive key. */
+export type StreamKey = { dataset: string; streamId: string } | { invalid: string };
 
 /**
- * Split a manifest key into its dataset and stream id, or undefined when the key is not
- * `<dataset path>/<stream id>/manifest.json`.
+ * Reads `<dataset path>/<stream id>/<name>`: undefined when the key is in no stream directory
+ * (its parent is not shaped like a stream id), `invalid` when it is shaped like one but the
+ * dataset path or the stream id is not spelt the way this program writes it (a bad or
+ * non-canonical escape): a problem of that directory alone, never of the whole listing.
  */
-export function parseManifestKey(key: string): { dataset: string; streamId: string } | undefined {
+export function parseStreamKey(key: string): StreamKey | undefined {
   const parts = key.split('/');
-  if (parts.length < 3 || parts[parts.length - 1] !== MANIFEST_NAME) return undefined;
+  if (parts.length < 3) return undefined;
   const streamId = parts[parts.length - 2]!;
-  if (!STREAM_ID.test(streamId)) return undefined;
-  return { dataset: datasetFromPath(parts.slice(0, -2).join('/')), streamId };
+  const id = parseStreamId(streamId);
+  if (!id) return undefined;
+  if ('invalid' in id) return id;
+  const dataset = datasetFromPath(parts.slice(0, -2).join('/'));
+  if ('invalid' in dataset) return dataset;
+  return { dataset: dataset.dataset, streamId };
+}
+
+/**
+ * Split a manifest key into its dataset and stream id (or why it is invalid: parseStreamKey), or
+ * undefined when the key is not `<dataset path>/<stream id>/manifest.json`.
+ */
+export function parseManifestKey(key: string): StreamKey | undefined {
+  return key.endsWith(`/${MANIFEST_NAME}`) ? parseStreamKey(key) : undefined;
 }
 
 /** Splits `pool/fs@snap` into dataset and snapshot name. */

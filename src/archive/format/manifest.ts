@@ -1,5 +1,6 @@
+import { constants } from 'node:buffer';
 import { OperationalError } from '../../util/errors.js';
-import { chunkName, type StreamKind } from './keys.js';
+import { chunkName, isArchivableDataset, parseStreamId, type StreamKind } from './keys.js';
 
 /**
  * The manifest of one archived stream: the commit point (docs/archive-format.md, "Manifest" and "Commit protocol"). Written LAST, only
@@ -118,6 +119,8 @@ export interface ManifestLocation {
  * arithmetic on a manifest another would reject. Throws only ManifestError.
  */
 export function parseManifest(text: string | Buffer, where: string, location?: ManifestLocation): Manifest {
+  // A string cannot hold more (toString would throw a RangeError); no real manifest comes near.
+  if (typeof text !== 'string' && text.length > constants.MAX_STRING_LENGTH) throw new ManifestError('manifest-unreadable', where, undefined, `is too large (${text.length} bytes)`);
   const body = text.toString();
   if (body.trim() === '') throw new ManifestError('manifest-unreadable', where, undefined, `is empty (${Buffer.byteLength(body)} bytes)`);
   let data: unknown;
@@ -130,11 +133,25 @@ export function parseManifest(text: string | Buffer, where: string, location?: M
   if (typeof m !== 'object' || m === null || Array.isArray(m) || m.format !== MANIFEST_FORMAT || typeof m.formatVersion !== 'string') {
     throw new ManifestError('manifest-unreadable', where, undefined, 'is not a zfs-offsite manifest');
   }
-  const major = Number(m.formatVersion.split('.')[0]);
-  if (major !== MANIFEST_MAJOR) {
+  const version = /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$/.exec(m.formatVersion);
+  if (!version) throw new ManifestError('manifest-invalid', where, 'formatVersion', `expected MAJOR.MINOR, found ${describe(m.formatVersion)}`);
+  if (Number(version[1]) !== MANIFEST_MAJOR) {
     throw new ManifestError('manifest-unreadable', where, undefined, `format ${m.formatVersion} is not supported by this version (supports ${MANIFEST_MAJOR}.x); upgrade zfs-offsite`);
   }
   return checkManifest(m as Record<string, unknown>, new Fields(where), location);
+}
+
+/**
+ * What was found in a field, short and safe: JSON for a string, number or boolean (cut at 60
+ * characters), the shape for a list or object — whose JSON could be megabytes, or nested deeper
+ * than JSON.stringify's stack allows (issue 15).
+ */
+function describe(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (Array.isArray(v)) return `a list of ${v.length}`;
+  if (typeof v === 'object' && v !== null) return 'an object';
+  const text = JSON.stringify(v);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 /** Field readers that name the field and what was found when a check fails. */
@@ -146,8 +163,7 @@ class Fields {
   }
 
   private found(v: unknown): string {
-    const text = v === undefined ? 'missing' : JSON.stringify(v);
-    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+    return describe(v);
   }
 
   object(v: unknown, field: string): Record<string, unknown> {
@@ -192,9 +208,17 @@ class Fields {
     return v;
   }
 
+  /** What `Date.toISOString` writes (and other ISO 8601 offsets): not whatever Date.parse guesses at. */
   time(v: unknown, field: string): string {
-    if (typeof v !== 'string' || Number.isNaN(Date.parse(v))) this.fail(field, `expected an ISO date and time, found ${this.found(v)}`);
+    if (typeof v !== 'string' || !ISO_TIME.test(v) || Number.isNaN(Date.parse(v))) this.fail(field, `expected an ISO date and time, found ${this.found(v)}`);
     return v;
+  }
+
+  /** A name printed by list, prune and restore: no control characters to rewrite the terminal. */
+  name(v: unknown, field: string, nonEmpty = false): string {
+    const s = this.string(v, field, nonEmpty);
+    if ([...s].some((ch) => ch < ' ' || ch === '\u007f')) this.fail(field, `control character in ${this.found(v)}`);
+    return s;
   }
 
   optional<T>(v: unknown, read: (v: unknown) => T): T | undefined {
@@ -207,7 +231,7 @@ const RECORD_BYTES = 312;
 /** The largest chunk `--chunk-size` allows: chunk sizes beyond it are edits, not archives. */
 const MAX_CHUNK_SIZE = 1024 ** 3;
 const OBJSET_TYPES = new Set(['filesystem', 'volume', 'other']);
-const STREAM_ID = /^\d{8}T\d{6}Z-(full|incr)-.+-([0-9a-f]{8})$/;
+const ISO_TIME = /^([+-][0-9]{6}|[0-9]{4})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$/;
 
 /** zstd's ZSTD_COMPRESSBOUND: no frame the writer stores (chunk-pool.ts frameBound) is larger. */
 function compressBound(rawSize: number): number {
@@ -216,20 +240,21 @@ function compressBound(rawSize: number): number {
 
 function checkSubstream(f: Fields, v: unknown, at: string): ManifestSubstream {
   const s = f.object(v, at);
-  f.string(s.toname, `${at}.toname`, true);
+  f.name(s.toname, `${at}.toname`, true);
   f.decimal64(s.toguid, `${at}.toguid`, true);
   f.decimal64(s.fromguid, `${at}.fromguid`);
   f.time(s.creation, `${at}.creation`);
   f.optional(s.createtxg, (x) => f.decimal64(x, `${at}.createtxg`));
-  if (!OBJSET_TYPES.has(s.objsetType as string)) f.fail(`${at}.objsetType`, `expected filesystem, volume or other, found ${JSON.stringify(s.objsetType)}`);
+  if (!OBJSET_TYPES.has(s.objsetType as string)) f.fail(`${at}.objsetType`, `expected filesystem, volume or other, found ${describe(s.objsetType)}`);
   for (const [i, x] of f.array(s.features, `${at}.features`).entries()) f.string(x, `${at}.features[${i}]`);
   f.int(s.featureFlags, `${at}.featureFlags`, 0);
   f.int(s.beginFlags, `${at}.beginFlags`, 0);
   f.boolean(s.raw, `${at}.raw`);
   f.boolean(s.clone, `${at}.clone`);
   f.int(s.offset, `${at}.offset`, 0);
-  f.int(s.bytes, `${at}.bytes`, 2 * RECORD_BYTES);
-  f.int(s.records, `${at}.records`, 2);
+  const bytes = f.int(s.bytes, `${at}.bytes`, 2 * RECORD_BYTES);
+  // Every record is a 312-byte header and its payload: more records than that is an edit.
+  f.int(s.records, `${at}.records`, 2, Math.floor(bytes / RECORD_BYTES));
   const words = f.array(s.endChecksum, `${at}.endChecksum`);
   if (words.length !== 4) f.fail(`${at}.endChecksum`, `expected 4 words, found ${words.length}`);
   for (const [i, w] of words.entries()) f.hex(w, `${at}.endChecksum[${i}]`, 16);
@@ -240,8 +265,9 @@ function checkChunk(f: Fields, v: unknown, i: number, chunkSize: number, last: b
   const at = `chunks[${i}]`;
   const c = f.object(v, at);
   // Array order is stream order for every reader: an entry must sit where its index says.
-  if (c.index !== i) f.fail(`${at}.index`, `expected ${i} (chunks are listed in stream order from 0), found ${JSON.stringify(c.index)}`);
-  if (c.key !== chunkName(i)) f.fail(`${at}.key`, `expected ${JSON.stringify(chunkName(i))}, found ${JSON.stringify(c.key)}`);
+  if (c.index !== i) f.fail(`${at}.index`, `expected ${i} (chunks are listed in stream order from 0), found ${describe(c.index)}`);
+  // The key is fixed by the index: a chunk is never named outside its own stream directory.
+  if (c.key !== chunkName(i)) f.fail(`${at}.key`, `expected ${JSON.stringify(chunkName(i))}, found ${describe(c.key)}`);
   // Every chunk but the last is exactly chunkSize (chunker.ts cuts fixed-size chunks).
   const rawSize = f.int(c.rawSize, `${at}.rawSize`, 1, chunkSize);
   if (!last && rawSize !== chunkSize) f.fail(`${at}.rawSize`, `expected chunkSize ${chunkSize} (only the last chunk may be shorter), found ${rawSize}`);
@@ -254,7 +280,7 @@ function checkChunk(f: Fields, v: unknown, i: number, chunkSize: number, last: b
 
 function checkSnapshot(f: Fields, v: unknown, at: string): ManifestSnapshot {
   const s = f.object(v, at);
-  f.string(s.name, `${at}.name`);
+  f.name(s.name, `${at}.name`);
   f.decimal64(s.guid, `${at}.guid`, true);
   f.optional(s.creation, (x) => f.time(x, `${at}.creation`));
   f.optional(s.createtxg, (x) => f.decimal64(x, `${at}.createtxg`));
@@ -264,21 +290,22 @@ function checkSnapshot(f: Fields, v: unknown, at: string): ManifestSnapshot {
 /** Structure and arithmetic: what list, verify, restore and prune compute from must add up. */
 function checkManifest(m: Record<string, unknown>, f: Fields, location?: ManifestLocation): Manifest {
   const streamId = f.string(m.streamId, 'streamId', true);
-  const dataset = f.string(m.dataset, 'dataset', true);
+  const dataset = f.name(m.dataset, 'dataset', true);
+  if (!isArchivableDataset(dataset)) f.fail('dataset', `${describe(dataset)} is not a dataset name (an empty, "." or ".." component)`);
   f.string(m.toolVersion, 'toolVersion');
-  if (location && dataset !== location.dataset) f.fail('dataset', `expected ${JSON.stringify(location.dataset)} (the directory it is in), found ${JSON.stringify(dataset)}`);
-  if (location && streamId !== location.streamId) f.fail('streamId', `expected ${JSON.stringify(location.streamId)} (the directory it is in), found ${JSON.stringify(streamId)}`);
-  const id = STREAM_ID.exec(streamId);
-  if (!id) f.fail('streamId', `not a stream id: ${JSON.stringify(streamId)}`);
-  if (m.kind !== 'full' && m.kind !== 'incr') f.fail('kind', `expected "full" or "incr", found ${JSON.stringify(m.kind)}`);
+  if (location && dataset !== location.dataset) f.fail('dataset', `expected ${JSON.stringify(location.dataset)} (the directory it is in), found ${describe(dataset)}`);
+  if (location && streamId !== location.streamId) f.fail('streamId', `expected ${JSON.stringify(location.streamId)} (the directory it is in), found ${describe(streamId)}`);
+  const id = parseStreamId(streamId);
+  if (!id || 'invalid' in id) f.fail('streamId', `not a stream id: ${id ? id.invalid : describe(streamId)}`);
+  if (m.kind !== 'full' && m.kind !== 'incr') f.fail('kind', `expected "full" or "incr", found ${describe(m.kind)}`);
   const raw = f.boolean(m.raw, 'raw');
   const compound = f.boolean(m.compound, 'compound');
   const subs = f.array(m.substreams, 'substreams', 1).map((s, i) => checkSubstream(f, s, `substreams[${i}]`));
   const first = subs[0]!;
   const last = subs[subs.length - 1]!;
   if ((first.fromguid === '0') !== (m.kind === 'full')) f.fail('kind', `${m.kind} does not agree with substreams[0].fromguid ${first.fromguid}`);
-  if (id[1] !== m.kind) f.fail('kind', `${m.kind} does not agree with the stream id ${streamId}`);
-  if (!BigInt(first.toguid).toString(16).padStart(16, '0').startsWith(id[2]!)) f.fail('substreams[0].toguid', `does not agree with the stream id ${streamId}`);
+  if (id.kind !== m.kind) f.fail('kind', `${m.kind} does not agree with the stream id ${streamId}`);
+  if (!BigInt(first.toguid).toString(16).padStart(16, '0').startsWith(id.guidPrefix)) f.fail('substreams[0].toguid', `does not agree with the stream id ${streamId}`);
   const to = checkSnapshot(f, m.to, 'to');
   if (to.guid !== last.toguid) f.fail('to.guid', `expected the last substream's toguid ${last.toguid}, found ${to.guid}`);
   if (m.from === null) {
@@ -296,7 +323,9 @@ function checkManifest(m: Record<string, unknown>, f: Fields, location?: Manifes
   f.time(m.finishedAt, 'finishedAt');
   f.hex(m.sha256, 'sha256', 64);
   const compression = f.object(m.compression, 'compression');
-  if (compression.algorithm !== 'zstd') f.fail('compression.algorithm', `expected "zstd", found ${JSON.stringify(compression.algorithm)}`);
+  if (compression.algorithm !== 'zstd') f.fail('compression.algorithm', `expected "zstd", found ${describe(compression.algorithm)}`);
+  f.int(compression.level, 'compression.level', -131072, 22);
+  if (compression.checksum !== true) f.fail('compression.checksum', `expected true (every frame carries its checksum), found ${describe(compression.checksum)}`);
   const chunkSize = f.int(m.chunkSize, 'chunkSize', 1, MAX_CHUNK_SIZE);
   const rawBytes = f.int(m.rawBytes, 'rawBytes', 2 * RECORD_BYTES);
   const storedBytes = f.int(m.storedBytes, 'storedBytes', 1);

@@ -1,6 +1,6 @@
 import type { ObjectInfo } from '../../storage/backend.js';
 import { buildChains } from './chains.js';
-import { JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseManifestKey, SUMS_NAME } from '../format/keys.js';
+import { JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
 import type { DamagedStream } from '../format/catalog.js';
 import type { Manifest } from '../format/manifest.js';
 
@@ -12,6 +12,7 @@ import type { Manifest } from '../format/manifest.js';
 export type ProblemKind =
   | 'manifest-unreadable'
   | 'manifest-invalid'
+  | 'key-invalid'
   | 'chunk-missing'
   | 'chunk-size'
   | 'sums-missing'
@@ -52,17 +53,36 @@ export interface StreamDir {
   sums?: string;
 }
 
-/** Groups a listing into stream directories; objects outside any stream are returned apart. */
-export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<string, StreamDir>; loose: ObjectInfo[] } {
+/** A directory shaped like a stream directory whose key is invalid (format/keys.ts parseStreamKey). */
+export interface InvalidDir {
+  /** `<key prefix>/` as listed. */
+  prefix: string;
+  /** Why the key is invalid. */
+  reason: string;
+  objects: ObjectInfo[];
+}
+
+/**
+ * Groups a listing into stream directories; objects outside any stream are returned apart, and
+ * so are directories whose key is invalid (never read: a problem of that directory alone).
+ */
+export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<string, StreamDir>; loose: ObjectInfo[]; invalid: Map<string, InvalidDir> } {
   const streams = new Map<string, StreamDir>();
+  const invalid = new Map<string, InvalidDir>();
   const loose: ObjectInfo[] = [];
   for (const o of objects) {
     const slash = o.key.lastIndexOf('/');
     const dir = o.key.slice(0, slash + 1);
-    const parsed = slash > 0 ? parseManifestKey(`${dir}${MANIFEST_NAME}`) : undefined;
+    const parsed = slash > 0 ? parseStreamKey(`${dir}${MANIFEST_NAME}`) : undefined;
     if (!parsed) {
       // The archive marker and a dataset's lease (held by a running job) belong where they are.
       if (o.key !== MARKER_KEY && !o.key.endsWith(`/${LEASE_NAME}`)) loose.push(o);
+      continue;
+    }
+    if ('invalid' in parsed) {
+      const d = invalid.get(dir) ?? { prefix: dir, reason: parsed.invalid, objects: [] };
+      d.objects.push(o);
+      invalid.set(dir, d);
       continue;
     }
     let s = streams.get(dir);
@@ -72,7 +92,7 @@ export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<st
     }
     s.objects.push(o);
   }
-  return { streams, loose };
+  return { streams, loose, invalid };
 }
 
 function parseSums(text: string): Map<string, string> {
@@ -89,6 +109,8 @@ export interface QuickAuditInput {
   loose: readonly ObjectInfo[];
   /** Links and special files found inside the target: never followed, always reported. */
   unsafe?: readonly { key: string; type: string }[];
+  /** Directories with an invalid key: one `key-invalid` problem each. */
+  invalid?: readonly InvalidDir[];
   now: Date;
   /** In-progress streams (journal, no manifest) younger than this are not problems. */
   staleAfterMs: number;
@@ -182,6 +204,14 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
   for (const u of input.unsafe ?? []) {
     const message = `${u.type === 'symlink' ? 'a symbolic link' : `a ${u.type}`} inside the target: never followed or read; remove it or find out who put it there`;
     problems.push({ dataset: '', kind: 'unsafe-entry', object: where(u.key), found: u.type, message });
+  }
+  for (const d of input.invalid ?? []) {
+    problems.push({
+      dataset: '',
+      kind: 'key-invalid',
+      object: where(shownKey(d.prefix)),
+      message: `not a valid archive key (${d.reason}): not written by zfs-offsite; its ${d.objects.length} object${d.objects.length === 1 ? ' is' : 's are'} never read or deleted`,
+    });
   }
   for (const o of input.loose) {
     problems.push({ dataset: '', kind: 'orphan-object', object: where(o.key), message: 'object outside any stream directory' });

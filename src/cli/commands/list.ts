@@ -4,9 +4,9 @@ import { printJson } from '../output/json.js';
 import { printText } from '../output/print.js';
 import { formatListing } from '../output/list.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
-import { openTarget } from './common.js';
+import { type CommandDeps, openTarget } from './common.js';
 
-export function registerList(program: Command): void {
+export function registerList(program: Command, deps: CommandDeps): void {
   addSettingFlags(
     program
       .command('list')
@@ -18,7 +18,7 @@ export function registerList(program: Command): void {
   ).action(async (target: string, dataset: string | undefined, o: OptionValues & { json?: boolean }) => {
     const backend = await openTarget(target, settingsFromFlags(o, ['target']));
     try {
-      const listing = await listArchive(backend, dataset);
+      const listing = await listArchive(backend, dataset, deps.getLog());
       if (o.json) printJson(listing);
       else printText(formatListing(listing));
     } finally {
