@@ -1,3 +1,4 @@
+import type { CommanderError } from 'commander';
 import { StorageError } from '../storage/backend.js';
 import { errorMessage, UsageError } from '../util/errors.js';
 import { redactText } from '../util/redact.js';
@@ -16,4 +17,19 @@ export function oneLineError(err: unknown): string {
       .replace(/\s*\n\s*/g, ' | ')
       .trim(),
   );
+}
+
+/**
+ * A usage error of the option parser (commander: unknown option, missing argument, unknown
+ * command…) in the form of every other error: commander's wording without its own "error: "
+ * prefix, its "(Did you mean …?)" on the same line, and where the usage is (`commandPath`,
+ * e.g. "zfs-offsite put"). Printed with the prefix by src/cli/program.ts; exit 2.
+ */
+export function parserErrorLine(err: CommanderError, commandPath: string): string {
+  const what = err.message
+    .replace(/^error:\s*/, '')
+    .replace(/\(Did you mean/g, '(did you mean')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
+  return redactText(`${what} (see: ${commandPath} --help)`);
 }

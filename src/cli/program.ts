@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { UsageError } from '../util/errors.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import { TOOL_VERSION } from '../util/version.js';
@@ -10,7 +11,7 @@ import { registerRestore } from './commands/restore.js';
 import { registerRun } from './commands/run.js';
 import { registerSend } from './commands/send.js';
 import { registerVerify } from './commands/verify.js';
-import { exitCodeFor, oneLineError } from './exit.js';
+import { exitCodeFor, oneLineError, parserErrorLine } from './exit.js';
 
 interface GlobalOptions {
   logLevel?: string;
@@ -24,16 +25,30 @@ export interface Outcome {
   exitCode: number;
 }
 
+/** The level names pino knows (src/util/logger.ts hands the name to it). */
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** --log-level (else ZFS_OFFSITE_LOG_LEVEL), checked before the logger is made: pino's own message names its internals. */
+function logLevel(flag: string | undefined): string | undefined {
+  const [level, source] = flag !== undefined ? [flag, '--log-level'] : [process.env.ZFS_OFFSITE_LOG_LEVEL, 'ZFS_OFFSITE_LOG_LEVEL'];
+  if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UsageError(`${source} must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(level)})`, { kind: 'bad-log-level' });
+  }
+  return level;
+}
+
 /** The commander program: global options, then one module per command (src/cli/commands/). */
 export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode: 0 }): Command {
   const program = new Command('zfs-offsite')
     .description('Archive ZFS send streams to S3, SFTP or a local directory, and restore them')
     .version(TOOL_VERSION)
-    .option('--log-level <level>', 'trace, debug, info, warn, error', undefined)
+    .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (default: warn; env ZFS_OFFSITE_LOG_LEVEL)`, undefined)
     .option('--log-json', 'log JSON lines on stderr instead of text')
     .option('--log-file <file>', 'also append JSON logs to this file')
     .option('--zfs-cmd <command>', 'how to run zfs, e.g. "ssh root@host zfs" (env ZFS_OFFSITE_ZFS_CMD)')
-    .showHelpAfterError('(run with --help for usage)');
+    // Before the commands are added, which inherit it: commander prints nothing of an error
+    // itself (main() prints it in the one form of every error), help and version as usual.
+    .configureOutput({ writeErr: (text) => process.stderr.write(redactText(text)), outputError: () => undefined });
 
   const deps: CommandDeps = {
     getLog,
@@ -59,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
   const outcome: Outcome = { exitCode: 0 };
   const getLog = (): Logger => {
     const g = program.opts<GlobalOptions>();
-    log ??= createLogger({ level: g.logLevel, json: g.logJson, file: g.logFile });
+    log ??= createLogger({ level: logLevel(g.logLevel), json: g.logJson, file: g.logFile });
     return log;
   };
   const program = buildProgram(getLog, outcome);
@@ -68,14 +83,26 @@ export async function main(argv: string[]): Promise<number> {
   program.hook('preAction', () => {
     getLog();
   });
-  program.exitOverride();
-  program.configureOutput({ writeErr: (text) => process.stderr.write(redactText(text)) });
+  // Commander's errors become exceptions, caught below, remembering whose usage it was.
+  let failing = program;
+  for (const cmd of [program, ...program.commands]) {
+    cmd.exitOverride((err) => {
+      failing = cmd;
+      throw err;
+    });
+  }
   try {
     await program.parseAsync(argv);
     return outcome.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? 0 : 2;
+      // --help, --version: 0. No command given: the help, printed on stderr, and 2.
+      if (err.exitCode === 0) return 0;
+      if (err.code !== 'commander.help') {
+        const path = failing === program ? program.name() : `${program.name()} ${failing.name()}`;
+        process.stderr.write(`zfs-offsite: error: ${parserErrorLine(err, path)}\n`);
+      }
+      return 2;
     }
     process.stderr.write(`zfs-offsite: error: ${oneLineError(err)}\n`);
     return exitCodeFor(err);
