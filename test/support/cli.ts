@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -11,10 +13,17 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * Local locks of the CLI runs of this test process (a file's runs share it, so they still lock
+ * each other out): not /run/zfs-offsite, which another test run on the same machine also uses
+ * for the same dataset names. A test may set its own ZFS_OFFSITE_LOCK_DIR.
+ */
+const LOCK_DIR = join(tmpdir(), `zfs-offsite-test-locks-${process.pid}`);
+
 /** Runs the built CLI (what users run) with optional bytes on stdin. */
 export function runCli(args: string[], options: { input?: Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ZFS_OFFSITE_LOCK_DIR: LOCK_DIR, ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
