@@ -1,6 +1,8 @@
 import type { Backend, EntryType, ObjectInfo } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
-import { type Catalog, ensureArchiveMarker, inDataset, loadCatalog, type ManifestRead, readManifest, readManifests } from './format/catalog.js';
+import { UsageError } from '../util/errors.js';
+import { closest } from '../util/suggest.js';
+import { type Catalog, ensureArchiveMarker, inDataset, loadCatalog, type ManifestRead, readArchiveMarker, readManifest, readManifests, withoutNestedArchives } from './format/catalog.js';
 import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, streamPrefix, SUMS_NAME } from './format/keys.js';
 import type { Manifest } from './format/manifest.js';
 import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
@@ -19,6 +21,13 @@ export interface ListedStreams {
   /** Directories whose key no zfs-offsite writes (format/keys.ts): never read or deleted. */
   invalid: InvalidDir[];
   unsafe: UnsafeFound[];
+  /** Roots (`dir/`) of other archives found below this one's root: left out of everything above. */
+  nested: string[];
+}
+
+/** How a dataset name given by the user is matched: that dataset alone, or with its children. */
+export interface DatasetScope {
+  children?: boolean;
 }
 
 /**
@@ -32,11 +41,21 @@ export interface ListedStreams {
 export class Repository {
   constructor(readonly backend: Backend) {}
 
+  /**
+   * The archive for a read-only command (list, verify, restore, prune): nothing is created in the
+   * target; without the marker at its root there is no archive there (NoArchiveError, exit 4), so
+   * a typo or an unmounted disk is never reported as an empty, clean archive.
+   */
+  static async open(backend: Backend): Promise<Repository> {
+    await readArchiveMarker(backend);
+    return new Repository(backend);
+  }
+
   get location(): string {
     return this.backend.location;
   }
 
-  /** Reachable, with the credentials given (storage/backend.ts `check`). */
+  /** Reachable and writable, with the credentials given (storage/backend.ts `check`): writers only, it creates the root. */
   check(): Promise<void> {
     return this.backend.check();
   }
@@ -61,9 +80,9 @@ export class Repository {
     return `${this.location}/${key}`;
   }
 
-  /** Valid manifests, damaged ones and uploads in progress of one dataset (not its children), or of all. */
-  catalog(dataset?: string): Promise<Catalog> {
-    return loadCatalog(this.backend, dataset);
+  /** Valid manifests, damaged ones and uploads in progress of one dataset (its children with `children`), or of all. */
+  catalog(dataset?: string, scope: DatasetScope = {}): Promise<Catalog> {
+    return loadCatalog(this.backend, dataset, { children: scope.children === true });
   }
 
   /** The manifest of one stream: valid, damaged (an answer, not an error) or absent. */
@@ -74,17 +93,23 @@ export class Repository {
   /**
    * Every object under a dataset (its children's too) or the archive, grouped into stream
    * directories; `unsafe`: the links and special files met, which are never followed (storage/confined.ts).
+   * Another archive nested below the root (its own marker) is left out (format/catalog.ts withoutNestedArchives).
    */
-  private async listDirs(dataset?: string): Promise<ListedStreams> {
-    const objects: ObjectInfo[] = [];
-    const unsafe: UnsafeFound[] = [];
-    await this.backend.list(this.datasetPrefix(dataset), (info) => objects.push(info), { onUnsafe: (entry) => unsafe.push(entry) });
+  private async listDirs(dataset?: string, scope: DatasetScope = {}): Promise<ListedStreams> {
+    const all: ObjectInfo[] = [];
+    const unsafeAll: UnsafeFound[] = [];
+    await this.backend.list(this.datasetPrefix(dataset), (info) => all.push(info), { onUnsafe: (entry) => unsafeAll.push(entry) });
+    const keys = all.map((o) => o.key);
+    const { kept: objects, nested } = withoutNestedArchives(all, keys);
+    const unsafe = withoutNestedArchives(unsafeAll, keys).kept;
     const grouped = groupByStream(objects);
+    const wanted = (name: string) => !dataset || name === dataset || (scope.children === true && name.startsWith(`${dataset}/`));
     return {
-      streams: [...grouped.streams.values()].filter((s) => !dataset || s.dataset === dataset),
+      streams: [...grouped.streams.values()].filter((s) => wanted(s.dataset)),
       loose: grouped.loose,
-      invalid: [...grouped.invalid.values()].filter((d) => inDataset(d.prefix, dataset)),
+      invalid: [...grouped.invalid.values()].filter((d) => scope.children === true || inDataset(d.prefix, dataset)),
       unsafe,
+      nested,
     };
   }
 
@@ -100,14 +125,38 @@ export class Repository {
   }
 
   /**
-   * The stream directories of one dataset (exactly: a dataset prefix also lists its children) or
+   * Whether the archive has stream directories of `dataset` (or, with `children`, of a child):
+   * a dataset the user named that is not there is bad input (unknownDataset), not an empty answer.
+   */
+  async hasDataset(dataset: string, scope: DatasetScope = {}): Promise<boolean> {
+    return (await this.listDirs(dataset, scope)).streams.length > 0;
+  }
+
+  /**
+   * The error for a dataset the archive does not hold (exit 2): names the datasets it holds, and
+   * the closest one when there is a close one (util/suggest.ts). Lists the whole archive: only
+   * on this error path.
+   */
+  async unknownDataset(dataset: string): Promise<UsageError> {
+    const present = await this.datasets();
+    const guess = closest(dataset, present);
+    const shown = present.length > 12 ? `${present.slice(0, 12).join(', ')} … (${present.length} in all; see: zfs-offsite list)` : present.join(', ');
+    const holds = present.length === 0 ? 'it holds no datasets yet' : `it holds: ${shown}`;
+    return new UsageError(`no dataset ${dataset} in the archive at ${this.location}${guess ? ` — did you mean ${guess}?` : ''} (${holds})`, {
+      kind: 'unknown-dataset',
+      context: { dataset },
+    });
+  }
+
+  /**
+   * The stream directories of one dataset (exactly, or with its children with `children`) or
    * of the archive, each with every listed object and its manifest read as in the catalog:
    * `manifest`, or `damaged`, or neither (none listed, or gone since the listing). With `sums`,
    * SHA256SUMS is read too. `loose`: objects outside any stream directory (marker and leases
    * excepted). `invalid`: directories of the dataset (or archive) whose key is invalid, unread.
    */
-  async listStreams(dataset?: string, options: { sums?: boolean } = {}): Promise<ListedStreams> {
-    const listed = await this.listDirs(dataset);
+  async listStreams(dataset?: string, options: { sums?: boolean } & DatasetScope = {}): Promise<ListedStreams> {
+    const listed = await this.listDirs(dataset, options);
     const withManifest = listed.streams.filter((s) => this.hasManifest(s));
     for (const [k, read] of (await readManifests(this.backend, withManifest)).entries()) {
       if ('manifest' in read) withManifest[k]!.manifest = read.manifest;

@@ -32,11 +32,13 @@ export interface ListedDataset {
   damaged: { streamId: string; kind: string; object: string; field?: string; message: string }[];
 }
 
+/** The archive, or one dataset and its children; a dataset the archive does not hold is a UsageError. */
 export async function listArchive(backend: Backend, dataset?: string, log?: Logger): Promise<ListedDataset[]> {
-  const repo = new Repository(backend);
-  await repo.check();
-  const catalog = await repo.catalog(dataset);
+  const repo = await Repository.open(backend);
+  const catalog = await repo.catalog(dataset, { children: true });
   for (const i of catalog.invalid) log?.warn(invalidKeyWarning(i));
+  const empty = catalog.streams.length + catalog.inProgress.length + catalog.damaged.length === 0;
+  if (dataset && empty && !(await repo.hasDataset(dataset, { children: true }))) throw await repo.unknownDataset(dataset);
   const byDataset = new Map<string, Manifest[]>();
   for (const m of catalog.streams) byDataset.set(m.dataset, [...(byDataset.get(m.dataset) ?? []), m]);
   for (const p of [...catalog.inProgress, ...catalog.damaged]) if (!byDataset.has(p.dataset)) byDataset.set(p.dataset, []);

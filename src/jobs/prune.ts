@@ -95,8 +95,9 @@ export interface PruneReport {
 export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
   const started = Date.now();
   const now = o.now ?? new Date();
-  const repo = new Repository(o.backend);
-  await repo.check();
+  const repo = await Repository.open(o.backend);
+  // Before any lease is taken: a typo never leaves a lease (or its directory) behind.
+  if (o.dataset && !(await repo.hasDataset(o.dataset))) throw await repo.unknownDataset(o.dataset);
   let datasets = o.dataset ? [o.dataset] : [];
   if (!o.dataset) {
     // A directory whose key is invalid belongs to no dataset this program wrote: never deleted.
@@ -106,9 +107,6 @@ export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
   }
   const reports: PruneDatasetReport[] = [];
   for (const dataset of datasets) reports.push(await pruneDataset(o, repo, dataset, now));
-  if (o.dataset && reports[0]!.keptStreams + reports[0]!.deleted.length + reports[0]!.abandoned.length === 0 && !reports[0]!.error) {
-    throw new UsageError(`the archive at ${repo.location} holds no streams of dataset ${o.dataset} (see: zfs-offsite list)`);
-  }
   const olderThan = new Date(now.getTime() - o.staleAfterMs);
   // Outside the dataset leases, but no live writer is touched: chunks, journal, SHA256SUMS and
   // manifest are each one PutObject (writer.ts, journal.ts); only other tools' uploads are multipart.

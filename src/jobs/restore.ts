@@ -55,10 +55,10 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   // Before anything is read from the archive: an existing FILE or a missing directory is bad input.
   if (o.output && o.output !== '-') checkReplaceable(o.output, { force: o.force });
 
-  const repo = new Repository(o.backend);
-  await repo.check();
-  const { streams, damaged, invalid } = await repo.catalog(dataset);
+  const repo = await Repository.open(o.backend);
+  const { streams, damaged, inProgress, invalid } = await repo.catalog(dataset);
   for (const i of invalid) o.log.warn(invalidKeyWarning(i));
+  if (streams.length + damaged.length + inProgress.length === 0 && !(await repo.hasDataset(dataset))) throw await repo.unknownDataset(dataset);
   const present = o.output !== undefined ? [] : await presentSnapshots(o, receiveInto);
   const hasClones = streams.some((m) => m.substreams.some((s) => s.clone));
   const origins = hasClones && o.output === undefined ? await poolSnapshots(o, receiveInto.split('/')[0]!) : undefined;

@@ -48,10 +48,13 @@ export interface VerifyReport {
 /** Audits the archive: quick (listing + manifests), deep (every byte) or sampled (a random share). */
 export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
   const started = Date.now();
-  const repo = new Repository(o.backend);
-  await repo.check();
-  // Every listed manifest read and validated (a damaged one is that stream's problem), and SHA256SUMS.
-  const { streams, loose, invalid, unsafe } = await repo.listStreams(o.dataset, { sums: true });
+  const repo = await Repository.open(o.backend);
+  // Every listed manifest read and validated (a damaged one is that stream's problem), and SHA256SUMS;
+  // a dataset named is checked with its children.
+  const { streams, loose, invalid, unsafe, nested } = await repo.listStreams(o.dataset, { sums: true, children: true });
+  if (o.dataset && streams.length === 0 && invalid.length === 0) throw await repo.unknownDataset(o.dataset);
+  // Another archive below this one's root is not part of it (not verified, not orphan objects): said, not a problem.
+  for (const root of nested) o.log.warn(`${repo.where(root.slice(0, -1))} is another archive (it has its own zfs-offsite.json): not part of this one, not verified here; verify it on its own`);
   const problems = quickAudit({ streams, loose: o.dataset ? [] : loose, invalid, unsafe, now: new Date(), staleAfterMs: o.staleAfterMs, location: repo.location });
   const manifests = streams.flatMap((s) => (s.manifest ? [s.manifest] : []));
   const checked = new Map<Manifest, { chunks: number; bytes: number }>();

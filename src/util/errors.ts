@@ -1,6 +1,7 @@
 /**
  * Error classes shared by every layer. The CLI maps them to exit codes (cli/exit.ts):
- * UsageError → 2 (bad input, nothing changed), everything else → 1.
+ * UsageError → 2 (bad input, nothing changed), kind `no-archive` (archive/format/catalog.ts
+ * NoArchiveError) → 4, everything else → 1.
  *
  * Code decides on an error's class and its `kind`, never on its message: the message is for
  * people and may be reworded at any time. What an error is about (dataset, snapshot, stream,

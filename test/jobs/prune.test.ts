@@ -100,7 +100,9 @@ describe.each(testTargets())('prune on $name', (target: TestTarget) => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('invalid --keep-daily: "x" (expected a whole number ≥ 0)');
     expect((await cli(['prune', url, DS, '--keep-daily', '1', '--stale-after', '0'])).code).toBe(2);
-    expect((await cli(['prune', url, 'pool/nothing', '--keep-daily', '1'])).stderr).toMatch(/holds no streams of dataset pool\/nothing/);
+    const unknown = await cli(['prune', url, 'pool/nothing', '--keep-daily', '1']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^zfs-offsite: error: no dataset pool\/nothing in the archive at .* \(it holds: pool\/other, pool\/prune\)\n$/);
     expect((await manifests(backend)).length).toBe(HISTORY.length);
   });
 

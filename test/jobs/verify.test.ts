@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -193,12 +193,21 @@ describe.each(testTargets())('verify on $name', (target: TestTarget) => {
 });
 
 describe('verify: usage and unreachable targets', () => {
-  it('exits 1 when the target cannot be checked', async () => {
+  it('exits 1 when the target cannot be checked (its marker is a link), 4 when it is a file and holds no archive', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zfs-offsite-linked-marker-'));
+    try {
+      symlinkSync('/etc/hostname', join(dir, 'zfs-offsite.json'));
+      const linked = await runCli(['verify', dir]);
+      expect(linked.code).toBe(1);
+      expect(linked.stderr).toMatch(/^zfs-offsite: error: .*zfs-offsite\.json is a symbolic link/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     const file = join(tmpdir(), `zfs-offsite-not-a-dir-${process.pid}`);
     writeFileSync(file, 'x');
     const r = await runCli(['verify', file]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^zfs-offsite: error: /);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toBe(`zfs-offsite: error: no archive at ${file} (no zfs-offsite.json) — is it mounted?\n`);
   });
 
   it.each([[['--sample', '0%']], [['--sample', '5%', '--max-bytes', '1G']], [['--seed', '1']], [['--stale-after', 'soon']]])('exits 2 on bad usage %j', async (args) => {

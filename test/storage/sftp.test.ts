@@ -16,6 +16,7 @@ import { SftpBackend, type SftpBackendOptions } from '../../src/storage/sftp.js'
 import { parseSftpUrl, sftpLocationUrl } from '../../src/storage/sftp-config.js';
 import { UsageError } from '../../src/util/errors.js';
 import { runCli } from '../support/cli.js';
+import { fixtureBytes } from '../support/fixtures.js';
 import { SSHD_HINT, sftpOptions, sshdSettings, uniqueSftpDir } from '../support/sshd.js';
 import { chunkedReadable, readAll, runBackendContract } from './contract.js';
 import { runFileTreeContract } from './file-tree-contract.js';
@@ -536,6 +537,10 @@ describe.skipIf(!sshd)(`SFTP backend on OpenSSH (skipped without a server: ${SSH
     it('the CLI takes --sftp-key, --sftp-known-hosts and --sftp-accept-new', async () => {
       const url = `sftp://${s.user}@${s.host}:${s.port}/${dir.rel}/cli`;
       const env = { SSH_AUTH_SOCK: '', ZFS_OFFSITE_SFTP_KEY: '', ZFS_OFFSITE_SFTP_KNOWN_HOSTS: '', ZFS_OFFSITE_SFTP_PASSWORD: '' };
+      // An archive to list (list creates nothing: without the marker it would be exit 4).
+      const put = await runCli(['put', '--to', url, '--sftp-key', s.key, '--sftp-known-hosts', s.knownHosts], { env, input: fixtureBytes('zse-tiny-full.zfs') });
+      expect(put.stderr).toBe('');
+      expect(put.code).toBe(0);
       const ok = await runCli(['list', url, '--sftp-key', s.key, '--sftp-known-hosts', s.knownHosts, '--json'], { env });
       expect(ok.stderr).toBe('');
       expect(ok.code).toBe(0);

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { Backend } from '../../storage/backend.js';
+import type { Backend, ObjectInfo } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
 import { OperationalError } from '../../util/errors.js';
 import { TOOL_VERSION } from '../../util/version.js';
@@ -10,21 +10,74 @@ export const ARCHIVE_FORMAT = 'zfs-offsite-archive';
 export const ARCHIVE_MAJOR = 1;
 
 /**
- * Reads or creates the archive marker. An archive written by a newer, incompatible
- * version is refused rather than mixed with streams this version cannot describe.
+ * There is no archive at the target: no marker at its root (a typo, an unmounted disk, an empty
+ * bucket prefix). Read-only commands stop here rather than report an empty archive as clean.
+ */
+export class NoArchiveError extends OperationalError {
+  override name = 'NoArchiveError';
+  declare readonly kind: 'no-archive';
+  constructor(readonly location: string) {
+    super(`no archive at ${location} (no ${MARKER_KEY}) — is it mounted?`, { kind: 'no-archive', context: { object: `${location}/${MARKER_KEY}` } });
+  }
+}
+
+/** Refuses a marker that is not ours or of an incompatible (newer) version. */
+function checkMarker(backend: Backend, body: Buffer): void {
+  let marker: { format?: string; formatVersion?: string } | undefined;
+  try {
+    marker = JSON.parse(body.toString()) as typeof marker;
+  } catch {
+    // Reported below as not ours: a marker that is not JSON was not written by this program.
+  }
+  const major = Number(String(marker?.formatVersion ?? '').split('.')[0]);
+  if (marker?.format !== ARCHIVE_FORMAT || major !== ARCHIVE_MAJOR) {
+    throw new OperationalError(`${backend.location}: ${MARKER_KEY} says format ${marker?.format} ${marker?.formatVersion}; this version writes ${ARCHIVE_FORMAT} ${ARCHIVE_MAJOR}.x`);
+  }
+}
+
+/**
+ * Reads the archive marker without creating anything (list, verify, restore, prune): a missing
+ * marker is a NoArchiveError; a marker that is a link or special file is refused by the storage
+ * layer (storage/confined.ts) as any other object would be.
+ */
+export async function readArchiveMarker(backend: Backend): Promise<void> {
+  let body: Buffer;
+  try {
+    body = await backend.getBuffer(MARKER_KEY);
+  } catch (err) {
+    if (isNotFound(err)) throw new NoArchiveError(backend.location);
+    throw err;
+  }
+  checkMarker(backend, body);
+}
+
+/**
+ * Reads or creates the archive marker (the writers: put, send, run). An archive written by a
+ * newer, incompatible version is refused rather than mixed with streams this version cannot describe.
  */
 export async function ensureArchiveMarker(backend: Backend): Promise<void> {
+  let body: Buffer;
   try {
-    const marker = JSON.parse((await backend.getBuffer(MARKER_KEY)).toString()) as { format?: string; formatVersion?: string };
-    const major = Number(String(marker.formatVersion ?? '').split('.')[0]);
-    if (marker.format !== ARCHIVE_FORMAT || major !== ARCHIVE_MAJOR) {
-      throw new OperationalError(`${backend.location}: ${MARKER_KEY} says format ${marker.format} ${marker.formatVersion}; this version writes ${ARCHIVE_FORMAT} ${ARCHIVE_MAJOR}.x`);
-    }
+    body = await backend.getBuffer(MARKER_KEY);
   } catch (err) {
     if (!isNotFound(err)) throw err;
     const marker = { format: ARCHIVE_FORMAT, formatVersion: `${ARCHIVE_MAJOR}.0`, created: new Date().toISOString(), createdBy: `zfs-offsite ${TOOL_VERSION}`, host: hostname() };
     await backend.put(MARKER_KEY, Buffer.from(`${JSON.stringify(marker, null, 2)}\n`));
+    return;
   }
+  checkMarker(backend, body);
+}
+
+/**
+ * Drops what belongs to another archive inside this one: a directory below the root that holds
+ * its own marker is that archive's (a target given one level too high, `list /mnt`), never
+ * merged into this archive's datasets and chains. `objectKeys` (default: the entries' keys) are where
+ * markers are looked for. Returns the kept entries and the nested roots (`dir/`).
+ */
+export function withoutNestedArchives<T extends { key: string }>(entries: readonly T[], objectKeys: readonly string[] = entries.map((e) => e.key)): { kept: T[]; nested: string[] } {
+  const nested = objectKeys.filter((k) => k.endsWith(`/${MARKER_KEY}`)).map((k) => k.slice(0, -MARKER_KEY.length));
+  if (nested.length === 0) return { kept: [...entries], nested };
+  return { kept: entries.filter((e) => !nested.some((root) => e.key.startsWith(root))), nested: nested.sort() };
 }
 
 export interface InProgressStream {
@@ -113,28 +166,33 @@ export function inDataset(prefix: string, dataset: string | undefined): boolean 
 }
 
 /**
- * Lists and reads every manifest of the archive, or of one dataset (not its children). A
- * damaged manifest never fails the whole catalog: that stream goes to `damaged`; a directory
- * whose key is invalid goes to `invalid`, unread.
+ * Lists and reads every manifest of the archive, or of one dataset (its children too with
+ * `children`). A damaged manifest never fails the whole catalog: that stream goes to `damaged`;
+ * a directory whose key is invalid goes to `invalid`, unread. Another archive nested below the
+ * root is not part of this one (withoutNestedArchives).
  */
-export async function loadCatalog(backend: Backend, dataset?: string, concurrency = 8): Promise<Catalog> {
+export async function loadCatalog(backend: Backend, dataset?: string, options: { children?: boolean; concurrency?: number } = {}): Promise<Catalog> {
+  const concurrency = options.concurrency ?? 8;
   const dirs: { dataset: string; streamId: string; prefix: string }[] = [];
   const journals: InProgressStream[] = [];
   const invalid = new Map<string, InvalidKey>();
-  await backend.list(dataset ? `${datasetPath(dataset)}/` : '', (info) => {
+  const listed: ObjectInfo[] = [];
+  await backend.list(dataset ? `${datasetPath(dataset)}/` : '', (info) => listed.push(info));
+  const wanted = (name: string) => !dataset || name === dataset || (options.children === true && name.startsWith(`${dataset}/`));
+  for (const info of withoutNestedArchives(listed).kept) {
     const name = info.key.slice(info.key.lastIndexOf('/') + 1);
-    if (name !== MANIFEST_NAME && name !== JOURNAL_NAME) return;
+    if (name !== MANIFEST_NAME && name !== JOURNAL_NAME) continue;
     const prefix = info.key.slice(0, -name.length);
     const parsed = parseStreamKey(info.key);
-    if (!parsed) return;
+    if (!parsed) continue;
     if ('invalid' in parsed) {
-      if (inDataset(prefix, dataset)) invalid.set(prefix, { object: `${backend.location}/${shownKey(prefix)}`, message: parsed.invalid });
-      return;
+      if (options.children || inDataset(prefix, dataset)) invalid.set(prefix, { object: `${backend.location}/${shownKey(prefix)}`, message: parsed.invalid });
+      continue;
     }
-    if (dataset && parsed.dataset !== dataset) return;
+    if (!wanted(parsed.dataset)) continue;
     if (name === MANIFEST_NAME) dirs.push({ ...parsed, prefix });
     else journals.push({ ...parsed, modified: info.modified });
-  });
+  }
   const streams: Manifest[] = [];
   const damaged: DamagedStream[] = [];
   const committed = new Set<string>();
