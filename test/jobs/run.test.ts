@@ -3,7 +3,7 @@
  * incrementals after the first full, base protection with bookmarks, on_failure, dry run, and
  * bad configs. The real-ZFS VM suite runs the same job on OpenZFS.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,12 @@ datasets:
     snapshot: { mode: pick, pattern: "*" }
 ${extra}`,
   );
+  return file;
+}
+
+/** Adds a retention policy to one dataset of a config file written by config(). */
+function withKeep(file: string, dataset: string): string {
+  writeFileSync(file, readFileSync(file, 'utf8').replace(`name: ${dataset}\n`, `name: ${dataset}\n    keep: { daily: 3 }\n`));
   return file;
 }
 
@@ -126,6 +132,42 @@ describe('run --config', () => {
     const report = JSON.parse(r.stdout) as { results: { status: string; kind: string; snapshot: string }[] };
     expect(report.results).toEqual([expect.objectContaining({ status: 'planned', kind: 'full', snapshot: `${DS}@base` })]);
     expect(readFileSync(join(dir, 'zfs.log'), 'utf8')).not.toMatch(/"send"|"snapshot"|"bookmark"/);
+  });
+
+  it('--dry-run on an empty target (no archive yet) succeeds, prunes nothing, runs no hook and creates nothing', async () => {
+    const r = await run('--config', withKeep(config('base'), DS), '--dataset', DS, '--dry-run', '--json');
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { ok: boolean; results: { status: string; kind: string; prunedStreams?: number }[] };
+    expect(report.ok).toBe(true);
+    expect(report.results).toEqual([expect.objectContaining({ status: 'planned', kind: 'full', prunedStreams: 0 })]);
+    expect(existsSync(join(dir, 'archive'))).toBe(false);
+    expect(existsSync(join(dir, 'failed.json'))).toBe(false);
+  });
+
+  it('--dry-run never runs on_failure, even for a dataset whose plan fails', async () => {
+    const r = await run('--config', config('base'), '--dry-run', '--json');
+    const report = JSON.parse(r.stdout) as { results: { dataset: string; status: string }[] };
+    expect(report.results.map((x) => [x.dataset, x.status])).toEqual([
+      [DS, 'planned'],
+      ['nopool/gone', 'failed'],
+    ]);
+    expect(r.code).toBe(1);
+    expect(existsSync(join(dir, 'failed.json'))).toBe(false);
+    expect(existsSync(join(dir, 'archive'))).toBe(false);
+  });
+
+  it('--dry-run against an archive that does not have the dataset yet prunes nothing and succeeds', async () => {
+    expect((await run('--config', config('base'), '--dataset', DS)).code).toBe(0); // the archive now exists, with DS only
+    const s = JSON.parse(readFileSync(statePath(), 'utf8'));
+    s.datasets['labpool/fresh'] = s.datasets[DS];
+    writeFileSync(statePath(), JSON.stringify(s));
+    const file = config('base', '  - name: labpool/fresh\n    snapshot: { mode: pick, pattern: "base" }\n    keep: { daily: 3 }\n');
+    const r = await run('--config', file, '--dataset', 'labpool/fresh', '--dry-run', '--json');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { results: { status: string; prunedStreams?: number }[] };
+    expect(report.results).toEqual([expect.objectContaining({ status: 'planned', prunedStreams: 0 })]);
+    expect(existsSync(join(dir, 'failed.json'))).toBe(false);
   });
 
   it('refuses a bad config with one line naming the key, exit 2', async () => {
