@@ -61,6 +61,8 @@ const STALE_AFTER_MS = 48 * 3_600_000;
 export async function runNightly(o: RunOptions): Promise<RunReport> {
   const results: DatasetRunResult[] = [];
   for (const cfg of o.config.datasets) {
+    // --dataset: an entry that cannot hold it is not even listed (its failure is not this run's).
+    if (o.only !== undefined && o.only !== cfg.name && !(cfg.recursive && o.only.startsWith(`${cfg.name}/`))) continue;
     let names: string[];
     try {
       names = cfg.recursive ? await o.zfs.listDatasets(cfg.name, true) : [cfg.name];

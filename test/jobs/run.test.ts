@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/archive/format/manifest.js';
 import { listFiles, readJson } from '../support/archive-files.js';
 import { runCli } from '../support/cli.js';
+import { SSHD_HINT, sshdSettings, uniqueSftpDir } from '../support/sshd.js';
 import { FIXTURE_DIR, firstBeginGuids, fixtureBytes } from '../support/fixtures.js';
 
 const STAND_IN = fileURLToPath(new URL('../support/zfs-stand-in.mjs', import.meta.url));
@@ -168,6 +169,45 @@ describe('run --config', () => {
     const report = JSON.parse(r.stdout) as { results: { status: string; prunedStreams?: number }[] };
     expect(report.results).toEqual([expect.objectContaining({ status: 'planned', prunedStreams: 0 })]);
     expect(existsSync(join(dir, 'failed.json'))).toBe(false);
+  });
+
+  it('--dataset runs that dataset only: a recursive entry that cannot hold it is not listed, nor reported failed', async () => {
+    const file = config('base', '  - name: nopool/tree\n    recursive: true\n');
+    const r = await run('--config', file, '--dataset', DS, '--dry-run', '--json');
+    const report = JSON.parse(r.stdout) as { results: { dataset: string; status: string }[] };
+    expect(report.results.map((x) => [x.dataset, x.status])).toEqual([[DS, 'planned']]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(dir, 'zfs.log'), 'utf8')).not.toMatch(/nopool\/tree/);
+  });
+
+  it('an SFTP dataset does not take the S3 credential variables of the defaults (as in the example config)', async () => {
+    const sftp = sshdSettings();
+    if (!sftp) throw new Error(SSHD_HINT);
+    const { rel, cleanup } = uniqueSftpDir(sftp, 'run-sftp');
+    try {
+      // As docs/config.example.yaml: S3 defaults naming variables that are not set, one SFTP dataset.
+      const file = join(dir, 'config.yaml');
+      writeFileSync(
+        file,
+        `defaults:
+  target: s3://my-bucket/offsite
+  s3: { endpoint: https://s3.example.invalid, access_key_id_env: NO_SUCH_KEY_ID_16, secret_access_key_env: NO_SUCH_APP_KEY_16 }
+  keep: { daily: 3 }
+datasets:
+  - name: ${DS}
+    snapshot: { mode: pick, pattern: "base" }
+    target: sftp://${sftp.user}@${sftp.host}:${sftp.port}/${rel}
+    sftp: { key: ${sftp.key}, known_hosts: ${sftp.knownHosts} }
+`,
+      );
+      const r = await run('--config', file, '--json');
+      expect(r.stderr).not.toMatch(/NO_SUCH|error/i);
+      const report = JSON.parse(r.stdout) as { results: { status: string; kind: string }[] };
+      expect(report.results).toEqual([expect.objectContaining({ status: 'ok', kind: 'full' })]);
+      expect(r.code).toBe(0);
+    } finally {
+      await cleanup();
+    }
   });
 
   it('refuses a bad config with one line naming the key, exit 2', async () => {
