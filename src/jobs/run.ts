@@ -4,6 +4,7 @@ import { decideFull, snapshotName, type CadenceDecision } from '../archive/plan/
 import { archivedSnapshots } from '../archive/format/catalog.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
 import { splitSnapshotName } from '../archive/format/keys.js';
+import type { RetentionPolicy } from '../archive/plan/retention.js';
 import { orderSnapshots } from '../archive/plan/snapshot-order.js';
 import { datasetSettings, type ResolvedDatasetConfig, snapshotPattern, type ZfsOffsiteConfig } from '../config/config.js';
 import type { Backend } from '../storage/backend.js';
@@ -60,6 +61,8 @@ const STALE_AFTER_MS = 48 * 3_600_000;
 export async function runNightly(o: RunOptions): Promise<RunReport> {
   const results: DatasetRunResult[] = [];
   for (const cfg of o.config.datasets) {
+    // --dataset: an entry that cannot hold it is not even listed (its failure is not this run's).
+    if (o.only !== undefined && o.only !== cfg.name && !(cfg.recursive && o.only.startsWith(`${cfg.name}/`))) continue;
     let names: string[];
     try {
       names = cfg.recursive ? await o.zfs.listDatasets(cfg.name, true) : [cfg.name];
@@ -71,7 +74,8 @@ export async function runNightly(o: RunOptions): Promise<RunReport> {
       if (o.only !== undefined && name !== o.only) continue;
       const result = await new DatasetRun(o, cfg, name).execute();
       results.push(result);
-      if (result.status === 'failed' && cfg.onFailure) await runOnFailure(cfg, result, o);
+      // A dry run changes nothing and tells no one: hooks are for real runs only.
+      if (result.status === 'failed' && cfg.onFailure && !o.dryRun) await runOnFailure(cfg, result, o);
     }
   }
   if (o.only !== undefined && results.length === 0) throw new UsageError(`dataset ${o.only} is not in ${o.config.file}`);
@@ -120,9 +124,26 @@ class DatasetRun {
     Object.assign(this.result, { kind: decision.full ? 'full' : 'incr', why: decision.reason });
     if (this.cfg.keep) {
       this.step = 'prune';
-      const pruned = await pruneArchive({ backend, log: this.o.log, dataset: this.dataset, policy: this.cfg.keep, staleAfterMs: STALE_AFTER_MS, dryRun: true });
-      this.result.prunedStreams = pruned.deletedStreams;
+      this.result.prunedStreams = await this.planPrune(backend, this.cfg.keep);
     }
+  }
+
+  /**
+   * The streams a prune would delete. A target without an archive yet, or an archive without this
+   * dataset yet (the first run), has nothing to prune: that is the answer, not a failure — the
+   * read-only `prune` command's NoArchiveError and unknown-dataset error are for a user's typo.
+   */
+  private async planPrune(backend: Backend, policy: RetentionPolicy): Promise<number> {
+    let repo: Repository;
+    try {
+      repo = await Repository.open(backend);
+    } catch (err) {
+      if (err instanceof OperationalError && err.kind === 'no-archive') return 0;
+      throw err;
+    }
+    if (!(await repo.hasDataset(this.dataset))) return 0;
+    const pruned = await pruneArchive({ backend, log: this.o.log, dataset: this.dataset, policy, staleAfterMs: STALE_AFTER_MS, dryRun: true });
+    return pruned.deletedStreams;
   }
 
   private async archive(backend: Backend): Promise<void> {

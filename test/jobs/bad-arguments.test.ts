@@ -64,10 +64,14 @@ function placeholderOf(opt: Option): string | undefined {
   return /<([^>]+)>/.exec(opt.flags)?.[1];
 }
 
-/** Valid enough arguments for `cmd`: its required arguments and mandatory options; prune a policy that keeps something. */
+/** Where a command takes its target when ZFS_OFFSITE_TARGET may stand in for it: `[target]` or `--from`. */
+const isDefaultedTarget = (a: Argument) => !a.required && a.name() === 'target';
+const isFrom = (o: Option) => o.long === '--from' && placeholderOf(o) === 'target';
+
+/** Valid enough arguments for `cmd`: its required arguments, target and mandatory options; prune a policy that keeps something. */
 function baseArgs(cmd: Command, target: string, dir: string): string[] {
-  const args = cmd.registeredArguments.filter((a: Argument) => a.required).map((a: Argument) => valueFor(a.name(), target, dir));
-  for (const opt of cmd.options.filter((o) => o.mandatory)) args.push(opt.long!, valueFor(placeholderOf(opt) ?? '', target, dir));
+  const args = cmd.registeredArguments.filter((a: Argument) => a.required || isDefaultedTarget(a)).map((a: Argument) => valueFor(a.name(), target, dir));
+  for (const opt of cmd.options.filter((o) => o.mandatory || isFrom(o))) args.push(opt.long!, valueFor(placeholderOf(opt) ?? '', target, dir));
   if (cmd.options.some((o) => o.long === '--keep-last')) args.push('--keep-last', '1');
   return args;
 }
@@ -128,6 +132,26 @@ function casesFor(cmd: Command, target: string, dir: string): Case[] {
     },
     { what: 'a --log-file in no directory', kind: 'log-file', args: ['--log-file', join(dir, 'no', 'such', 'log'), name, ...base], says: /log file/ },
   ];
+  // Issue 16.3: no target given and no ZFS_OFFSITE_TARGET (set empty here: unset for the program).
+  if (cmd.registeredArguments.some(isDefaultedTarget)) {
+    cases.push({
+      what: 'no target',
+      kind: 'no-target',
+      args: [name, ...base.filter((a) => a !== target)],
+      env: { ZFS_OFFSITE_TARGET: '' },
+      says: /^no target: give TARGET or set ZFS_OFFSITE_TARGET$/,
+    });
+  }
+  if (cmd.options.some(isFrom)) {
+    const i = base.indexOf('--from');
+    cases.push({
+      what: 'no --from',
+      kind: 'no-target',
+      args: [name, ...base.slice(0, i), ...base.slice(i + 2)],
+      env: { ZFS_OFFSITE_TARGET: '' },
+      says: /^no target: give --from TARGET or set ZFS_OFFSITE_TARGET$/,
+    });
+  }
   const required = cmd.registeredArguments.filter((a) => a.required);
   if (required.length > 0) {
     cases.push({ what: 'no arguments', kind: 'no-args', args: [name, ...base.slice(required.length)], says: parser(`missing required argument '${required[0]!.name()}'`) });

@@ -3,7 +3,7 @@
  * incrementals after the first full, base protection with bookmarks, on_failure, dry run, and
  * bad configs. The real-ZFS VM suite runs the same job on OpenZFS.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/archive/format/manifest.js';
 import { listFiles, readJson } from '../support/archive-files.js';
 import { runCli } from '../support/cli.js';
+import { SSHD_HINT, sshdSettings, uniqueSftpDir } from '../support/sshd.js';
 import { FIXTURE_DIR, firstBeginGuids, fixtureBytes } from '../support/fixtures.js';
 
 const STAND_IN = fileURLToPath(new URL('../support/zfs-stand-in.mjs', import.meta.url));
@@ -36,6 +37,12 @@ datasets:
     snapshot: { mode: pick, pattern: "*" }
 ${extra}`,
   );
+  return file;
+}
+
+/** Adds a retention policy to one dataset of a config file written by config(). */
+function withKeep(file: string, dataset: string): string {
+  writeFileSync(file, readFileSync(file, 'utf8').replace(`name: ${dataset}\n`, `name: ${dataset}\n    keep: { daily: 3 }\n`));
   return file;
 }
 
@@ -126,6 +133,81 @@ describe('run --config', () => {
     const report = JSON.parse(r.stdout) as { results: { status: string; kind: string; snapshot: string }[] };
     expect(report.results).toEqual([expect.objectContaining({ status: 'planned', kind: 'full', snapshot: `${DS}@base` })]);
     expect(readFileSync(join(dir, 'zfs.log'), 'utf8')).not.toMatch(/"send"|"snapshot"|"bookmark"/);
+  });
+
+  it('--dry-run on an empty target (no archive yet) succeeds, prunes nothing, runs no hook and creates nothing', async () => {
+    const r = await run('--config', withKeep(config('base'), DS), '--dataset', DS, '--dry-run', '--json');
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { ok: boolean; results: { status: string; kind: string; prunedStreams?: number }[] };
+    expect(report.ok).toBe(true);
+    expect(report.results).toEqual([expect.objectContaining({ status: 'planned', kind: 'full', prunedStreams: 0 })]);
+    expect(existsSync(join(dir, 'archive'))).toBe(false);
+    expect(existsSync(join(dir, 'failed.json'))).toBe(false);
+  });
+
+  it('--dry-run never runs on_failure, even for a dataset whose plan fails', async () => {
+    const r = await run('--config', config('base'), '--dry-run', '--json');
+    const report = JSON.parse(r.stdout) as { results: { dataset: string; status: string }[] };
+    expect(report.results.map((x) => [x.dataset, x.status])).toEqual([
+      [DS, 'planned'],
+      ['nopool/gone', 'failed'],
+    ]);
+    expect(r.code).toBe(1);
+    expect(existsSync(join(dir, 'failed.json'))).toBe(false);
+    expect(existsSync(join(dir, 'archive'))).toBe(false);
+  });
+
+  it('--dry-run against an archive that does not have the dataset yet prunes nothing and succeeds', async () => {
+    expect((await run('--config', config('base'), '--dataset', DS)).code).toBe(0); // the archive now exists, with DS only
+    const s = JSON.parse(readFileSync(statePath(), 'utf8'));
+    s.datasets['labpool/fresh'] = s.datasets[DS];
+    writeFileSync(statePath(), JSON.stringify(s));
+    const file = config('base', '  - name: labpool/fresh\n    snapshot: { mode: pick, pattern: "base" }\n    keep: { daily: 3 }\n');
+    const r = await run('--config', file, '--dataset', 'labpool/fresh', '--dry-run', '--json');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { results: { status: string; prunedStreams?: number }[] };
+    expect(report.results).toEqual([expect.objectContaining({ status: 'planned', prunedStreams: 0 })]);
+    expect(existsSync(join(dir, 'failed.json'))).toBe(false);
+  });
+
+  it('--dataset runs that dataset only: a recursive entry that cannot hold it is not listed, nor reported failed', async () => {
+    const file = config('base', '  - name: nopool/tree\n    recursive: true\n');
+    const r = await run('--config', file, '--dataset', DS, '--dry-run', '--json');
+    const report = JSON.parse(r.stdout) as { results: { dataset: string; status: string }[] };
+    expect(report.results.map((x) => [x.dataset, x.status])).toEqual([[DS, 'planned']]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(dir, 'zfs.log'), 'utf8')).not.toMatch(/nopool\/tree/);
+  });
+
+  it('an SFTP dataset does not take the S3 credential variables of the defaults (as in the example config)', async () => {
+    const sftp = sshdSettings();
+    if (!sftp) throw new Error(SSHD_HINT);
+    const { rel, cleanup } = uniqueSftpDir(sftp, 'run-sftp');
+    try {
+      // As docs/config.example.yaml: S3 defaults naming variables that are not set, one SFTP dataset.
+      const file = join(dir, 'config.yaml');
+      writeFileSync(
+        file,
+        `defaults:
+  target: s3://my-bucket/offsite
+  s3: { endpoint: https://s3.example.invalid, access_key_id_env: NO_SUCH_KEY_ID_16, secret_access_key_env: NO_SUCH_APP_KEY_16 }
+  keep: { daily: 3 }
+datasets:
+  - name: ${DS}
+    snapshot: { mode: pick, pattern: "base" }
+    target: sftp://${sftp.user}@${sftp.host}:${sftp.port}/${rel}
+    sftp: { key: ${sftp.key}, known_hosts: ${sftp.knownHosts} }
+`,
+      );
+      const r = await run('--config', file, '--json');
+      expect(r.stderr).not.toMatch(/NO_SUCH|error/i);
+      const report = JSON.parse(r.stdout) as { results: { status: string; kind: string }[] };
+      expect(report.results).toEqual([expect.objectContaining({ status: 'ok', kind: 'full' })]);
+      expect(r.code).toBe(0);
+    } finally {
+      await cleanup();
+    }
   });
 
   it('refuses a bad config with one line naming the key, exit 2', async () => {

@@ -20,10 +20,10 @@ export interface CliResult {
  */
 const LOCK_DIR = join(tmpdir(), `zfs-offsite-test-locks-${process.pid}`);
 
-/** Runs the built CLI (what users run) with optional bytes on stdin. */
+/** Runs the built CLI (what users run) with optional bytes on stdin; ZFS_OFFSITE_TARGET only when a test gives it (a default target of the shell would change what one argument means). */
 export function runCli(args: string[], options: { input?: Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ZFS_OFFSITE_LOCK_DIR: LOCK_DIR, ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ZFS_OFFSITE_LOCK_DIR: LOCK_DIR, ...process.env, ZFS_OFFSITE_TARGET: undefined, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

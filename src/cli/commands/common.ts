@@ -1,4 +1,5 @@
 import { ChunkPool } from '../../archive/pipeline/chunk-pool.js';
+import { UsageError } from '../../util/errors.js';
 import type { SettingValues } from '../../settings/table.js';
 import { backendOptions } from '../../settings/values.js';
 import type { Backend } from '../../storage/backend.js';
@@ -29,4 +30,32 @@ export async function withTarget<T>(target: string, settings: SettingValues, fn:
     await pool.close();
     await backend.close();
   }
+}
+
+/** The default target of list, verify, restore and prune (as restic's RESTIC_REPOSITORY). */
+export const TARGET_ENV = 'ZFS_OFFSITE_TARGET';
+
+function envTarget(): string | undefined {
+  const value = process.env[TARGET_ENV];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * The `[target] [dataset]` arguments of list, verify and prune. One rule, so that a single
+ * argument is never guessed at: with ZFS_OFFSITE_TARGET set, the target is its value unless both
+ * arguments are given, and a single argument is the dataset; without it, the first is the target.
+ */
+export function targetAndDataset(first: string | undefined, second: string | undefined): { target: string; dataset?: string } {
+  if (second !== undefined) return { target: first!, dataset: second };
+  const env = envTarget();
+  if (env !== undefined) return first === undefined ? { target: env } : { target: env, dataset: first };
+  if (first !== undefined) return { target: first };
+  throw new UsageError(`no target: give TARGET or set ${TARGET_ENV}`);
+}
+
+/** restore's `--from`, else ZFS_OFFSITE_TARGET. */
+export function fromTarget(from: string | undefined): string {
+  const target = from ?? envTarget();
+  if (target === undefined) throw new UsageError(`no target: give --from TARGET or set ${TARGET_ENV}`);
+  return target;
 }

@@ -4,18 +4,19 @@ import { printJson } from '../output/json.js';
 import { printText } from '../output/print.js';
 import { formatListing } from '../output/list.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
-import { type CommandDeps, openTarget } from './common.js';
+import { type CommandDeps, openTarget, targetAndDataset } from './common.js';
 
 export function registerList(program: Command, deps: CommandDeps): void {
   addSettingFlags(
     program
       .command('list')
       .description('list archived datasets, streams and chains')
-      .argument('<target>', 'file:///path, /path, or s3://bucket/prefix')
-      .argument('[dataset]', 'only this dataset')
+      .argument('[target]', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path (default: $ZFS_OFFSITE_TARGET)')
+      .argument('[dataset]', 'only this dataset (with $ZFS_OFFSITE_TARGET set, a single argument is the dataset)')
       .option('--json', 'machine-readable output'),
     'target',
-  ).action(async (target: string, dataset: string | undefined, o: OptionValues & { json?: boolean }) => {
+  ).action(async (first: string | undefined, second: string | undefined, o: OptionValues & { json?: boolean }) => {
+    const { target, dataset } = targetAndDataset(first, second);
     const backend = await openTarget(target, settingsFromFlags(o, ['target']));
     try {
       const listing = await listArchive(backend, dataset, deps.getLog());

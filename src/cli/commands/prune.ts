@@ -8,7 +8,7 @@ import { printJson } from '../output/json.js';
 import { printText } from '../output/print.js';
 import { formatPruneReport } from '../output/prune.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
-import { type CommandDeps, openTarget } from './common.js';
+import { type CommandDeps, openTarget, targetAndDataset } from './common.js';
 
 interface PruneCliOptions extends OptionValues {
   keepLast: string;
@@ -53,8 +53,8 @@ export function registerPrune(program: Command, deps: CommandDeps): void {
     program
       .command('prune')
       .description('delete streams the retention policy no longer needs (never one a kept stream depends on), and uploads abandoned long ago')
-      .argument('<target>', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path')
-      .argument('[dataset]', 'only this dataset (default: every dataset in the archive)')
+      .argument('[target]', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path (default: $ZFS_OFFSITE_TARGET)')
+      .argument('[dataset]', 'only this dataset (default: every dataset in the archive) (with $ZFS_OFFSITE_TARGET set, a single argument is the dataset)')
       .option('--keep-last <n>', 'keep the n newest snapshots', '0')
       .option('--keep-daily <n>', 'keep the newest snapshot of each of the n newest days that have one (UTC)', '0')
       .option('--keep-weekly <n>', 'same for ISO weeks', '0')
@@ -65,10 +65,11 @@ export function registerPrune(program: Command, deps: CommandDeps): void {
       .option('--dry-run', 'print exactly what would be deleted, and delete nothing')
       .option('--json', 'machine-readable report'),
     'target',
-  ).action(async (target: string, dataset: string | undefined, o: PruneCliOptions) => {
+  ).action(async (first: string | undefined, second: string | undefined, o: PruneCliOptions) => {
     const policy = policyFromOptions(o);
     const staleAfterMs = parseDuration(o.staleAfter, '--stale-after');
     if (staleAfterMs <= 0) throw new UsageError('--stale-after must be more than 0 (an upload in progress right now would be removed)');
+    const { target, dataset } = targetAndDataset(first, second);
     const log = deps.getLog();
     const backend = await openTarget(target, settingsFromFlags(o, ['target']));
     try {

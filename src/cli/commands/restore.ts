@@ -6,10 +6,10 @@ import { printJson } from '../output/json.js';
 import { printText } from '../output/print.js';
 import { describePlan, restoreJson } from '../output/restore.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
-import { type CommandDeps, withTarget } from './common.js';
+import { type CommandDeps, fromTarget, withTarget } from './common.js';
 
 interface RestoreCliOptions extends OptionValues {
-  from: string;
+  from?: string;
   into?: string;
   output?: string;
   dryRun?: boolean;
@@ -27,7 +27,7 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
       .command('restore')
       .description('restore a dataset (at its newest or a given snapshot) from the archive into zfs receive')
       .argument('<dataset>', 'DATASET or DATASET@SNAPSHOT as archived (see: list)')
-      .requiredOption('--from <target>', 'file:///path, /path, or s3://bucket/prefix')
+      .option('--from <target>', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path (default: $ZFS_OFFSITE_TARGET)')
       .option('--into <dataset>', 'receive under this name (default: the archived name)')
       .option('--output <file>', 'write the raw stream(s) to FILE or - (stdout) instead of running zfs receive')
       .option('--dry-run', 'print the plan and exit')
@@ -42,7 +42,7 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
     const zfs = o.output ? undefined : Zfs.fromCommand(deps.zfsCommand());
     // Chunks fetched ahead: a count like the upload setting, read by the same rules.
     const parallel = parseSettingText('parallel', o.parallel, '--parallel') as number;
-    await withTarget(o.from, settingsFromFlags(o, ['target']), async (backend, pool) => {
+    await withTarget(fromTarget(o.from), settingsFromFlags(o, ['target']), async (backend, pool) => {
       const result = await restore({
         backend,
         pool,

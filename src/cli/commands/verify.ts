@@ -9,7 +9,7 @@ import { printJson } from '../output/json.js';
 import { printText } from '../output/print.js';
 import { formatVerifyReport } from '../output/verify.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
-import { type CommandDeps, withTarget } from './common.js';
+import { type CommandDeps, targetAndDataset, withTarget } from './common.js';
 
 interface VerifyCliOptions extends OptionValues {
   deep?: boolean;
@@ -38,8 +38,8 @@ export function registerVerify(program: Command, deps: CommandDeps): void {
     program
       .command('verify')
       .description('audit the archive: quick (listing and manifests), --deep (every byte and ZFS record), or sampled')
-      .argument('<target>', 'file:///path, /path, or s3://bucket/prefix')
-      .argument('[dataset]', 'only this dataset')
+      .argument('[target]', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path (default: $ZFS_OFFSITE_TARGET)')
+      .argument('[dataset]', 'only this dataset (with $ZFS_OFFSITE_TARGET set, a single argument is the dataset)')
       .option('--deep', 'download every chunk, check SHA-256s and zstd checksums, walk every ZFS record')
       .option('--sample <percent>', 'deep-check a random share of the stored bytes, e.g. 5%')
       .option('--max-bytes <size>', 'deep-check random chunks up to this many stored bytes, e.g. 10G')
@@ -49,7 +49,7 @@ export function registerVerify(program: Command, deps: CommandDeps): void {
       .option('--no-progress', 'no progress line on a terminal')
       .option('--json', 'one entry per problem, for monitors'),
     'target',
-  ).action(async (target: string, dataset: string | undefined, o: VerifyCliOptions) => {
+  ).action(async (first: string | undefined, second: string | undefined, o: VerifyCliOptions) => {
     const sample = sampleLimit(o);
     if (o.seed !== undefined && !sample) throw new UsageError('--seed goes with --sample or --max-bytes');
     const seed = o.seed === undefined ? undefined : Number(o.seed);
@@ -57,6 +57,7 @@ export function registerVerify(program: Command, deps: CommandDeps): void {
     const staleAfterMs = parseDuration(o.staleAfter, '--stale-after');
     // Chunks fetched ahead: a count like the upload setting, read by the same rules.
     const parallel = parseSettingText('parallel', o.parallel, '--parallel') as number;
+    const { target, dataset } = targetAndDataset(first, second);
     await withTarget(target, settingsFromFlags(o, ['target']), async (backend, pool) => {
       const report = await verifyArchive({ backend, pool, log: deps.getLog(), dataset, deep: Boolean(o.deep), sample, seed, parallel, staleAfterMs, progress: o.progress });
       if (o.json) printJson(report);
