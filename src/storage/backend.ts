@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { OperationalError } from '../util/errors.js';
+import type { EntryType } from '../util/file-type.js';
 
 /**
  * The one storage contract every backend (local directory, S3, SFTP) implements.
@@ -35,7 +36,7 @@ export interface ObjectInfo {
 }
 
 /** What a file-tree backend found at a path, without following links. */
-export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block device' | 'character device' | 'unknown';
+export type { EntryType } from '../util/file-type.js';
 
 export interface ListOptions {
   /**

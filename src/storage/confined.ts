@@ -1,4 +1,7 @@
-import { type EntryType, StorageError } from './backend.js';
+import { describeEntryType, type EntryType } from '../util/file-type.js';
+import { StorageError } from './backend.js';
+
+export { entryTypeOf } from '../util/file-type.js';
 
 /**
  * The one rule of the backends that are file trees (local.ts, sftp.ts): an operation never leaves
@@ -31,39 +34,6 @@ export interface TreeOps {
   mkdir(rel: string): Promise<boolean>;
 }
 
-/** File type from POSIX st_mode bits (local fs.Stats and SFTP attrs both carry them). */
-export function entryTypeOf(mode: number): EntryType {
-  switch (mode & 0o170000) {
-    case 0o100000:
-      return 'file';
-    case 0o040000:
-      return 'directory';
-    case 0o120000:
-      return 'symlink';
-    case 0o010000:
-      return 'fifo';
-    case 0o140000:
-      return 'socket';
-    case 0o060000:
-      return 'block device';
-    case 0o020000:
-      return 'character device';
-    default:
-      return 'unknown';
-  }
-}
-
-const DESCRIBED: Record<EntryType, string> = {
-  file: 'a file',
-  directory: 'a directory',
-  symlink: 'a symbolic link',
-  fifo: 'a FIFO',
-  socket: 'a socket',
-  'block device': 'a block device',
-  'character device': 'a character device',
-  unknown: 'not a regular file',
-};
-
 /** A link or special file where the program needed a directory or a regular file: refused, never followed. */
 export class UnsafeEntryError extends StorageError {
   override name = 'UnsafeEntryError';
@@ -75,7 +45,7 @@ export class UnsafeEntryError extends StorageError {
     readonly entry: string,
     readonly entryType: EntryType,
   ) {
-    super(`${location}: refusing to ${action} ${key}: ${entry} is ${DESCRIBED[entryType]} (links and special files inside a target are never followed or opened)`, true, 'unsafe-entry');
+    super(`${location}: refusing to ${action} ${key}: ${entry} is ${describeEntryType(entryType)} (links and special files inside a target are never followed or opened)`, true, 'unsafe-entry');
   }
 }
 

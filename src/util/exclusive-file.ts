@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { describeEntryType, entryTypeOf } from './file-type.js';
 import { closeSync, constants, createWriteStream, fstatSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, rmSync, type Stats, statSync, type WriteStream } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -262,12 +263,7 @@ function lstatOrNone(path: string): Stats | undefined {
 }
 
 function describe(s: Stats): string {
-  if (s.isFile()) return 'a regular file';
-  if (s.isSymbolicLink()) return 'a symbolic link';
-  if (s.isDirectory()) return 'a directory';
-  if (s.isFIFO()) return 'a FIFO';
-  if (s.isSocket()) return 'a socket';
-  return 'a device';
+  return describeEntryType(entryTypeOf(s.mode));
 }
 
 /** The rename is durable only once the directory is flushed too; a file system that cannot is not an error. */
