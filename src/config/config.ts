@@ -252,6 +252,20 @@ export function datasetSettings(cfg: ResolvedDatasetConfig): SettingValues {
   return out as SettingValues;
 }
 
+/** Whether an entry archives `dataset`: its own name, or a descendant when it is recursive. */
+export function entryHolds(cfg: ResolvedDatasetConfig, dataset: string): boolean {
+  return dataset === cfg.name || (cfg.recursive && dataset.startsWith(`${cfg.name}/`));
+}
+
+/**
+ * The entry whose settings apply to `dataset`: the entry of that name, else the recursive entry
+ * nearest above it (`tank/home/alice` of its own beats a recursive `tank/home`); undefined when none holds it.
+ */
+export function entryFor(config: ZfsOffsiteConfig, dataset: string): ResolvedDatasetConfig | undefined {
+  const holding = config.datasets.filter((cfg) => entryHolds(cfg, dataset));
+  return holding.sort((a, b) => b.name.length - a.name.length)[0];
+}
+
 /** Reads and validates a config file; a missing or unreadable file is a UsageError too. */
 export async function loadConfig(file: string): Promise<ZfsOffsiteConfig> {
   let text: string;

@@ -6,7 +6,7 @@ import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
 import { splitSnapshotName } from '../archive/format/keys.js';
 import type { RetentionPolicy } from '../archive/plan/retention.js';
 import { orderSnapshots } from '../archive/plan/snapshot-order.js';
-import { datasetSettings, type ResolvedDatasetConfig, snapshotPattern, type ZfsOffsiteConfig } from '../config/config.js';
+import { datasetSettings, entryHolds, type ResolvedDatasetConfig, snapshotPattern, type ZfsOffsiteConfig } from '../config/config.js';
 import type { Backend } from '../storage/backend.js';
 import { errorMessage, OperationalError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -62,7 +62,7 @@ export async function runNightly(o: RunOptions): Promise<RunReport> {
   const results: DatasetRunResult[] = [];
   for (const cfg of o.config.datasets) {
     // --dataset: an entry that cannot hold it is not even listed (its failure is not this run's).
-    if (o.only !== undefined && o.only !== cfg.name && !(cfg.recursive && o.only.startsWith(`${cfg.name}/`))) continue;
+    if (o.only !== undefined && !entryHolds(cfg, o.only)) continue;
     let names: string[];
     try {
       names = cfg.recursive ? await o.zfs.listDatasets(cfg.name, true) : [cfg.name];

@@ -25,7 +25,8 @@ export type ProblemKind =
   | 'chunk-raw-mismatch'
   | 'stream-invalid'
   | 'stream-hash-mismatch'
-  | 'unsafe-entry';
+  | 'unsafe-entry'
+  | 'not-archived';
 
 export interface Problem {
   kind: ProblemKind;

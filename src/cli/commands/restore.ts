@@ -1,4 +1,7 @@
-import type { Command, OptionValues } from 'commander';
+import type { Command } from 'commander';
+import { datasetSettings, loadConfig } from '../../config/config.js';
+import { configEntry } from '../../jobs/config-targets.js';
+import type { SettingValues } from '../../settings/table.js';
 import { restore } from '../../jobs/restore.js';
 import { parseSettingText } from '../../settings/values.js';
 import { Zfs } from '../../zfs/zfs.js';
@@ -7,8 +10,9 @@ import { printText } from '../output/print.js';
 import { describePlan, restoreJson } from '../output/restore.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
 import { type CommandDeps, fromTarget, withTarget } from './common.js';
+import { addConfigOptions, type ConfigCliOptions, checkConfigUse, explicitSettings } from './config-option.js';
 
-interface RestoreCliOptions extends OptionValues {
+interface RestoreCliOptions extends ConfigCliOptions {
   from?: string;
   into?: string;
   output?: string;
@@ -23,26 +27,32 @@ interface RestoreCliOptions extends OptionValues {
 
 export function registerRestore(program: Command, deps: CommandDeps): void {
   addSettingFlags(
-    program
-      .command('restore')
-      .description('restore a dataset (at its newest or a given snapshot) from the archive into zfs receive')
-      .argument('<dataset>', 'DATASET or DATASET@SNAPSHOT as archived (see: list)')
-      .option('--from <target>', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path (default: $ZFS_OFFSITE_TARGET)')
-      .option('--into <dataset>', 'receive under this name (default: the archived name)')
-      .option('--output <file>', 'write the raw stream(s) to FILE or - (stdout) instead of running zfs receive')
-      .option('--dry-run', 'print the plan and exit')
-      .option('--force', 'zfs receive -F: roll the destination back / overwrite it; with --output FILE: replace an existing file (or symbolic link) FILE')
-      .option('--resumable', 'zfs receive -s: keep partial state when interrupted')
-      .option('--no-mount', 'zfs receive -u: do not mount what is received')
-      .option('--parallel <n>', 'chunks fetched ahead', '2')
-      .option('--no-progress', 'no progress line on a terminal')
-      .option('--json', 'print the plan and result as JSON'),
+    addConfigOptions(
+      program
+        .command('restore')
+        .description('restore a dataset (at its newest or a given snapshot) from the archive into zfs receive')
+        .argument('<dataset>', 'DATASET or DATASET@SNAPSHOT as archived (see: list)')
+        .option('--from <target>', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path (default: $ZFS_OFFSITE_TARGET)')
+        .option('--into <dataset>', 'receive under this name (default: the archived name)')
+        .option('--output <file>', 'write the raw stream(s) to FILE or - (stdout) instead of running zfs receive')
+        .option('--dry-run', 'print the plan and exit')
+        .option('--force', 'zfs receive -F: roll the destination back / overwrite it; with --output FILE: replace an existing file (or symbolic link) FILE')
+        .option('--resumable', 'zfs receive -s: keep partial state when interrupted')
+        .option('--no-mount', 'zfs receive -u: do not mount what is received')
+        .option('--parallel <n>', 'chunks fetched ahead', '2')
+        .option('--no-progress', 'no progress line on a terminal')
+        .option('--json', 'print the plan and result as JSON'),
+      false,
+    ),
     'target',
-  ).action(async (what: string, o: RestoreCliOptions) => {
+  ).action(async (what: string, o: RestoreCliOptions, cmd: Command) => {
+    checkConfigUse(o, o.from !== undefined, '--from');
     const zfs = o.output ? undefined : Zfs.fromCommand(deps.zfsCommand());
     // Chunks fetched ahead: a count like the upload setting, read by the same rules.
     const parallel = parseSettingText('parallel', o.parallel, '--parallel') as number;
-    await withTarget(fromTarget(o.from), settingsFromFlags(o, ['target']), async (backend, pool) => {
+    // --config: the target and settings of the entry that holds the dataset, as run uses them.
+    const [target, settings] = o.config === undefined ? [fromTarget(o.from), settingsFromFlags(o, ['target'])] : await configTarget(what, o, cmd);
+    await withTarget(target, settings, async (backend, pool) => {
       const result = await restore({
         backend,
         pool,
@@ -64,4 +74,10 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
       else printText(describePlan(result, o.dryRun ? 'dry-run' : 'done'), report);
     });
   });
+}
+
+async function configTarget(what: string, o: RestoreCliOptions, cmd: Command): Promise<[string, SettingValues]> {
+  const config = await loadConfig(o.config!);
+  const entry = configEntry(config, what.split('@')[0]!);
+  return [entry.target, { ...datasetSettings(entry), ...explicitSettings(cmd, o) }];
 }
