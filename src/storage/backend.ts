@@ -75,6 +75,13 @@ export interface Backend {
   readonly location: string;
   /** How many requests in parallel this backend handles well (a hint for upload/prefetch pools). */
   readonly connections: number;
+  /**
+   * A hint for readers of large objects: a read of at least twice this many bytes goes faster
+   * as range requests of about this size in parallel. Set where one request's speed is bounded
+   * by its connection (S3 over a long link: one TCP connection's window per request), absent
+   * where one request already fills the path (a local disk).
+   */
+  readonly rangedReadBytes?: number;
 
   /**
    * Store an object. Atomic: readers see either the complete new object or none

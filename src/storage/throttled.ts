@@ -20,6 +20,9 @@ export class ThrottledBackend implements Backend {
   get connections(): number {
     return this.inner.connections;
   }
+  get rangedReadBytes(): number | undefined {
+    return this.inner.rangedReadBytes;
+  }
 
   async put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
     const bytes = size ?? (Buffer.isBuffer(body) ? body.length : 0);

@@ -6,6 +6,7 @@ import { StorageError } from '../../src/storage/backend.js';
 import { RetryingBackend } from '../../src/storage/retrying.js';
 import { S3Backend, type S3BackendOptions } from '../../src/storage/s3.js';
 import { describeS3Error } from '../../src/storage/s3-errors.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { createTestBucket, RGW_HINT, rgwClient, rgwSettings, type TestBucket } from '../support/rgw.js';
 import { chunkedReadable, readAll, runBackendContract } from './contract.js';
 
@@ -201,6 +202,30 @@ describe.skipIf(!rgw)(`S3 backend on Ceph RGW (skipped without a server: ${RGW_H
       const part = await readAll(await backend.get('big', { offset: 6 * MiB, length: MiB }));
       expect(part.equals(data.subarray(6 * MiB, 7 * MiB))).toBe(true);
     }, 60_000);
+
+    it('reuses its connections: chunk PUTs and GETs one after another go over one connection, without Expect: 100-continue', async () => {
+      // Counts the TCP connections the backend opens (the SDK used to close each one after a
+      // PUT that carried Expect: 100-continue: a handshake and a round trip per chunk).
+      const port = Number(new URL(rgw!.endpoint).port);
+      const proxy = await startFaultProxy({ targetPort: port, pattern: ['none'], maxBytesBeforeFault: 0, random: Math.random, lifetimeMs: 60_000 });
+      const viaProxy = new S3Backend(options(bucket.name, { endpoint: `http://127.0.0.1:${proxy.port}` }));
+      try {
+        for (let i = 0; i < 4; i++) {
+          const body = randomBytes(MiB);
+          await viaProxy.put(`reuse-${i}`, body, body.length, { sha256: createHash('sha256').update(body).digest('hex') });
+          await viaProxy.put(`reuse-md5-${i}`, body);
+          expect((await readAll(await viaProxy.get(`reuse-${i}`))).equals(body)).toBe(true);
+        }
+        expect(proxy.stats.connections).toBe(1);
+      } finally {
+        await viaProxy.close();
+        await proxy.close();
+      }
+    }, 60_000);
+
+    it('asks for ranged reads of large objects (the chunk fetcher splits them)', () => {
+      expect(backend.rangedReadBytes).toBe(4 * MiB);
+    });
   });
 });
 
