@@ -199,8 +199,7 @@ async function readObject(backend: Backend, key: string, object: string, into: U
     );
     throw new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), size);
   };
-  const tooSmall = (size: number): ChunkIntegrityError =>
-    new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), String(size));
+  const tooSmall = (size: number): ChunkIntegrityError => new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), String(size));
   // One failed range ends the others: their bytes are of no use any more.
   const stop = new AbortController();
   const onCancel = (): void => stop.abort(cancelled.reason);
