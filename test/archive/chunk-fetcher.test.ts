@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { PassThrough, type Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChunkFetcher, ChunkIntegrityError, type ChunkRef, chunkRanges, type FetchOutcome, inPlaceMargin, MAX_RANGES_PER_CHUNK } from '../../src/archive/pipeline/chunk-fetcher.js';
+import { ChunkFetcher, ChunkIntegrityError, type ChunkRef, chunkRanges, type FetchOutcome, inPlaceMargin } from '../../src/archive/pipeline/chunk-fetcher.js';
 import { ChunkPool, frameBound } from '../../src/archive/pipeline/chunk-pool.js';
 import type { ManifestChunk } from '../../src/archive/format/manifest.js';
 import { writeReleasing } from '../../src/archive/pipeline/reader.js';
-import { type Backend, type ByteRange, type LoadConsumer, type LoadOptions, StorageError } from '../../src/storage/backend.js';
+import { type Backend, type ByteRange, MAX_PARTS_PER_OBJECT, type LoadConsumer, type LoadOptions, StorageError } from '../../src/storage/backend.js';
 import { consumeRead, rangeOf } from '../../src/storage/bodies.js';
 import { LocalBackend } from '../../src/storage/local.js';
 import { RetryingBackend } from '../../src/storage/retrying.js';
@@ -275,16 +275,16 @@ describe('ChunkFetcher over a local directory', () => {
     expect(got.map((b) => sha256(b as Buffer))).toEqual(archive.raws.map(sha256));
     // Chunk 1 is random (stored ≈ 300 kB): four ranges, the first at 0.
     const offsets = backend.gets.filter((g) => g.startsWith(PREFIX + archive.chunks[1]!.key)).map((g) => Number(g.split('@')[1]));
-    expect(offsets).toHaveLength(MAX_RANGES_PER_CHUNK);
+    expect(offsets).toHaveLength(MAX_PARTS_PER_OBJECT);
     expect(offsets.sort((a, b) => a - b)[0]).toBe(0);
   });
 
-  it('chunkRanges: covers every byte once, the last range open-ended, at most MAX_RANGES_PER_CHUNK', () => {
+  it('chunkRanges: covers every byte once, the last range open-ended, at most MAX_PARTS_PER_OBJECT', () => {
     expect(chunkRanges(10, undefined)).toEqual([{ offset: 0 }]);
     expect(chunkRanges(7_999_999, 4_000_000)).toEqual([{ offset: 0 }]);
     for (const size of [8_000_000, 8_000_001, 16_777_216, 16_777_229, 100_000_000]) {
       const ranges = chunkRanges(size, 4_000_000);
-      expect(ranges.length).toBe(Math.min(MAX_RANGES_PER_CHUNK, Math.floor(size / 4_000_000)));
+      expect(ranges.length).toBe(Math.min(MAX_PARTS_PER_OBJECT, Math.floor(size / 4_000_000)));
       expect(ranges.at(-1)!.length).toBeUndefined();
       let next = 0;
       for (const r of ranges) {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StorageError } from '../../src/storage/backend.js';
+import { evenParts, MAX_PARTS_PER_OBJECT, StorageError } from '../../src/storage/backend.js';
 import { RetryingBackend } from '../../src/storage/retrying.js';
 import { S3Backend, type S3BackendOptions } from '../../src/storage/s3.js';
 import { describeS3Error } from '../../src/storage/s3-errors.js';
@@ -123,6 +123,33 @@ describe.skipIf(!rgw)(`S3 backend on Ceph RGW (skipped without a server: ${RGW_H
       expect(err.permanent).toBe(false); // damaged on the way: worth sending again
       await expect(backend.head('mismatch')).rejects.toThrow(/not found/);
       await expect(backend.put('bad-hash', body, body.length, { sha256: 'abc' })).rejects.toThrow(/invalid SHA-256/);
+    }, 60_000);
+
+    it('a body with the SHA-256 of each part: parts in parallel, each refused by the server when its hash is not its bytes', async () => {
+      const body = randomBytes(16 * MiB + 13);
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      const parts = evenParts(body.length, backend.partUploadBytes, MAX_PARTS_PER_OBJECT);
+      expect(parts.length).toBe(3);
+      const partSha256s = parts.map((p) => createHash('sha256').update(body.subarray(p.offset, p.offset + p.length)).digest('hex'));
+      await backend.put('in-parts', body, body.length, { sha256, partSha256s });
+      expect((await readAll(await backend.get('in-parts'))).equals(body)).toBe(true);
+      const c = client();
+      const head = await c.send(new HeadObjectCommand({ Bucket: bucket.name, Key: 'archive/host-1/in-parts' }));
+      expect(head.ETag).toMatch(/-3"$/);
+      // One part's hash is not its bytes (as when it is damaged on the way): the server refuses
+      // that part, the upload is aborted, nothing is left.
+      const damaged = [...partSha256s];
+      damaged[1] = createHash('sha256').update('other bytes').digest('hex');
+      const err = await failure(backend.put('in-parts-bad', body, body.length, { sha256, partSha256s: damaged }));
+      expect(err.message).toMatch(/mismatch ?\w*|arrived damaged/i);
+      expect(err.permanent).toBe(false);
+      await expect(backend.head('in-parts-bad')).rejects.toThrow(/not found/);
+      const uploads = await c.send(new ListMultipartUploadsCommand({ Bucket: bucket.name }));
+      c.destroy();
+      expect(uploads.Uploads ?? []).toEqual([]);
+      // Hashes that do not match the server's cut (a caller's bug): one signed PutObject instead.
+      await backend.put('whole', body, body.length, { sha256, partSha256s: partSha256s.slice(1) });
+      expect((await readAll(await backend.get('whole'))).equals(body)).toBe(true);
     }, 60_000);
 
     it('aborts a failed multipart upload: no object and no incomplete upload left', async () => {

@@ -1,5 +1,5 @@
 import type { Backend } from '../../storage/backend.js';
-import { isNotFound } from '../../storage/backend.js';
+import { evenParts, isNotFound, MAX_PARTS_PER_OBJECT } from '../../storage/backend.js';
 import { UnsafeEntryError } from '../../storage/confined.js';
 import { OperationalError } from '../../util/errors.js';
 import { ChunkJobError, type ChunkPool } from './chunk-pool.js';
@@ -165,22 +165,15 @@ export class ChunkFetcher {
   }
 }
 
-/** Range requests of one chunk in flight at most: with 3 chunks fetched ahead, 12 requests. */
-export const MAX_RANGES_PER_CHUNK = 4;
-
 /**
  * How a chunk of `size` bytes is read: one request, or (where the backend says a long link
- * limits each request, `rangedReadBytes`) up to MAX_RANGES_PER_CHUNK ranges in parallel, each
+ * limits each request, `rangedReadBytes`) up to MAX_PARTS_PER_OBJECT ranges in parallel, each
  * landing in its own part of the same buffer, so requests in flight cost no extra memory.
  * The last range is open-ended, so an object longer than the manifest says is still noticed.
  */
 export function chunkRanges(size: number, rangedReadBytes: number | undefined): { offset: number; length?: number }[] {
-  const count = rangedReadBytes && rangedReadBytes > 0 ? Math.min(MAX_RANGES_PER_CHUNK, Math.floor(size / rangedReadBytes)) : 1;
-  if (count <= 1) return [{ offset: 0 }];
-  const step = Math.ceil(size / count);
-  const ranges: { offset: number; length?: number }[] = [];
-  for (let offset = 0; offset < size; offset += step) ranges.push(offset + step >= size ? { offset } : { offset, length: step });
-  return ranges;
+  const parts = evenParts(size, rangedReadBytes, MAX_PARTS_PER_OBJECT);
+  return parts.map((part, i) => (i === parts.length - 1 ? { offset: part.offset } : part));
 }
 
 /**
