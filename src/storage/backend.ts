@@ -50,6 +50,29 @@ export interface ListOptions {
 export interface PutOptions {
   /** Hex SHA-256 of the (Buffer) body. */
   sha256?: string;
+  /**
+   * Hex SHA-256 of each part of the (Buffer) body as `evenParts(size, partUploadBytes,
+   * MAX_PARTS_PER_OBJECT)` cuts it, for a backend with `partUploadBytes`: it uploads the parts
+   * in parallel, each checked by the server against its own hash.
+   */
+  partSha256s?: readonly string[];
+}
+
+/** Parallel requests for one object at most (ranged reads, part uploads). */
+export const MAX_PARTS_PER_OBJECT = 4;
+
+/**
+ * `size` bytes cut into at most `maxParts` contiguous parts of equal size (the last one takes
+ * what remains), none below `minPartBytes`; one part when `minPartBytes` is not set. The one
+ * rule for ranged reads and part uploads, so that a writer can hash the parts a backend will
+ * upload before handing it the body.
+ */
+export function evenParts(size: number, minPartBytes: number | undefined, maxParts: number): { offset: number; length: number }[] {
+  const count = minPartBytes && minPartBytes > 0 ? Math.max(1, Math.min(maxParts, Math.floor(size / minPartBytes))) : 1;
+  const step = Math.ceil(size / count);
+  const parts: { offset: number; length: number }[] = [];
+  for (let offset = 0; offset < size || parts.length === 0; offset += step) parts.push({ offset, length: Math.min(step, size - offset) });
+  return parts;
 }
 
 export interface ByteRange {
@@ -75,6 +98,19 @@ export interface Backend {
   readonly location: string;
   /** How many requests in parallel this backend handles well (a hint for upload/prefetch pools). */
   readonly connections: number;
+  /**
+   * A hint for readers of large objects: a read of at least twice this many bytes goes faster
+   * as range requests of about this size in parallel. Set where one request's speed is bounded
+   * by its connection (S3 over a long link: one TCP connection's window per request), absent
+   * where one request already fills the path (a local disk).
+   */
+  readonly rangedReadBytes?: number;
+  /**
+   * A hint for writers of large Buffer bodies with a SHA-256: a body of at least twice this many
+   * bytes is uploaded as parts of at least this size in parallel (`evenParts`), when the caller
+   * passes each part's SHA-256 (`PutOptions.partSha256s`). Absent: one request per object.
+   */
+  readonly partUploadBytes?: number;
 
   /**
    * Store an object. Atomic: readers see either the complete new object or none

@@ -82,6 +82,12 @@ export class RetryingBackend implements Backend {
   get connections(): number {
     return this.inner.connections;
   }
+  get rangedReadBytes(): number | undefined {
+    return this.inner.rangedReadBytes;
+  }
+  get partUploadBytes(): number | undefined {
+    return this.inner.partUploadBytes;
+  }
 
   /**
    * Runs `op` until it succeeds, fails for good, or the attempt/time budget is spent; an abort of

@@ -20,6 +20,12 @@ export class ThrottledBackend implements Backend {
   get connections(): number {
     return this.inner.connections;
   }
+  get rangedReadBytes(): number | undefined {
+    return this.inner.rangedReadBytes;
+  }
+  get partUploadBytes(): number | undefined {
+    return this.inner.partUploadBytes;
+  }
 
   async put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
     const bytes = size ?? (Buffer.isBuffer(body) ? body.length : 0);

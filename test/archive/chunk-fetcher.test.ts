@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { PassThrough, type Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChunkFetcher, ChunkIntegrityError, type ChunkRef, type FetchOutcome, inPlaceMargin } from '../../src/archive/pipeline/chunk-fetcher.js';
+import { ChunkFetcher, ChunkIntegrityError, type ChunkRef, chunkRanges, type FetchOutcome, inPlaceMargin } from '../../src/archive/pipeline/chunk-fetcher.js';
 import { ChunkPool, frameBound } from '../../src/archive/pipeline/chunk-pool.js';
 import type { ManifestChunk } from '../../src/archive/format/manifest.js';
 import { writeReleasing } from '../../src/archive/pipeline/reader.js';
-import { type Backend, type ByteRange, type LoadConsumer, type LoadOptions, StorageError } from '../../src/storage/backend.js';
+import { type Backend, type ByteRange, MAX_PARTS_PER_OBJECT, type LoadConsumer, type LoadOptions, StorageError } from '../../src/storage/backend.js';
 import { consumeRead, rangeOf } from '../../src/storage/bodies.js';
 import { LocalBackend } from '../../src/storage/local.js';
 import { RetryingBackend } from '../../src/storage/retrying.js';
@@ -76,6 +76,8 @@ async function collect(fetcher: ChunkFetcher, chunks: ManifestChunk[]): Promise<
 class UnrulyBackend implements Backend {
   readonly location: string;
   readonly connections = 4;
+  /** Set: reads of chunks at least twice this size are split into parallel ranges (as over S3). */
+  rangedReadBytes?: number;
   readonly gets: string[] = [];
   slow = new Set<string>();
   breakOnce = new Set<string>();
@@ -265,7 +267,38 @@ describe('ChunkFetcher over a local directory', () => {
     expect(got).toEqual(archive.raws.map(sha256));
   });
 
-  describe('integrity: each damage is named, its bytes never handed out, the other chunks still are', () => {
+  it('reads a large chunk as parallel ranges into one buffer where the backend asks for it', async () => {
+    const backend = new UnrulyBackend(local);
+    backend.rangedReadBytes = 50_000;
+    backend.slow = new Set([PREFIX + archive.chunks[1]!.key]);
+    const got = await collect(new ChunkFetcher({ backend, pool, parallel: 2 }), archive.chunks);
+    expect(got.map((b) => sha256(b as Buffer))).toEqual(archive.raws.map(sha256));
+    // Chunk 1 is random (stored ≈ 300 kB): four ranges, the first at 0.
+    const offsets = backend.gets.filter((g) => g.startsWith(PREFIX + archive.chunks[1]!.key)).map((g) => Number(g.split('@')[1]));
+    expect(offsets).toHaveLength(MAX_PARTS_PER_OBJECT);
+    expect(offsets.sort((a, b) => a - b)[0]).toBe(0);
+  });
+
+  it('chunkRanges: covers every byte once, the last range open-ended, at most MAX_PARTS_PER_OBJECT', () => {
+    expect(chunkRanges(10, undefined)).toEqual([{ offset: 0 }]);
+    expect(chunkRanges(7_999_999, 4_000_000)).toEqual([{ offset: 0 }]);
+    for (const size of [8_000_000, 8_000_001, 16_777_216, 16_777_229, 100_000_000]) {
+      const ranges = chunkRanges(size, 4_000_000);
+      expect(ranges.length).toBe(Math.min(MAX_PARTS_PER_OBJECT, Math.floor(size / 4_000_000)));
+      expect(ranges.at(-1)!.length).toBeUndefined();
+      let next = 0;
+      for (const r of ranges) {
+        expect(r.offset).toBe(next);
+        next = r.offset + (r.length ?? size - r.offset);
+      }
+      expect(next).toBe(size);
+    }
+  });
+
+  describe.each([
+    ['one request per chunk', undefined],
+    ['ranged reads', 50_000],
+  ])('integrity (%s): each damage is named, its bytes never handed out, the other chunks still are', (_how, rangedReadBytes) => {
     const DAMAGED = 3;
     async function withDamaged(
       // biome-ignore lint/suspicious/noConfusingVoidType: damage callbacks either edit in place (void) or return a new entry
@@ -276,7 +309,9 @@ describe('ChunkFetcher over a local directory', () => {
       const edited = await damage(chunks[DAMAGED]!, archive.stored[DAMAGED]!);
       if (edited) chunks[DAMAGED] = edited;
       try {
-        const got = await collect(new ChunkFetcher({ backend: local, pool, parallel: 3 }), chunks);
+        const backend = new UnrulyBackend(local);
+        backend.rangedReadBytes = rangedReadBytes;
+        const got = await collect(new ChunkFetcher({ backend, pool, parallel: 3 }), chunks);
         for (const [i, b] of got.entries()) if (i !== DAMAGED) expect(sha256(b as Buffer)).toBe(archive.chunks[i]!.rawSha256);
         const error = got[DAMAGED] as ChunkIntegrityError;
         expect(error).toBeInstanceOf(ChunkIntegrityError);

@@ -2,10 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StorageError } from '../../src/storage/backend.js';
+import { evenParts, MAX_PARTS_PER_OBJECT, StorageError } from '../../src/storage/backend.js';
 import { RetryingBackend } from '../../src/storage/retrying.js';
 import { S3Backend, type S3BackendOptions } from '../../src/storage/s3.js';
 import { describeS3Error } from '../../src/storage/s3-errors.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { createTestBucket, RGW_HINT, rgwClient, rgwSettings, type TestBucket } from '../support/rgw.js';
 import { chunkedReadable, readAll, runBackendContract } from './contract.js';
 
@@ -124,6 +125,33 @@ describe.skipIf(!rgw)(`S3 backend on Ceph RGW (skipped without a server: ${RGW_H
       await expect(backend.put('bad-hash', body, body.length, { sha256: 'abc' })).rejects.toThrow(/invalid SHA-256/);
     }, 60_000);
 
+    it('a body with the SHA-256 of each part: parts in parallel, each refused by the server when its hash is not its bytes', async () => {
+      const body = randomBytes(16 * MiB + 13);
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      const parts = evenParts(body.length, backend.partUploadBytes, MAX_PARTS_PER_OBJECT);
+      expect(parts.length).toBe(3);
+      const partSha256s = parts.map((p) => createHash('sha256').update(body.subarray(p.offset, p.offset + p.length)).digest('hex'));
+      await backend.put('in-parts', body, body.length, { sha256, partSha256s });
+      expect((await readAll(await backend.get('in-parts'))).equals(body)).toBe(true);
+      const c = client();
+      const head = await c.send(new HeadObjectCommand({ Bucket: bucket.name, Key: 'archive/host-1/in-parts' }));
+      expect(head.ETag).toMatch(/-3"$/);
+      // One part's hash is not its bytes (as when it is damaged on the way): the server refuses
+      // that part, the upload is aborted, nothing is left.
+      const damaged = [...partSha256s];
+      damaged[1] = createHash('sha256').update('other bytes').digest('hex');
+      const err = await failure(backend.put('in-parts-bad', body, body.length, { sha256, partSha256s: damaged }));
+      expect(err.message).toMatch(/mismatch ?\w*|arrived damaged/i);
+      expect(err.permanent).toBe(false);
+      await expect(backend.head('in-parts-bad')).rejects.toThrow(/not found/);
+      const uploads = await c.send(new ListMultipartUploadsCommand({ Bucket: bucket.name }));
+      c.destroy();
+      expect(uploads.Uploads ?? []).toEqual([]);
+      // Hashes that do not match the server's cut (a caller's bug): one signed PutObject instead.
+      await backend.put('whole', body, body.length, { sha256, partSha256s: partSha256s.slice(1) });
+      expect((await readAll(await backend.get('whole'))).equals(body)).toBe(true);
+    }, 60_000);
+
     it('aborts a failed multipart upload: no object and no incomplete upload left', async () => {
       async function* dying() {
         yield* chunkedReadable(randomBytes(12 * MiB));
@@ -201,6 +229,30 @@ describe.skipIf(!rgw)(`S3 backend on Ceph RGW (skipped without a server: ${RGW_H
       const part = await readAll(await backend.get('big', { offset: 6 * MiB, length: MiB }));
       expect(part.equals(data.subarray(6 * MiB, 7 * MiB))).toBe(true);
     }, 60_000);
+
+    it('reuses its connections: chunk PUTs and GETs one after another go over one connection, without Expect: 100-continue', async () => {
+      // Counts the TCP connections the backend opens (the SDK used to close each one after a
+      // PUT that carried Expect: 100-continue: a handshake and a round trip per chunk).
+      const port = Number(new URL(rgw!.endpoint).port);
+      const proxy = await startFaultProxy({ targetPort: port, pattern: ['none'], maxBytesBeforeFault: 0, random: Math.random, lifetimeMs: 60_000 });
+      const viaProxy = new S3Backend(options(bucket.name, { endpoint: `http://127.0.0.1:${proxy.port}` }));
+      try {
+        for (let i = 0; i < 4; i++) {
+          const body = randomBytes(MiB);
+          await viaProxy.put(`reuse-${i}`, body, body.length, { sha256: createHash('sha256').update(body).digest('hex') });
+          await viaProxy.put(`reuse-md5-${i}`, body);
+          expect((await readAll(await viaProxy.get(`reuse-${i}`))).equals(body)).toBe(true);
+        }
+        expect(proxy.stats.connections).toBe(1);
+      } finally {
+        await viaProxy.close();
+        await proxy.close();
+      }
+    }, 60_000);
+
+    it('asks for ranged reads of large objects (the chunk fetcher splits them)', () => {
+      expect(backend.rangedReadBytes).toBe(4 * MiB);
+    });
   });
 });
 

@@ -1,5 +1,5 @@
 import type { Backend } from '../../storage/backend.js';
-import { isNotFound } from '../../storage/backend.js';
+import { evenParts, isNotFound, MAX_PARTS_PER_OBJECT } from '../../storage/backend.js';
 import { UnsafeEntryError } from '../../storage/confined.js';
 import { OperationalError } from '../../util/errors.js';
 import { ChunkJobError, type ChunkPool } from './chunk-pool.js';
@@ -166,6 +166,17 @@ export class ChunkFetcher {
 }
 
 /**
+ * How a chunk of `size` bytes is read: one request, or (where the backend says a long link
+ * limits each request, `rangedReadBytes`) up to MAX_PARTS_PER_OBJECT ranges in parallel, each
+ * landing in its own part of the same buffer, so requests in flight cost no extra memory.
+ * The last range is open-ended, so an object longer than the manifest says is still noticed.
+ */
+export function chunkRanges(size: number, rangedReadBytes: number | undefined): { offset: number; length?: number }[] {
+  const parts = evenParts(size, rangedReadBytes, MAX_PARTS_PER_OBJECT);
+  return parts.map((part, i) => (i === parts.length - 1 ? { offset: part.offset } : part));
+}
+
+/**
  * Reads a whole object into `into` (exactly its length, the manifest's size), piece by piece as
  * it arrives: no whole-object concatenation. Retrying is the backend's: its retrying wrapper
  * restarts a read that breaks midway at the first missing byte, within `--retries` and
@@ -173,32 +184,55 @@ export class ChunkFetcher {
  */
 async function readObject(backend: Backend, key: string, object: string, into: Uint8Array, cancelled: AbortSignal): Promise<void> {
   const expected = into.length;
-  let filled = 0;
-  try {
+  const tooBig = async (): Promise<never> => {
+    // Never write past the buffer; ask for the real size only to name it.
+    const size = await backend.head(key).then(
+      (info) => String(info.size),
+      () => `more than ${expected}`,
+    );
+    throw new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), size);
+  };
+  const tooSmall = (size: number): ChunkIntegrityError => new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), String(size));
+  // One failed range ends the others: their bytes are of no use any more.
+  const stop = new AbortController();
+  const onCancel = (): void => stop.abort(cancelled.reason);
+  cancelled.addEventListener('abort', onCancel, { once: true });
+  const readRange = async ({ offset, length }: { offset: number; length?: number }): Promise<number> => {
+    const end = length === undefined ? expected : offset + length;
+    let filled = offset;
     await backend.load(
       key,
       async (piece) => {
-        if (filled + piece.length > expected) {
-          // Never write past the buffer; ask for the real size only to name it.
-          const size = await backend.head(key).then(
-            (info) => String(info.size),
-            () => `more than ${expected}`,
-          );
-          throw new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), size);
-        }
+        if (filled + piece.length > end) await tooBig();
         into.set(piece, filled);
         filled += piece.length;
       },
-      { signal: cancelled },
+      { signal: stop.signal, ...(offset > 0 ? { offset } : {}), ...(length !== undefined ? { length } : {}) },
     );
+    return filled;
+  };
+  try {
+    const ranges = chunkRanges(expected, backend.rangedReadBytes);
+    const ends = await Promise.all(
+      ranges.map((range) =>
+        readRange(range).catch((err: unknown) => {
+          if (!stop.signal.aborted) stop.abort(err);
+          throw err;
+        }),
+      ),
+    );
+    // A short object: the first range that did not reach its end says where the object ends.
+    ends.forEach((filled, i) => {
+      const range = ranges[i]!;
+      const end = range.length === undefined ? expected : range.offset + range.length;
+      if (filled !== end) throw tooSmall(filled);
+    });
   } catch (err) {
     if (isNotFound(err)) throw new ChunkIntegrityError(object, 'chunk-missing', 'chunk object is missing');
     // A link or special file where the chunk should be (storage/confined.ts): no chunk is there.
     if (err instanceof UnsafeEntryError) throw new ChunkIntegrityError(object, 'chunk-missing', `no chunk object: ${err.entry} is a ${err.entryType}, never followed or read`);
     throw err;
-  }
-  if (filled !== expected) {
-    const size = String(filled);
-    throw new ChunkIntegrityError(object, 'chunk-size', `size ${size} bytes, the manifest says ${expected}`, String(expected), size);
+  } finally {
+    cancelled.removeEventListener('abort', onCancel);
   }
 }

@@ -17,6 +17,8 @@ export type ChunkJob =
       out: SharedArrayBuffer;
       /** Skip compressing when the raw bytes have this SHA-256 (already stored by an interrupted run). */
       skipIfRawSha256?: string;
+      /** Also hash the frame's parts as the backend will upload them (Backend.partUploadBytes). */
+      partBytes?: number;
     }
   | {
       op: 'decompress';
@@ -45,6 +47,7 @@ export interface ChunkReply {
   rawSha256: string;
   storedSha256: string;
   level: number;
+  partSha256s?: string[];
 }
 
 export interface CompressResult {
@@ -53,6 +56,8 @@ export interface CompressResult {
   rawSha256: string;
   storedSha256: string;
   level: number;
+  /** With `partBytes` and a frame of several parts: each part's SHA-256 (PutOptions.partSha256s). */
+  partSha256s?: string[];
 }
 
 export type DecompressJob = Omit<Extract<ChunkJob, { op: 'decompress' }>, 'id' | 'op'>;
@@ -111,7 +116,7 @@ export class ChunkPool {
 
   async compress(job: Omit<Extract<ChunkJob, { op: 'compress' }>, 'id' | 'op'>): Promise<CompressResult> {
     const r = await this.submit({ op: 'compress', ...job });
-    return { length: r.length, rawSha256: r.rawSha256, storedSha256: r.storedSha256, level: r.level };
+    return { length: r.length, rawSha256: r.rawSha256, storedSha256: r.storedSha256, level: r.level, ...(r.partSha256s ? { partSha256s: r.partSha256s } : {}) };
   }
 
   /**

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { parentPort } from 'node:worker_threads';
+import { evenParts, MAX_PARTS_PER_OBJECT } from '../../storage/backend.js';
 import { errorMessage, toWire } from '../../util/errors.js';
 import { type ChunkJob, ChunkJobError, type ChunkReply } from './chunk-pool.js';
 
@@ -56,7 +57,12 @@ function run(job: ChunkJob): ChunkReply {
     const level = chooseLevel(raw, job.level);
     const out = new Uint8Array(job.out);
     const length = context(level).compress2(out, raw);
-    return { id: job.id, length, rawSha256, storedSha256: sha256(out.subarray(0, length)), level };
+    const frame = out.subarray(0, length);
+    // Part hashes cost one more pass over the frame, here off the main thread; they let each
+    // part of a parallel upload be checked by the server as the whole frame would be.
+    const parts = job.partBytes ? evenParts(length, job.partBytes, MAX_PARTS_PER_OBJECT) : [];
+    const partSha256s = parts.length > 1 ? parts.map((p) => sha256(frame.subarray(p.offset, p.offset + p.length))) : undefined;
+    return { id: job.id, length, rawSha256, storedSha256: sha256(frame), level, ...(partSha256s ? { partSha256s } : {}) };
   }
   const stored = new Uint8Array(job.stored, job.storedOffset, job.storedLength);
   const storedSha256 = sha256(stored);

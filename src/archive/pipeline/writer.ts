@@ -6,7 +6,7 @@ import type { Logger } from '../../util/logger.js';
 import { Semaphore } from '../../util/semaphore.js';
 import { TOOL_VERSION } from '../../util/version.js';
 import type { ByteSource } from '../../util/byte-source.js';
-import { type ChunkPool, frameBound } from './chunk-pool.js';
+import { type ChunkPool, type CompressResult, frameBound } from './chunk-pool.js';
 import { readChunks, type RawChunk } from './chunker.js';
 import { type JournalChunk, manifestChunk, ResumeJournal } from '../format/journal.js';
 import { chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from '../format/keys.js';
@@ -220,7 +220,8 @@ class StreamWriteRun {
 
   /** zstd frame and SHA-256s of a chunk; skipped (length < 0) when its raw SHA-256 is `skipIfRawSha256`. */
   private compress(chunk: RawChunk, out: SharedArrayBuffer, skipIfRawSha256: string | undefined) {
-    return this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out, skipIfRawSha256 });
+    const partBytes = this.o.backend.partUploadBytes;
+    return this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out, skipIfRawSha256, ...(partBytes ? { partBytes } : {}) });
   }
 
   /**
@@ -235,13 +236,13 @@ class StreamWriteRun {
   }
 
   /** Stores one frame and checks it arrived whole ("stored and checked" before any commit). */
-  private async upload(chunk: RawChunk, out: SharedArrayBuffer, packed: { length: number; rawSha256: string; storedSha256: string; level: number }): Promise<JournalChunk> {
+  private async upload(chunk: RawChunk, out: SharedArrayBuffer, packed: CompressResult): Promise<JournalChunk> {
     const frame = Buffer.from(out, 0, packed.length);
     const key = this.identity!.prefix + chunkName(chunk.index);
     let stored: ObjectInfo;
     await this.uploads.acquire();
     try {
-      await this.o.backend.put(key, frame, frame.length, { sha256: packed.storedSha256 });
+      await this.o.backend.put(key, frame, frame.length, { sha256: packed.storedSha256, ...(packed.partSha256s ? { partSha256s: packed.partSha256s } : {}) });
       stored = await this.o.backend.head(key);
       if (stored.size !== frame.length) throw new OperationalError(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${frame.length}`);
     } finally {
