@@ -130,7 +130,11 @@ describe.skipIf(!rgw)(`S3 backend on Ceph RGW (skipped without a server: ${RGW_H
       const sha256 = createHash('sha256').update(body).digest('hex');
       const parts = evenParts(body.length, backend.partUploadBytes, MAX_PARTS_PER_OBJECT);
       expect(parts.length).toBe(3);
-      const partSha256s = parts.map((p) => createHash('sha256').update(body.subarray(p.offset, p.offset + p.length)).digest('hex'));
+      const partSha256s = parts.map((p) =>
+        createHash('sha256')
+          .update(body.subarray(p.offset, p.offset + p.length))
+          .digest('hex'),
+      );
       await backend.put('in-parts', body, body.length, { sha256, partSha256s });
       expect((await readAll(await backend.get('in-parts'))).equals(body)).toBe(true);
       const c = client();
