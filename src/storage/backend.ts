@@ -50,6 +50,17 @@ export interface ListOptions {
 export interface PutOptions {
   /** Hex SHA-256 of the (Buffer) body. */
   sha256?: string;
+  /**
+   * The body is stream data (a chunk object): the only kind of put `--bwlimit` limits
+   * (throttled.ts). Everything else — journal, SHA256SUMS, manifest, lease, marker — never waits
+   * behind chunks: a journal stuck in that queue is a journal an interrupted run did not save.
+   */
+  chunkData?: boolean;
+  /**
+   * Aborting gives up a put that has not started yet (one waiting for its turn under
+   * `--bwlimit`, or for a retry) with the signal's reason; a put under way completes.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ByteRange {
