@@ -12,6 +12,8 @@ import { registerRun } from './commands/run.js';
 import { registerSend } from './commands/send.js';
 import { registerVerify } from './commands/verify.js';
 import { exitCodeFor, oneLineError, parserErrorLine } from './exit.js';
+import { Interrupts, interruptedLine } from './interrupt.js';
+import { STOP_SIGNALS } from '../util/interrupted.js';
 
 interface GlobalOptions {
   logLevel?: string;
@@ -38,7 +40,7 @@ function logLevel(flag: string | undefined): string | undefined {
 }
 
 /** The commander program: global options, then one module per command (src/cli/commands/). */
-export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode: 0 }): Command {
+export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode: 0 }, interrupts: Interrupts = new Interrupts()): Command {
   const program = new Command('zfs-offsite')
     .description('Archive ZFS send streams to S3, SFTP or a local directory, and restore them')
     .version(TOOL_VERSION)
@@ -54,6 +56,7 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
     getLog,
     zfsCommand: () => program.opts<GlobalOptions>().zfsCmd,
     setExitCode: (code) => (outcome.exitCode = code),
+    interruptSignal: () => interrupts.takeOver(),
   };
   registerPut(program, deps);
   registerSend(program, deps);
@@ -77,7 +80,8 @@ export async function main(argv: string[]): Promise<number> {
     log ??= createLogger({ level: logLevel(g.logLevel), json: g.logJson, file: g.logFile });
     return log;
   };
-  const program = buildProgram(getLog, outcome);
+  const interrupts = new Interrupts();
+  const program = buildProgram(getLog, outcome, interrupts);
   // The logger (and its --log-file) before any command runs: a log file that cannot be used is
   // bad input reported like any other (one line, exit 2), also for commands that never log.
   program.hook('preAction', () => {
@@ -91,10 +95,17 @@ export async function main(argv: string[]): Promise<number> {
       throw err;
     });
   }
+  interrupts.install();
   try {
     await program.parseAsync(argv);
     return outcome.exitCode;
   } catch (err) {
+    // Stopped by Ctrl-C or SIGTERM, whatever failed on the way out (README, "Exit codes").
+    const stopped = interrupts.signal;
+    if (stopped !== undefined) {
+      process.stderr.write(`${interruptedLine(err)}\n`);
+      return STOP_SIGNALS[stopped];
+    }
     if (err instanceof CommanderError) {
       // --help, --version: 0. No command given: the help, printed on stderr, and 2.
       if (err.exitCode === 0) return 0;
@@ -106,5 +117,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     process.stderr.write(`zfs-offsite: error: ${oneLineError(err)}\n`);
     return exitCodeFor(err);
+  } finally {
+    interrupts.uninstall();
   }
 }

@@ -55,6 +55,17 @@ export interface ArchiveStreamJob {
    * is taken as soon as the stream names its dataset and held until the end (archive/lease.ts).
    */
   lease?: HeldLease;
+  /** The stream's size when known, for the progress line (`put --input FILE`; `send`: an estimate). */
+  totalBytes?: number;
+  /** `totalBytes` is an estimate (`zfs send -nvP`): the stream may outgrow it. */
+  estimate?: boolean;
+  /** Ctrl-C / SIGTERM (src/cli/interrupt.ts): the writer saves its journal and fails with an InterruptedError. */
+  signal?: AbortSignal;
+}
+
+/** Whether a command shows the progress line: asked for, and stderr is a terminal. */
+export function showsProgress(settings: ArchiveSettings): boolean {
+  return settings.progress && Boolean(process.stderr.isTTY);
 }
 
 /** Shared by `put` and `send`: one stream into the archive, refusing to archive twice. */
@@ -63,7 +74,7 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
   const repo = new Repository(job.backend);
   await repo.check();
   await repo.ensureMarker();
-  const progress = new Progress(job.settings.progress && Boolean(process.stderr.isTTY));
+  const progress = new Progress(showsProgress(job.settings));
   let alreadyArchived = false;
   let taken: DatasetLock | undefined;
   try {
@@ -91,8 +102,16 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
         // A writer whose lease was taken over may have lost chunks to the new holder's prune.
         await (job.lease ?? taken)?.assertHeld();
       },
-      onProgress: (p) => progress.update({ rawBytes: p.rawBytes, storedBytes: p.storedBytes, label: 'archiving' }),
+      onProgress: (p) =>
+        progress.update({
+          rawBytes: p.rawBytes,
+          storedBytes: p.storedBytes,
+          totalBytes: job.totalBytes ?? job.input.totalBytes,
+          estimate: job.totalBytes !== undefined && job.estimate,
+          label: 'archiving',
+        }),
       snapshotTxgs: job.snapshotTxgs,
+      signal: job.signal,
     });
     const seconds = (Date.now() - started) / 1000;
     const { dataset, streamId } = result.identity;

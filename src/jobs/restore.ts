@@ -86,7 +86,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       }
       await writeReleasing(sink.sink, pieces, release, sink);
       written += pieces.reduce((n, b) => n + b.length, 0);
-      progress.update({ rawBytes: written, storedBytes: written, totalBytes: total, label: `stream ${k + 1}/${plan.units.length}` });
+      progress.update({ rawBytes: written, totalBytes: total, label: `stream ${k + 1}/${plan.units.length}` });
     }
   };
   try {

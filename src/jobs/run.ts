@@ -9,6 +9,7 @@ import { orderSnapshots } from '../archive/plan/snapshot-order.js';
 import { datasetSettings, entryHolds, type ResolvedDatasetConfig, snapshotPattern, type ZfsOffsiteConfig } from '../config/config.js';
 import type { Backend } from '../storage/backend.js';
 import { errorMessage, OperationalError, UsageError } from '../util/errors.js';
+import { InterruptedError } from '../util/interrupted.js';
 import type { Logger } from '../util/logger.js';
 import { redactText, redactUrl } from '../util/redact.js';
 import type { Zfs } from '../zfs/zfs.js';
@@ -30,6 +31,11 @@ export interface RunOptions {
   dryRun: boolean;
   progress: boolean;
   now?: () => Date;
+  /**
+   * Ctrl-C / SIGTERM (src/cli/interrupt.ts): the dataset being sent saves its journal and the run
+   * stops there with the InterruptedError (no other dataset is started, no on_failure runs).
+   */
+  signal?: AbortSignal;
 }
 
 export interface DatasetRunResult {
@@ -72,6 +78,7 @@ export async function runNightly(o: RunOptions): Promise<RunReport> {
     }
     for (const name of names) {
       if (o.only !== undefined && name !== o.only) continue;
+      o.signal?.throwIfAborted();
       const result = await new DatasetRun(o, cfg, name).execute();
       results.push(result);
       // A dry run changes nothing and tells no one: hooks are for real runs only.
@@ -104,6 +111,8 @@ class DatasetRun {
       if (this.o.dryRun) await this.plan(backend);
       else await this.archive(backend);
     } catch (err) {
+      // Stopped by the user, not failed: the whole run ends here (its lock released above).
+      if (err instanceof InterruptedError) throw err;
       Object.assign(this.result, { status: 'failed', step: this.step, message: errorMessage(err) });
       this.o.log.error({ dataset: this.dataset, step: this.step }, errorMessage(err));
     } finally {
@@ -167,6 +176,7 @@ class DatasetRun {
         lease: lock, // held already: send must not try to take it again
         ...(this.cfg.raw === 'auto' ? {} : { raw: this.cfg.raw }),
         settings: archiveSettings(datasetSettings(this.cfg), this.o.progress),
+        signal: this.o.signal,
       });
       Object.assign(this.result, {
         streamId: sent.streamId,
@@ -176,6 +186,7 @@ class DatasetRun {
         uploadedBytes: sent.uploadedBytes,
       });
       if (lock.lost) throw lock.lost;
+      this.o.signal?.throwIfAborted();
       if (this.cfg.keep) {
         this.step = 'prune';
         await lock.assertHeld();

@@ -5,11 +5,12 @@ import { splitSnapshotName } from '../archive/format/keys.js';
 import { StreamRejectedError } from '../archive/pipeline/writer.js';
 import type { Backend } from '../storage/backend.js';
 import type { StreamSummary } from '../stream/validator.js';
-import { UsageError } from '../util/errors.js';
+import { errorMessage, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { checkZfsName } from '../zfs/command.js';
 import { type SnapshotInfo, type Zfs, ZfsCommandError } from '../zfs/zfs.js';
-import { type ArchiveSettings, type ArchiveStreamResult, archiveStream } from './archive-stream.js';
+import { type ArchiveSettings, type ArchiveStreamResult, archiveStream, showsProgress } from './archive-stream.js';
+import { InterruptedError } from '../util/interrupted.js';
 import type { HeldLease } from '../archive/lease.js';
 import { Repository } from '../archive/repository.js';
 import { protectBase } from './protect.js';
@@ -37,6 +38,8 @@ export interface SendOptions {
   compressed?: boolean;
   /** The dataset's lease, when the caller holds it already (`run`); otherwise send takes it. */
   lease?: HeldLease;
+  /** Ctrl-C / SIGTERM: the upload stops and saves its journal (archive-stream.ts). */
+  signal?: AbortSignal;
 }
 
 export interface SendResult extends ArchiveStreamResult {
@@ -77,8 +80,10 @@ async function sendFromBase(o: SendOptions, dataset: string, snapshot: string, t
   const plain = [...(o.largeBlocks === false ? [] : ['-L']), ...(o.compressed === false ? [] : ['-c'])];
   const sendArgs = [...(raw ? ['-w'] : plain), ...(base ? [o.intermediates ? '-I' : '-i', base.name] : []), o.snapshot];
   o.log.info({ args: sendArgs.join(' ') }, base ? `incremental from ${base.name}` : 'full stream');
+  o.signal?.throwIfAborted();
 
   const zfsVersion = await o.zfs.version();
+  const estimate = showsProgress(o.settings) ? await sendEstimate(o, sendArgs) : undefined;
   const send = o.zfs.send(sendArgs);
   const beforeCommit = async (summary: StreamSummary): Promise<void> => {
     await send.completion.catch((err: unknown) => {
@@ -106,6 +111,9 @@ async function sendFromBase(o: SendOptions, dataset: string, snapshot: string, t
       fromName: async () => (base ? base.name.slice(base.name.search(/[@#]/) + (base.kind === 'snapshot' ? 1 : 0)) : ''),
       beforeCommit,
       lease: o.lease,
+      totalBytes: estimate,
+      estimate: true,
+      signal: o.signal,
       snapshotTxgs: async (summary) => {
         const txgs = await localSnapshotTxgs(o.zfs, summary);
         // What zfs said when the send was planned, should the listing have failed since.
@@ -119,7 +127,22 @@ async function sendFromBase(o: SendOptions, dataset: string, snapshot: string, t
   } catch (err) {
     // A zfs send failure explains a broken stream better than the stream itself does.
     const own = await send.abort();
+    // A zfs send killed by the same Ctrl-C is not what stopped the run.
+    if (err instanceof InterruptedError) throw err;
     throw own ? own.explained({ outcome: 'nothing was committed' }) : err;
+  }
+}
+
+/**
+ * The size `zfs send -nvP` expects, for the progress line only: when zfs cannot say (an old
+ * version, a remote shell that fails), the send goes on without a total.
+ */
+async function sendEstimate(o: SendOptions, sendArgs: string[]): Promise<number | undefined> {
+  try {
+    return await o.zfs.sendEstimate(sendArgs);
+  } catch (err) {
+    o.log.debug({ err: errorMessage(err) }, 'zfs send -nvP gave no size estimate: progress without a total');
+    return undefined;
   }
 }
 

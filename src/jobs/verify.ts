@@ -113,7 +113,7 @@ class DeepCheck {
     c.bytes += m.chunks[index]!.storedSize;
     this.checked.set(m, c);
     this.done_ += m.chunks[index]!.storedSize;
-    this.progress.update({ rawBytes: this.done_, storedBytes: this.done_, totalBytes: this.total, label: 'verifying' });
+    this.progress.update({ rawBytes: this.done_, totalBytes: this.total, label: 'verifying' });
   }
 
   private report(m: Manifest, err: unknown): void {

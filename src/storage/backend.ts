@@ -56,6 +56,17 @@ export interface PutOptions {
    * in parallel, each checked by the server against its own hash.
    */
   partSha256s?: readonly string[];
+  /**
+   * The body is stream data (a chunk object): the only kind of put `--bwlimit` limits
+   * (throttled.ts). Everything else — journal, SHA256SUMS, manifest, lease, marker — never waits
+   * behind chunks: a journal stuck in that queue is a journal an interrupted run did not save.
+   */
+  chunkData?: boolean;
+  /**
+   * Aborting gives up a put that has not started yet (one waiting for its turn under
+   * `--bwlimit`, or for a retry) with the signal's reason; a put under way completes.
+   */
+  signal?: AbortSignal;
 }
 
 /** Parallel requests for one object at most (ranged reads, part uploads). */

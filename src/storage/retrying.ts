@@ -113,8 +113,8 @@ export class RetryingBackend implements Backend {
   put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
     // A stream is consumed by the first attempt and cannot be replayed: one attempt only.
     // Callers that want retries pass a Buffer.
-    if (body instanceof Readable) return this.inner.put(key, body, size);
-    return this.retry(() => this.inner.put(key, body, size, options));
+    if (body instanceof Readable) return this.inner.put(key, body, size, options);
+    return this.retry(() => this.inner.put(key, body, size, options), options?.signal);
   }
 
   /** Retries opening the object; a failure in the middle of the returned stream is the caller's to handle. */

@@ -3,8 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, ByteRange, ListOptions, LoadConsumer, LoadOptions, ObjectInfo, PutOptions } from './backend.js';
 
 /**
- * An upload bandwidth limit (`--bwlimit`): each put waits for its share of time at the given
- * rate, so the average rate holds over a stream; a single object still goes at full speed.
+ * An upload bandwidth limit (`--bwlimit`): each chunk put (`PutOptions.chunkData`) waits for its
+ * share of time at the given rate, so the average rate holds over a stream; a single object still
+ * goes at full speed. Other puts (journal, manifest, lease: small, and the resume state of a run
+ * that may be interrupted any moment) go at once and take nothing from the chunks' share.
  */
 export class ThrottledBackend implements Backend {
   private nextFree = 0;
@@ -28,11 +30,22 @@ export class ThrottledBackend implements Backend {
   }
 
   async put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
+    if (!options?.chunkData) return this.inner.put(key, body, size, options);
     const bytes = size ?? (Buffer.isBuffer(body) ? body.length : 0);
     const now = Date.now();
     const start = Math.max(now, this.nextFree);
-    this.nextFree = start + (bytes / this.bytesPerSecond) * 1000;
-    if (start > now) await sleep(start - now);
+    const share = (bytes / this.bytesPerSecond) * 1000;
+    this.nextFree = start + share;
+    if (start > now) {
+      try {
+        await sleep(start - now, undefined, options.signal ? { signal: options.signal } : {});
+      } catch (err) {
+        // Given up before it started: its share of time goes back to the puts still waiting.
+        this.nextFree -= share;
+        throw options.signal?.aborted ? options.signal.reason : err;
+      }
+    }
+    options.signal?.throwIfAborted();
     return this.inner.put(key, body, size, options);
   }
 

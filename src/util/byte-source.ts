@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, read } from 'node:fs';
+import { closeSync, fstatSync, read, statSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -16,18 +16,21 @@ export interface ByteSource {
   readonly lastDataAt: number;
   /** Stops reading; a pending or later `fill` rejects with `err` (when given). */
   destroy(err?: Error): void;
+  /** The input's size when it is a regular file (`put --input FILE`, stdin redirected from one), for the progress line. */
+  readonly totalBytes?: number;
 }
 
 /** Standard input as the fastest source it allows (a pipe, a file, or a plain stream). */
 export function stdinSource(): ByteSource {
   const stat = fstatSync(0);
   if (stat.isFIFO() || stat.isSocket()) return new PipeSource(0);
-  if (stat.isFile()) return new FileSource(Promise.resolve(0));
+  if (stat.isFile()) return new FileSource(Promise.resolve(0), stat.size);
   return new ReadableSource(process.stdin);
 }
 
 export function fileSource(path: string): ByteSource {
-  return new FileSource(open(path, 'r'));
+  const stat = statSync(path, { throwIfNoEntry: false });
+  return new FileSource(open(path, 'r'), stat?.isFile() ? stat.size : undefined);
 }
 
 /** A pipe or socket file descriptor (e.g. a named pipe that a child writes into). */
@@ -75,7 +78,10 @@ class FileSource implements ByteSource {
   lastDataAt = performance.now();
   private error: Error | undefined;
 
-  constructor(private readonly handle: Promise<FileHandle | number>) {}
+  constructor(
+    private readonly handle: Promise<FileHandle | number>,
+    readonly totalBytes?: number,
+  ) {}
 
   async fill(target: Uint8Array): Promise<number> {
     const handle = await this.handle;

@@ -66,6 +66,23 @@ const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOL
 /** link(2) fails with these where the file system has no hard links: fall back to check + rename. */
 const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
 
+/**
+ * Temporary files not yet committed or discarded. A process that ends before either (Ctrl-C on
+ * `restore --output`: src/cli/interrupt.ts exits at once) removes them on its way out, so no
+ * half-written `FILE.<random>.partial` is left behind.
+ */
+const unfinished = new Set<string>();
+let removedOnExit = false;
+
+function trackUnfinished(tempPath: string): void {
+  unfinished.add(tempPath);
+  if (removedOnExit) return;
+  removedOnExit = true;
+  process.once('exit', () => {
+    for (const path of unfinished) rmSync(path, { force: true });
+  });
+}
+
 /** A new file written under a temporary name and put at its path only when complete. */
 export class ExclusiveFile {
   /** Ours until stream() hands it to the stream, which closes it when destroyed. */
@@ -80,6 +97,7 @@ export class ExclusiveFile {
     private readonly options: ExclusiveFileOptions,
   ) {
     this.fd = fd;
+    trackUnfinished(tempPath);
   }
 
   /** Refuses an existing FILE (unless `force` allows it) or a missing directory, then creates the temporary file. */
@@ -126,6 +144,7 @@ export class ExclusiveFile {
       } else {
         this.linkNoReplace();
       }
+      unfinished.delete(this.tempPath);
     } catch (err) {
       await this.discard();
       throw err instanceof UsageError || err instanceof OperationalError ? err : this.writeFailed(err);
@@ -145,6 +164,7 @@ export class ExclusiveFile {
     }
     this.fd = undefined;
     rmSync(this.tempPath, { force: true });
+    unfinished.delete(this.tempPath);
   }
 
   /** A write failure as an error naming the file (the cause says what failed: ENOSPC…). */

@@ -65,6 +65,15 @@ export class Zfs {
     return startSend(this.argv(['send', ...args]), ['send', ...args], options);
   }
 
+  /**
+   * The size `zfs send -n -v -P ARGS` (a dry run: nothing is sent) estimates for the stream of
+   * `zfs send ARGS`, for the progress line; undefined when its output has no `size` line. Only an
+   * estimate: the stream may be larger or smaller.
+   */
+  async sendEstimate(args: string[]): Promise<number | undefined> {
+    return parseSendEstimate(await this.run(['send', '-n', '-v', '-P', ...args]));
+  }
+
   /** Starts `zfs receive [-F] [-s] [-u] DATASET` reading the stream from its sink. */
   receive(dataset: string, options: ReceiveOptions = {}): ReceiveHandle {
     checkZfsName(dataset, 'dataset');
@@ -212,4 +221,17 @@ export function parseSnapshotLines(out: string): SnapshotInfo[] {
         creation: Number(creation),
       } satisfies SnapshotInfo;
     });
+}
+
+/**
+ * The total of `zfs send -nvP` output: OpenZFS prints one line per stream (`full\t<snap>\t<size>`,
+ * `incremental\t<from>\t<to>\t<size>`) and then `size\t<bytes>`.
+ */
+export function parseSendEstimate(out: string): number | undefined {
+  let size: number | undefined;
+  for (const line of out.split('\n')) {
+    const m = /^size\t(\d+)\s*$/.exec(line);
+    if (m) size = Number(m[1]);
+  }
+  return size !== undefined && Number.isSafeInteger(size) && size > 0 ? size : undefined;
 }

@@ -8,11 +8,14 @@
  *
  * State: { log, datasets: { NAME: { encryption, snapshots: [{ name, guid, createtxg, creation }],
  *          bookmarks: [...] } }, streams: { "<fromguid or 0>:<toguid>": "/path/to/stream" },
- *          send: { failAfterBytes?, killAfterBytes?, stallAfterBytes?, pidFile?, exitCode?, stderr? },
+ *          send: { failAfterBytes?, killAfterBytes?, stallAfterBytes?, pidFile?, exitCode?, stderr?,
+ *                  estimate?, estimateFails? },
  *          receive: { into, failAfterBytes?, exitCode?, stderr? } }
  *
  * `snapshot`, `bookmark` and `destroy` (of bookmarks only) change the state file, so a test sees
  * what the CLI created; `list -t filesystem,volume [-r] ROOT` lists the dataset names.
+ * `send -n -v -P ARGS` prints the size estimate as OpenZFS does (`full\t<snap>\t<size>` or
+ * `incremental\t<from>\t<to>\t<size>`, then `size\t<bytes>`).
  * `receive [-F] [-s] [-u] DATASET` appends the stream it reads to the file `receive.into`; with
  * `failAfterBytes` it stops reading there and fails (the writer then gets EPIPE); `receive -A` only logs.
  */
@@ -93,6 +96,16 @@ if (cmd === 'version') {
   if (!path) fail(`stand-in has no stream ${from}:${target.guid}`);
   let bytes = readFileSync(path);
   const plan = state.send ?? {};
+  if (rest.includes('-n')) {
+    // A dry run (`send -n -v -P`): the estimate as OpenZFS prints it on stdout, one line per
+    // stream, then the total. `estimate` replaces the size (zfs's estimate is not exact);
+    // `estimateFails` makes it fail like a zfs without -P.
+    if (plan.estimateFails) fail(plan.estimateFails);
+    const size = plan.estimate ?? bytes.length;
+    const line = baseAt >= 0 ? `incremental\t${rest[baseAt + 1]}\t${rest[rest.length - 1]}\t${size}` : `full\t${rest[rest.length - 1]}\t${size}`;
+    process.stdout.write(`${line}\nsize\t${size}\n`);
+    process.exit(0);
+  }
   if (plan.failAfterBytes !== undefined) bytes = bytes.subarray(0, plan.failAfterBytes);
   if (plan.pidFile) writeFileSync(plan.pidFile, String(process.pid));
   if (plan.stallAfterBytes !== undefined) {

@@ -178,6 +178,7 @@ const WRITERS: Record<string, string> = {
   'src/cli/output/json.ts': 'printJson: jsonText masks every string',
   'src/cli/program.ts': "the error line (oneLineError masks) and commander's messages (masked)",
   'src/cli/main.ts': 'the internal-error line (masked)',
+  'src/cli/interrupt.ts': 'the fixed "interrupted" line and isTTY only',
   'src/cli/commands/restore.ts': 'only picks the stream printText/printJson write to',
   'src/util/logger.ts': "lines that went through pino's streamWrite hook (redactLogLine)",
   'src/util/progress.ts': 'byte counts and fixed labels only',

@@ -100,6 +100,11 @@ export class ResumeJournal {
     return journal;
   }
 
+  /** Chunks the journal lists as stored (what a rerun may reuse). */
+  get size(): number {
+    return this.entries.size;
+  }
+
   /** The interrupted run's chunk at this index, a candidate for reuse once prove() says so. */
   reusable(index: number): JournalChunk | undefined {
     return this.entries.get(index);

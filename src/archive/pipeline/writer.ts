@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Backend, ObjectInfo } from '../../storage/backend.js';
 import { peekStreamStart, type StreamStart, type StreamSummary } from '../../stream/validator.js';
 import { errorMessage, OperationalError, StreamFormatError, UsageError } from '../../util/errors.js';
+import { interruptionOf } from '../../util/interrupted.js';
 import type { Logger } from '../../util/logger.js';
 import { Semaphore } from '../../util/semaphore.js';
 import { TOOL_VERSION } from '../../util/version.js';
@@ -71,6 +72,12 @@ export interface ArchiveWriteOptions {
   onProgress?(progress: WriteProgress): void;
   /** GUID → `createtxg` of the stream's snapshots, best effort (zfs at hand): recorded in the manifest. */
   snapshotTxgs?(summary: StreamSummary): Promise<ReadonlyMap<string, string>>;
+  /**
+   * Aborted with an InterruptedError (Ctrl-C, SIGTERM: src/cli/interrupt.ts): reading stops,
+   * uploads not started are given up, those under way finish and are journaled, the journal is
+   * saved, and the run fails with the InterruptedError saying how many chunks the journal lists.
+   */
+  signal?: AbortSignal;
 }
 
 export type ArchiveWriteResult = { status: 'archived'; identity: StreamIdentity; manifest: Manifest; progress: WriteProgress } | { status: 'stopped'; identity: StreamIdentity };
@@ -116,7 +123,13 @@ class StreamWriteRun {
   async execute(): Promise<ArchiveWriteResult> {
     const check = new StreamCheck();
     const tasks: Promise<void>[] = [];
+    const onAbort = (): void => {
+      this.failure ??= this.o.signal!.reason as Error;
+      this.o.input.destroy(this.o.signal!.reason as Error);
+    };
+    this.o.signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      this.o.signal?.throwIfAborted();
       for await (const chunk of readChunks(this.o.input, this.buffers, this.o.chunkSize, this.o.stallMs)) {
         this.progress.rawBytes += chunk.length;
         if (chunk.index === 0 && !(await this.identify(chunk))) {
@@ -142,8 +155,13 @@ class StreamWriteRun {
     } catch (err) {
       this.o.input.destroy();
       await Promise.allSettled(tasks);
-      throw await this.settleFailure(asInputError(err, this.progress.rawBytes));
+      // Whatever broke first (a zfs send killed by the same Ctrl-C ends its stream early), an
+      // interrupted run is kept for a resume and says what its journal lists.
+      const interrupted = interruptionOf(this.o.signal);
+      const settled = await this.settleFailure(interrupted ?? asInputError(err, this.progress.rawBytes));
+      throw interrupted ? interrupted.withChunks(this.journal?.size ?? 0) : settled;
     } finally {
+      this.o.signal?.removeEventListener('abort', onAbort);
       await check.close();
     }
   }
@@ -242,7 +260,14 @@ class StreamWriteRun {
     let stored: ObjectInfo;
     await this.uploads.acquire();
     try {
-      await this.o.backend.put(key, frame, frame.length, { sha256: packed.storedSha256, ...(packed.partSha256s ? { partSha256s: packed.partSha256s } : {}) });
+      this.o.signal?.throwIfAborted();
+      // Only chunk data pays --bwlimit; an interruption gives up a put still waiting for its turn.
+      await this.o.backend.put(key, frame, frame.length, {
+        sha256: packed.storedSha256,
+        chunkData: true,
+        ...(packed.partSha256s ? { partSha256s: packed.partSha256s } : {}),
+        ...(this.o.signal ? { signal: this.o.signal } : {}),
+      });
       stored = await this.o.backend.head(key);
       if (stored.size !== frame.length) throw new OperationalError(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${frame.length}`);
     } finally {

@@ -13,6 +13,8 @@ export interface CommandDeps {
   zfsCommand(): string | undefined;
   /** An exit code that is not an error: verify's 3, run's 1. */
   setExitCode(code: number): void;
+  /** put, send, run: Ctrl-C / SIGTERM aborts this instead of ending the process, so the journal is saved (src/cli/interrupt.ts). */
+  interruptSignal(): AbortSignal;
 }
 
 /** Opens a target with the backend settings among `settings`. */

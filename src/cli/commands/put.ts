@@ -24,6 +24,7 @@ export function registerPut(program: Command, deps: CommandDeps): void {
       .option('--dataset <name>', 'archive under this dataset name (default: from the stream)')
       .option('--input <file>', 'read the stream from this file instead of stdin'),
   ).action(async (o: UploadCliOptions & { to: string; dataset?: string; input?: string }) => {
+    const signal = deps.interruptSignal();
     if (o.dataset !== undefined) checkDatasetName(o.dataset, '--dataset');
     const values = settingsFromFlags(o, ['target', 'upload']);
     const settings = archiveSettings(values, o.progress);
@@ -34,7 +35,7 @@ export function registerPut(program: Command, deps: CommandDeps): void {
       // createtxg of the stream's snapshots when this host has them (best effort: snapshot-txgs.ts).
       const zfs = Zfs.fromCommand(deps.zfsCommand());
       const snapshotTxgs = (summary: StreamSummary) => localSnapshotTxgs(zfs, summary);
-      const result = await archiveStream({ backend, input, pool, settings, log: deps.getLog(), dataset: o.dataset, sendArgs: null, zfsVersion: null, snapshotTxgs });
+      const result = await archiveStream({ backend, input, pool, settings, log: deps.getLog(), dataset: o.dataset, sendArgs: null, zfsVersion: null, snapshotTxgs, signal });
       if (o.json) printJson(result);
       else printText(`${archiveSummaryLine(result, backend.location)}\n`);
     });

@@ -24,6 +24,7 @@ export function registerRun(program: Command, deps: CommandDeps): void {
     .option('--no-progress', 'no progress line on a terminal')
     .option('--json', 'machine-readable summary')
     .action(async (o: { config: string; dataset?: string; dryRun?: boolean; progress: boolean; json?: boolean }) => {
+      const signal = deps.interruptSignal();
       const config = await loadConfig(o.config);
       const pool = new ChunkPool();
       try {
@@ -36,6 +37,7 @@ export function registerRun(program: Command, deps: CommandDeps): void {
           only: o.dataset,
           dryRun: Boolean(o.dryRun),
           progress: o.progress,
+          signal,
         });
         if (o.json) printJson(report);
         else printText(formatRunReport(report));

@@ -36,6 +36,7 @@ export function registerSend(program: Command, deps: CommandDeps): void {
       .option('--no-large-blocks', 'non-raw sends: split large records into 128K blocks (no zfs send -L)')
       .option('--no-compressed', 'non-raw sends: send blocks decompressed (no zfs send -c)'),
   ).action(async (snapshot: string, o: SendCliOptions) => {
+    const signal = deps.interruptSignal();
     const values = settingsFromFlags(o, ['target', 'upload']);
     const settings = archiveSettings(values, o.progress);
     const zfs = Zfs.fromCommand(deps.zfsCommand());
@@ -54,6 +55,7 @@ export function registerSend(program: Command, deps: CommandDeps): void {
         bookmark: o.bookmark,
         largeBlocks: o.largeBlocks,
         compressed: o.compressed,
+        signal,
       });
       if (o.json) printJson(result);
       else printText(`${archiveSummaryLine(result, backend.location)}\n`);
