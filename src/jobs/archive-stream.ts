@@ -131,10 +131,13 @@ async function archivedAlready(repo: Repository, job: ArchiveStreamJob, identity
  * pool it is restored to), but the user is told, since a restore from this archive alone fails.
  */
 async function fromNameInArchive(repo: Repository, guid: bigint, dataset: string, log: Logger): Promise<string> {
-  const { streams } = await repo.catalog(dataset);
+  const { streams, damaged } = await repo.catalog(dataset);
   for (const m of streams) {
     for (const s of m.substreams) if (s.toguid === guid.toString()) return s.toname.slice(s.toname.indexOf('@') + 1);
   }
+  // A stream whose manifest is damaged may be the base: that is not known, so not claimed (list
+  // and verify report the damaged manifest, and archiving its snapshot again repairs it).
+  if (damaged.length > 0) return '';
   log.warn(
     `the base of this incremental stream (the snapshot with GUID ${guid}, from its BEGIN record) is not in the archive of ${dataset}: ` +
       'put the stream that ends at that snapshot too, or a restore needs that snapshot on the receiving pool already',
