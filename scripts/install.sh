@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 SNAPSHOT=${1:-}
 TARGET=${2:-$HOME/zfs-offsite-archive}
 
-if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
-  echo "install.sh: Node.js 20 or newer is required (Debian: apt-get install nodejs npm, or NodeSource)" >&2
+# Debian 12's own nodejs package is Node.js 18: too old (package.json "engines"), so it is not suggested.
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo none)
+if ! [[ $NODE_MAJOR =~ ^[0-9]+$ ]] || [ "$NODE_MAJOR" -lt 20 ]; then
+  echo "install.sh: Node.js 20 or newer is required (found: $(node --version 2>/dev/null || echo none)); Debian 12's nodejs package is 18, too old: install Node.js 20 or newer as https://nodejs.org/en/download describes (e.g. its prebuilt Linux binaries), then run this again" >&2
   exit 1
 fi
 for tool in bzip2 zstd; do

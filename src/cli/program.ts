@@ -17,6 +17,9 @@ import { STOP_SIGNALS } from '../util/interrupted.js';
 
 interface GlobalOptions {
   logLevel?: string;
+  quiet?: boolean;
+  /** How many times -v was given. */
+  verbose?: number;
   logJson?: boolean;
   logFile?: string;
   zfsCmd?: string;
@@ -30,8 +33,16 @@ export interface Outcome {
 /** The level names pino knows (src/util/logger.ts hands the name to it). */
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-/** --log-level (else ZFS_OFFSITE_LOG_LEVEL), checked before the logger is made: pino's own message names its internals. */
-function logLevel(flag: string | undefined): string | undefined {
+/**
+ * -q (errors only), -v (info), -vv (debug), --log-level, else ZFS_OFFSITE_LOG_LEVEL; checked
+ * before the logger is made: pino's own message names its internals.
+ */
+function logLevel(g: GlobalOptions): string | undefined {
+  const given = [g.quiet && '-q', g.verbose && '-v', g.logLevel !== undefined && '--log-level'].filter((f) => typeof f === 'string');
+  if (given.length > 1) throw new UsageError(`${given.join(' and ')} exclude each other`, { kind: 'bad-log-level' });
+  if (g.quiet) return 'error';
+  if (g.verbose) return g.verbose > 1 ? 'debug' : 'info';
+  const flag = g.logLevel;
   const [level, source] = flag !== undefined ? [flag, '--log-level'] : [process.env.ZFS_OFFSITE_LOG_LEVEL, 'ZFS_OFFSITE_LOG_LEVEL'];
   if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new UsageError(`${source} must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(level)})`, { kind: 'bad-log-level' });
@@ -45,6 +56,8 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
     .description('Archive ZFS send streams to S3, SFTP or a local directory, and restore them')
     .version(TOOL_VERSION)
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (default: warn; env ZFS_OFFSITE_LOG_LEVEL)`, undefined)
+    .option('-q, --quiet', 'errors only: no warnings, no progress line (--log-level error --no-progress)')
+    .option('-v, --verbose', 'say what is done (--log-level info); -vv: debug', (_v: string, n: number) => n + 1, 0)
     .option('--log-json', 'log JSON lines on stderr instead of text')
     .option('--log-file <file>', 'also append JSON logs to this file')
     .option('--zfs-cmd <command>', 'how to run zfs, e.g. "ssh root@host zfs" (env ZFS_OFFSITE_ZFS_CMD)')
@@ -77,15 +90,17 @@ export async function main(argv: string[]): Promise<number> {
   const outcome: Outcome = { exitCode: 0 };
   const getLog = (): Logger => {
     const g = program.opts<GlobalOptions>();
-    log ??= createLogger({ level: logLevel(g.logLevel), json: g.logJson, file: g.logFile });
+    log ??= createLogger({ level: logLevel(g), json: g.logJson, file: g.logFile });
     return log;
   };
   const interrupts = new Interrupts();
   const program = buildProgram(getLog, outcome, interrupts);
   // The logger (and its --log-file) before any command runs: a log file that cannot be used is
   // bad input reported like any other (one line, exit 2), also for commands that never log.
-  program.hook('preAction', () => {
+  program.hook('preAction', (_program, command) => {
     getLog();
+    // -q: no progress line either, as each command's --no-progress.
+    if (program.opts<GlobalOptions>().quiet && command.options.some((o) => o.long === '--no-progress')) command.setOptionValue('progress', false);
   });
   // Commander's errors become exceptions, caught below, remembering whose usage it was.
   let failing = program;

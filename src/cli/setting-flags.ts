@@ -1,6 +1,7 @@
 import { type Command, Option, type OptionValues } from 'commander';
 import { SETTING_NAMES, type SettingSpec, type SettingValues, settingSpec } from '../settings/table.js';
 import { parseSettingText } from '../settings/values.js';
+import { UsageError } from '../util/errors.js';
 
 type Commands = SettingSpec['commands'];
 
@@ -11,7 +12,9 @@ type Commands = SettingSpec['commands'];
 export function addSettingFlags(cmd: Command, commands: Commands): Command {
   for (const name of SETTING_NAMES) {
     const spec = settingSpec(name);
-    if (spec.flag !== undefined && spec.commands === commands) cmd.option(spec.flag, spec.help, spec.default);
+    if (spec.flag === undefined || spec.commands !== commands) continue;
+    cmd.option(spec.flag, spec.help, spec.default);
+    if (spec.alias !== undefined) cmd.option(spec.alias, `the same as ${spec.flag.split(' ')[0]} (as aws-cli spells it)`);
   }
   return cmd;
 }
@@ -22,9 +25,16 @@ export function settingsFromFlags(o: OptionValues, commands: readonly Commands[]
   for (const name of SETTING_NAMES) {
     const spec = settingSpec(name);
     if (spec.flag === undefined || !commands.includes(spec.commands)) continue;
-    const value: unknown = o[new Option(spec.flag).attributeName()];
+    const flag = spec.flag.split(' ')[0]!;
+    let value: unknown = o[new Option(spec.flag).attributeName()];
+    let given = flag;
+    const alias = spec.alias === undefined ? undefined : { flag: spec.alias.split(' ')[0]!, value: o[new Option(spec.alias).attributeName()] as unknown };
+    if (alias?.value !== undefined) {
+      if (value !== undefined && value !== spec.default) throw new UsageError(`${flag} and ${alias.flag} are the same setting: give one of them`);
+      [value, given] = [alias.value, alias.flag];
+    }
     if (value === undefined) continue;
-    out[name] = spec.type === 'bool' ? Boolean(value) : parseSettingText(name, String(value), spec.flag.split(' ')[0]!);
+    out[name] = spec.type === 'bool' ? Boolean(value) : parseSettingText(name, String(value), given);
   }
   return out as SettingValues;
 }

@@ -96,7 +96,7 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
         alreadyArchived = await archivedAlready(repo, job, identity);
         return !alreadyArchived;
       },
-      fromName: job.fromName ?? ((guid, dataset) => fromNameInArchive(repo, guid, dataset)),
+      fromName: job.fromName ?? ((guid, dataset) => fromNameInArchive(repo, guid, dataset, job.log)),
       beforeCommit: async (summary) => {
         await job.beforeCommit?.(summary);
         // A writer whose lease was taken over may have lost chunks to the new holder's prune.
@@ -144,11 +144,22 @@ async function archivedAlready(repo: Repository, job: ArchiveStreamJob, identity
   return false;
 }
 
-/** A piped stream carries only the base GUID; its name comes from the archived stream that leads to it. */
-async function fromNameInArchive(repo: Repository, guid: bigint, dataset: string): Promise<string> {
-  const { streams } = await repo.catalog(dataset);
+/**
+ * A piped stream carries only the base GUID; its name comes from the archived stream that leads to it.
+ * None does: the stream is archived all the same (its base may be archived later, or be on the
+ * pool it is restored to), but the user is told, since a restore from this archive alone fails.
+ */
+async function fromNameInArchive(repo: Repository, guid: bigint, dataset: string, log: Logger): Promise<string> {
+  const { streams, damaged } = await repo.catalog(dataset);
   for (const m of streams) {
     for (const s of m.substreams) if (s.toguid === guid.toString()) return s.toname.slice(s.toname.indexOf('@') + 1);
   }
+  // A stream whose manifest is damaged may be the base: that is not known, so not claimed (list
+  // and verify report the damaged manifest, and archiving its snapshot again repairs it).
+  if (damaged.length > 0) return '';
+  log.warn(
+    `the base of this incremental stream (the snapshot with GUID ${guid}, from its BEGIN record) is not in the archive of ${dataset}: ` +
+      'put the stream that ends at that snapshot too, or a restore needs that snapshot on the receiving pool already',
+  );
   return '';
 }

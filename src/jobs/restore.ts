@@ -10,6 +10,8 @@ import { checkReplaceable, ExclusiveFile } from '../util/exclusive-file.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
 import { checkDatasetName } from '../zfs/command.js';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { destinationSnapshots, type Zfs, ZfsCommandError } from '../zfs/zfs.js';
 
 export interface RestoreOptions {
@@ -22,6 +24,8 @@ export interface RestoreOptions {
   into?: string;
   /** Write the raw stream(s) here ('-' = stdout) instead of running zfs receive. */
   output?: string;
+  /** Write one file per stream into this directory (created if missing) instead of running zfs receive. */
+  outputDir?: string;
   zfs?: Zfs;
   dryRun?: boolean;
   /** zfs receive -F; with `output`, replace an existing regular file or symbolic link there. */
@@ -38,6 +42,10 @@ export interface RestoreResult {
   done: boolean;
   bytes: number;
   seconds: number;
+  /** The dataset `zfs receive` creates; absent when the streams go to files or stdout. */
+  into?: string;
+  /** With `outputDir`: the file of each stream, in order, and the command that receives it. */
+  files?: { path: string; receive: string }[];
 }
 
 /** Plans the chain from the archive and replays it into `zfs receive` (or a file). */
@@ -50,20 +58,32 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   checkDatasetName(dataset);
   const receiveInto = o.into ?? dataset;
   checkDatasetName(receiveInto);
-  if (!o.output && !o.zfs) throw new UsageError('restore needs zfs (or --output FILE|- to write the stream instead)');
-  const destination = o.output === undefined ? receiveInto : o.output === '-' ? 'stdout' : o.output;
+  if (o.output !== undefined && o.outputDir !== undefined) throw new UsageError('--output and --output-dir exclude each other');
+  const toFiles = o.output !== undefined || o.outputDir !== undefined;
+  if (!toFiles && !o.zfs) throw new UsageError('restore needs zfs (or --output FILE|- or --output-dir DIR to write the stream instead)');
+  const destination = o.outputDir ?? (o.output === undefined ? receiveInto : o.output === '-' ? 'stdout' : o.output);
   // Before anything is read from the archive: an existing FILE or a missing directory is bad input.
   if (o.output && o.output !== '-') checkReplaceable(o.output, { force: o.force });
+  // A binary stream on a terminal is garbage on the screen, never what was meant (as zstd and gzip refuse).
+  if (o.output === '-' && !o.dryRun && process.stdout.isTTY) {
+    throw new UsageError('refusing to write a binary stream to a terminal: redirect it (--output - | zfs receive …, or > FILE), or give --output FILE', { kind: 'output-terminal' });
+  }
 
   const repo = await Repository.open(o.backend);
   const { streams, damaged, inProgress, invalid } = await repo.catalog(dataset);
   for (const i of invalid) o.log.warn(invalidKeyWarning(i));
   if (streams.length + damaged.length + inProgress.length === 0 && !(await repo.hasDataset(dataset))) throw await repo.unknownDataset(dataset);
-  const present = o.output !== undefined ? [] : await presentSnapshots(o, receiveInto);
+  const present = toFiles ? [] : await presentSnapshots(o, receiveInto);
   const hasClones = streams.some((m) => m.substreams.some((s) => s.clone));
-  const origins = hasClones && o.output === undefined ? await poolSnapshots(o, receiveInto.split('/')[0]!) : undefined;
+  const origins = hasClones && !toFiles ? await poolSnapshots(o, receiveInto.split('/')[0]!) : undefined;
   const plan = planAround(damaged, dataset, snapshot, o.log, () => planRestore({ dataset, streams, snapshot, present: new Set(present.map((s) => s.guid.toString())), origins }));
-  const result = { plan, destination, done: false, bytes: 0, seconds: 0 };
+  const files = o.outputDir === undefined ? undefined : streamFiles(o.outputDir, plan, receiveInto, o);
+  // Before anything is read from the archive, as for --output FILE.
+  if (o.outputDir !== undefined) {
+    if (existsSync(o.outputDir)) for (const f of files ?? []) checkReplaceable(f.path, { force: o.force });
+    else checkReplaceable(o.outputDir); // its parent must exist: only DIR itself is created
+  }
+  const result = { plan, destination, done: false, bytes: 0, seconds: 0, ...(toFiles ? {} : { into: receiveInto }), ...(files ? { files } : {}) };
   if (o.dryRun || plan.units.length === 0) {
     return { ...result, done: plan.units.length === 0, seconds: (Date.now() - started) / 1000 };
   }
@@ -90,7 +110,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     }
   };
   try {
-    if (o.output) await writeToOutput(o.output, Boolean(o.force), plan, feed);
+    if (files) await writeFiles(o.outputDir!, files, Boolean(o.force), plan, feed);
+    else if (o.output) await writeToOutput(o.output, Boolean(o.force), plan, feed);
     else await receiveAll(o, receiveInto, plan, feed);
   } finally {
     progress.done();
@@ -163,6 +184,27 @@ async function writeToOutput(output: string, force: boolean, plan: RestorePlan, 
     throw err instanceof OutputError ? file.writeFailed(err) : err;
   }
   await file?.commit();
+}
+
+/**
+ * `--output-dir`: one file per unit, numbered in the order they must be received — one
+ * `zfs receive` reads one send stream, so a file holding several back to back brings only the
+ * first. Names keep `[A-Za-z0-9._@-]` of the snapshot (`0001-pool_data@s1.zstream`).
+ */
+function streamFiles(dir: string, plan: RestorePlan, into: string, o: RestoreOptions): { path: string; receive: string }[] {
+  const flags = [...(o.noMount ? ['-u'] : []), ...(o.resumable ? ['-s'] : [])].map((f) => ` ${f}`).join('');
+  return plan.units.map((u, k) => {
+    const path = join(dir, `${String(k + 1).padStart(4, '0')}-${u.toname.replace(/[^A-Za-z0-9._@-]/g, '_')}.zstream`);
+    return { path, receive: `zfs receive${flags} ${into} < ${shellWord(path)}` };
+  });
+}
+
+const shellWord = (s: string) => (/^[A-Za-z0-9._@/+=:,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/** Each unit into its own file (util/exclusive-file.ts, as --output FILE); the files done stay when a later one fails. */
+async function writeFiles(dir: string, files: { path: string }[], force: boolean, plan: RestorePlan, feed: Feed): Promise<void> {
+  if (!existsSync(dir)) mkdirSync(dir, { mode: 0o700 });
+  for (const [k, unit] of plan.units.entries()) await writeToOutput(files[k]!.path, force, { ...plan, units: [unit] }, (u, _k, sink) => feed(u, k, sink));
 }
 
 /** One `zfs receive` per unit, in order; a failure aborts the receive and stops. */

@@ -15,6 +15,7 @@ import type { HeldLease } from '../archive/lease.js';
 import { Repository } from '../archive/repository.js';
 import { protectBase } from './protect.js';
 import { localSnapshotTxgs } from '../zfs/snapshot-txgs.js';
+import { archivedStreams, type UploadPlan } from './dry-run.js';
 
 export interface SendOptions {
   /** pool/ds@snap */
@@ -49,8 +50,8 @@ export interface SendResult extends ArchiveStreamResult {
   bookmark?: string;
 }
 
-/** Plans the `zfs send` (raw?, which base?) and archives its stream. */
-export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
+/** What to send: the dataset, its snapshot as zfs knows it, raw or not. */
+async function sendSource(o: SendOptions): Promise<{ dataset: string; snapshot: string; target: SnapshotInfo; raw: boolean }> {
   const { dataset, snapshot } = splitSnapshotName(o.snapshot);
   if (!snapshot) throw new UsageError(`expected a snapshot (pool/dataset@snapshot), got ${JSON.stringify(o.snapshot)}`);
   checkZfsName(o.snapshot, 'snapshot');
@@ -61,7 +62,31 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
   const target = await o.zfs.findSnapshot(o.snapshot);
   if (!target) throw new UsageError(`snapshot not found: ${o.snapshot}`);
   const raw = o.raw ?? (encryption !== 'off' && encryption !== '-');
+  return { dataset, snapshot, target, raw };
+}
 
+/** --dry-run: the base the planner chooses and the zfs send it would run; nothing is written to the target. */
+export async function planSend(o: SendOptions): Promise<UploadPlan> {
+  const { dataset, target, raw } = await sendSource(o);
+  const { exists, streams } = await archivedStreams(o.backend, dataset);
+  const archived = archivedSnapshots(streams);
+  const base = await chooseBase(o, dataset, target, raw);
+  return {
+    dryRun: true,
+    dataset,
+    snapshot: o.snapshot,
+    kind: base ? 'incremental' : 'full',
+    ...(base ? { base: { name: base.name, guid: base.guid.toString(), inArchive: archived.has(base.guid.toString()) } } : {}),
+    raw,
+    archiveExists: exists,
+    alreadyArchived: archived.has(target.guid.toString()),
+    sendArgs: ['zfs', 'send', ...sendArguments(o, raw, base)],
+  };
+}
+
+/** Plans the `zfs send` (raw?, which base?) and archives its stream. */
+export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
+  const { dataset, snapshot, target, raw } = await sendSource(o);
   const repo = new Repository(o.backend);
   await repo.check();
   // Live from the choice of the base to the commit (archive/lease.ts): no prune takes the base away, or
@@ -76,9 +101,7 @@ export async function sendSnapshot(o: SendOptions): Promise<SendResult> {
 
 async function sendFromBase(o: SendOptions, dataset: string, snapshot: string, target: SnapshotInfo, raw: boolean): Promise<SendResult> {
   const base = await chooseBase(o, dataset, target, raw);
-  // Raw sends carry blocks as stored (large, compressed) anyway; plain ones are told to.
-  const plain = [...(o.largeBlocks === false ? [] : ['-L']), ...(o.compressed === false ? [] : ['-c'])];
-  const sendArgs = [...(raw ? ['-w'] : plain), ...(base ? [o.intermediates ? '-I' : '-i', base.name] : []), o.snapshot];
+  const sendArgs = sendArguments(o, raw, base);
   o.log.info({ args: sendArgs.join(' ') }, base ? `incremental from ${base.name}` : 'full stream');
   o.signal?.throwIfAborted();
 
@@ -144,6 +167,12 @@ async function sendEstimate(o: SendOptions, sendArgs: string[]): Promise<number 
     o.log.debug({ err: errorMessage(err) }, 'zfs send -nvP gave no size estimate: progress without a total');
     return undefined;
   }
+}
+
+function sendArguments(o: SendOptions, raw: boolean, base: SnapshotInfo | undefined): string[] {
+  // Raw sends carry blocks as stored (large, compressed) anyway; plain ones are told to.
+  const plain = [...(o.largeBlocks === false ? [] : ['-L']), ...(o.compressed === false ? [] : ['-c'])];
+  return [...(raw ? ['-w'] : plain), ...(base ? [o.intermediates ? '-I' : '-i', base.name] : []), o.snapshot];
 }
 
 async function chooseBase(o: SendOptions, dataset: string, target: SnapshotInfo, raw: boolean): Promise<SnapshotInfo | undefined> {

@@ -118,6 +118,8 @@ class DeepCheck {
 
   private report(m: Manifest, err: unknown): void {
     if (!(err instanceof ChunkIntegrityError)) throw err;
+    // The quick audit's listing has found a missing (or short) object already: once per object.
+    if (this.problems.some((p) => p.kind === err.kind && p.object === err.object && p.stream === m.streamId)) return;
     this.problems.push({ kind: err.kind, dataset: m.dataset, stream: m.streamId, object: err.object, expected: err.expected, found: err.found, message: err.problem });
   }
 

@@ -19,6 +19,8 @@ export interface SettingSpec {
   readonly default?: string;
   /** Commander flag with its value placeholder; none: config file only (names of env variables). */
   readonly flag?: string;
+  /** The same flag as another tool spells it (aws-cli's `--endpoint-url`), taking the same value. */
+  readonly alias?: string;
   /** Key in the `run` config file: top level of a dataset (and defaults), or inside `s3:` / `sftp:`. */
   readonly yaml?: string;
   /** The environment variable its consumer reads when neither the flag nor the file sets it. */
@@ -49,6 +51,7 @@ export const SETTINGS = {
   s3Endpoint: {
     type: 'string',
     flag: '--s3-endpoint <url>',
+    alias: '--endpoint-url <url>',
     yaml: 's3.endpoint',
     env: 'AWS_ENDPOINT_URL',
     targets: ['s3'],
@@ -113,6 +116,7 @@ export const SETTINGS = {
   s3Profile: {
     type: 'string',
     flag: '--s3-profile <name>',
+    alias: '--profile <name>',
     yaml: 's3.profile',
     env: 'AWS_PROFILE',
     targets: ['s3'],

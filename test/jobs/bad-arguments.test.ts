@@ -95,7 +95,7 @@ function badSettingValues(spec: SettingSpec): string[] {
 
 /** Bad values of an option: the table's for a setting flag, else by its placeholder; none for free text (names, paths). */
 function badValues(opt: Option): string[] {
-  const name = SETTING_NAMES.find((n) => settingSpec(n).flag?.split(' ')[0] === opt.long);
+  const name = SETTING_NAMES.find((n) => [settingSpec(n).flag, settingSpec(n).alias].some((f) => f?.split(' ')[0] === opt.long));
   if (name !== undefined) return badSettingValues(settingSpec(name));
   switch (placeholderOf(opt)) {
     case 'n':
@@ -238,6 +238,9 @@ describe('bad arguments, every command', () => {
       { what: 'an unknown command', kind: 'global', command: '', args: ['frobnicate'], says: /^unknown command 'frobnicate' \(see: zfs-offsite --help\)$/ },
       { what: 'a misspelt command', kind: 'global', command: '', args: ['lst', target], says: /^unknown command 'lst' \(did you mean list\?\) \(see: zfs-offsite --help\)$/ },
       { what: 'an unknown global option', kind: 'global', command: '', args: ['--no-such-option', 'list', target], says: /^unknown option '--no-such-option' \(see: zfs-offsite --help\)$/ },
+      // Issue 16.5: -q and -v are levels of the one log setting.
+      { what: '-q with -v', kind: 'global', command: '', args: ['-q', '-v', 'list', target], says: /^-q and -v exclude each other$/ },
+      { what: '--quiet with --log-level', kind: 'global', command: '', args: ['--quiet', '--log-level', 'debug', 'list', target], says: /^-q and --log-level exclude each other$/ },
       { what: '--log-level without its value', kind: 'global', command: '', args: ['--log-level'], says: /^option '--log-level <level>' argument missing \(see: zfs-offsite --help\)$/ },
       {
         what: 'a bad ZFS_OFFSITE_LOG_LEVEL',

@@ -132,6 +132,23 @@ describe.each(testTargets())('verify on $name', (target: TestTarget) => {
     );
   });
 
+  it('deep and sampled verify report a deleted chunk once, not once per check (issue 16.5)', async () => {
+    const { m, prefix } = await stream('pool/audit', 'full');
+    const key = prefix + m.chunks[1]!.key;
+    await withDamage(
+      key,
+      async () => backend.delete([key]),
+      async () => {
+        for (const how of [['--deep'], ['--sample', '100%']]) {
+          const r = await verify('pool/audit', ...how);
+          expect(r.code).toBe(3);
+          const hits = r.report.problems.filter((p) => p.object === `${backend.location}/${key}`);
+          expect(hits.map((p) => p.kind)).toEqual(['chunk-missing']);
+        }
+      },
+    );
+  });
+
   it('quick verify reports a deleted base manifest as a broken chain', async () => {
     const base = await stream('labpool/zfs-send-tiny', 'full');
     const incr = await stream('labpool/zfs-send-tiny', 'incr');

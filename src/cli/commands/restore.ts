@@ -16,6 +16,7 @@ interface RestoreCliOptions extends ConfigCliOptions {
   from?: string;
   into?: string;
   output?: string;
+  outputDir?: string;
   dryRun?: boolean;
   force?: boolean;
   resumable?: boolean;
@@ -35,6 +36,7 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
         .option('--from <target>', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path (default: $ZFS_OFFSITE_TARGET)')
         .option('--into <dataset>', 'receive under this name (default: the archived name)')
         .option('--output <file>', 'write the raw stream(s) to FILE or - (stdout) instead of running zfs receive')
+        .option('--output-dir <dir>', 'write one file per stream into DIR (created if missing), numbered in the order to receive them, and print the zfs receive commands')
         .option('--dry-run', 'print the plan and exit')
         .option('--force', 'zfs receive -F: roll the destination back / overwrite it; with --output FILE: replace an existing file (or symbolic link) FILE')
         .option('--resumable', 'zfs receive -s: keep partial state when interrupted')
@@ -47,7 +49,7 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
     'target',
   ).action(async (what: string, o: RestoreCliOptions, cmd: Command) => {
     checkConfigUse(o, o.from !== undefined, '--from');
-    const zfs = o.output ? undefined : Zfs.fromCommand(deps.zfsCommand());
+    const zfs = o.output || o.outputDir ? undefined : Zfs.fromCommand(deps.zfsCommand());
     // Chunks fetched ahead: a count like the upload setting, read by the same rules.
     const parallel = parseSettingText('parallel', o.parallel, '--parallel') as number;
     // --config: the target and settings of the entry that holds the dataset, as run uses them.
@@ -62,6 +64,7 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
         parallel,
         into: o.into,
         output: o.output,
+        outputDir: o.outputDir,
         dryRun: o.dryRun,
         force: o.force,
         resumable: o.resumable,

@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
 import { archiveSettings } from '../../jobs/archive-stream.js';
-import { sendSnapshot } from '../../jobs/send.js';
+import { planSend, sendSnapshot } from '../../jobs/send.js';
+import { formatUploadPlan } from '../output/dry-run.js';
 import { Zfs } from '../../zfs/zfs.js';
 import { archiveSummaryLine } from '../output/archive.js';
 import { printJson } from '../output/json.js';
@@ -18,6 +19,7 @@ interface SendCliOptions extends UploadCliOptions {
   bookmark: boolean;
   largeBlocks: boolean;
   compressed: boolean;
+  dryRun?: boolean;
 }
 
 export function registerSend(program: Command, deps: CommandDeps): void {
@@ -34,14 +36,15 @@ export function registerSend(program: Command, deps: CommandDeps): void {
       .addOption(new Option('--no-raw', 'never raw, even for encrypted datasets (the archive then holds plaintext)'))
       .option('--no-bookmark', 'do not keep a zfs-offsite_<snap> bookmark of the archived snapshot on the source')
       .option('--no-large-blocks', 'non-raw sends: split large records into 128K blocks (no zfs send -L)')
-      .option('--no-compressed', 'non-raw sends: send blocks decompressed (no zfs send -c)'),
+      .option('--no-compressed', 'non-raw sends: send blocks decompressed (no zfs send -c)')
+      .option('--dry-run', 'print what would be sent (snapshot, the base the planner chooses, the zfs send command); send and write nothing'),
   ).action(async (snapshot: string, o: SendCliOptions) => {
     const signal = deps.interruptSignal();
     const values = settingsFromFlags(o, ['target', 'upload']);
     const settings = archiveSettings(values, o.progress);
     const zfs = Zfs.fromCommand(deps.zfsCommand());
     await withTarget(o.to, values, async (backend, pool) => {
-      const result = await sendSnapshot({
+      const job = {
         snapshot,
         backend,
         zfs,
@@ -56,7 +59,14 @@ export function registerSend(program: Command, deps: CommandDeps): void {
         largeBlocks: o.largeBlocks,
         compressed: o.compressed,
         signal,
-      });
+      };
+      if (o.dryRun) {
+        const plan = await planSend(job);
+        if (o.json) printJson(plan);
+        else printText(formatUploadPlan(plan, backend.location));
+        return;
+      }
+      const result = await sendSnapshot(job);
       if (o.json) printJson(result);
       else printText(`${archiveSummaryLine(result, backend.location)}\n`);
     });

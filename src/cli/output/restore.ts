@@ -13,6 +13,11 @@ export function describePlan(result: RestoreResult, mode: 'dry-run' | 'done'): s
     lines.push(`  ${k + 1}. ${u.manifest.kind} ${u.toname} ← ${u.manifest.streamId}${part}, ${u.bytes} bytes`);
   }
   if (mode === 'done') lines.push(`  ${result.bytes} bytes in ${result.seconds.toFixed(1)} s`);
+  if (result.files) lines.push(`${mode === 'dry-run' ? 'would write' : 'wrote'} one file per stream; receive them in this order:`, ...result.files.map((f) => `  ${f.receive}`));
+  else if (plan.units.length > 1 && result.into === undefined) {
+    // Kept as it was (the plan's bytes in order); one `zfs receive` reads one send stream only.
+    lines.push(`  ${result.destination} holds the ${plan.units.length} streams one after another, and one zfs receive reads only the first: use --output-dir DIR for one file per stream`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -22,6 +27,7 @@ export function restoreJson(result: RestoreResult): object {
   return {
     dataset: plan.dataset,
     destination: result.destination,
+    ...(result.files ? { files: result.files } : {}),
     target: plan.target,
     raw: plan.raw,
     startsAfter: plan.startsAfter,
