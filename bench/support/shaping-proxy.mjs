@@ -24,7 +24,7 @@
  * open now, bytes each way) whenever a connection opens or closes: the bench reads it around
  * every measurement, its commands run synchronously while this proxy runs in its own process.
  */
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
 
@@ -227,7 +227,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     );
     process.exit(2);
   }
-  const write = args.statsFile ? (s) => writeFileSync(args.statsFile, `${JSON.stringify(s)}\n`) : undefined;
+  // Written aside and renamed: a reader never sees a half-written file.
+  const write = args.statsFile
+    ? (s) => {
+        writeFileSync(`${args.statsFile}.tmp`, `${JSON.stringify(s)}\n`);
+        renameSync(`${args.statsFile}.tmp`, args.statsFile);
+      }
+    : undefined;
   const proxy = await startShapingProxy({ ...args, onStats: write });
   write?.(proxy.stats());
   process.stdout.write(`listening ${proxy.host}:${proxy.port}\n`);
