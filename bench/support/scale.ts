@@ -119,8 +119,11 @@ function report(rows: Row[], c: ScaleConfig, s3: S3Server): string {
     `| archive | streams | build s | ${commands.map((x) => `${x} s`).join(' | ')} | ${commands.map((x) => `${x} RSS MiB`).join(' | ')} | ${commands.map((x) => `${x} conns`).join(' | ')} |`,
     `|---|---:|---:|${commands.map(() => '---:').join('|')}|${commands.map(() => '---:').join('|')}|${commands.map(() => '---:').join('|')}|`,
   ];
+  const baseline = rows.find((r) => r.streams === 1)?.results.get('put')?.usage.wallSeconds;
   for (const r of rows) {
     const get = (cmd: Command) => r.results.get(cmd);
+    const put = get('put')?.usage.wallSeconds;
+    if (baseline !== undefined && put !== undefined && r.streams > 1) r.archive += ` (put ${put - baseline >= 0 ? '+' : ''}${(put - baseline).toFixed(2)} s vs 1 stream)`;
     lines.push(
       `| ${r.archive} | ${r.streams} | ${r.buildSeconds.toFixed(0)} | ${commands.map((x) => get(x)?.usage.wallSeconds.toFixed(2) ?? '').join(' | ')} | ` +
         `${commands.map((x) => get(x)?.usage.peakRssMiB.toFixed(0) ?? '').join(' | ')} | ${commands.map((x) => get(x)?.connections ?? '').join(' | ')} |`,
