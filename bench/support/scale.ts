@@ -37,7 +37,8 @@ const list = (s: string | undefined, fallback: string): string[] =>
 export function scaleConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ScaleConfig {
   const chains = list(env.BENCH_SCALE_CHAIN, '1,2000').map(Number);
   if (chains.some((n) => !(n >= 1) || !Number.isInteger(n))) throw new Error(`BENCH_SCALE_CHAIN: expected stream counts like 1,2000, got ${env.BENCH_SCALE_CHAIN}`);
-  const many = list(env.BENCH_SCALE_MANY, '20x100').map((s) => {
+  const none = env.BENCH_SCALE_MANY === 'none';
+  const many = list(none ? '' : env.BENCH_SCALE_MANY, '20x100').map((s) => {
     const m = /^(\d+)x(\d+)$/.exec(s);
     if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`BENCH_SCALE_MANY: expected DATASETSxSTREAMS like 20x100, got ${s}`);
     return [Number(m[1]), Number(m[2])] as [number, number];
@@ -46,7 +47,7 @@ export function scaleConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ScaleC
   if (link !== 'wan' && link !== 'loopback') throw new Error(`BENCH_SCALE_LINK: expected wan or loopback, got ${link}`);
   return {
     chains,
-    many: env.BENCH_SCALE_MANY === '' || env.BENCH_SCALE_MANY === 'none' ? [] : many,
+    many: none ? [] : many,
     link,
     wan: { rttMs: Number(env.BENCH_WAN_RTT_MS ?? '40'), rate: parseRate(env.BENCH_WAN_RATE ?? '20MiB') },
     dir: env.BENCH_DIR ?? '/tmp/zfs-offsite-bench',
