@@ -43,7 +43,7 @@ const LIB_STORAGE = join(ROOT, 'bench/support/lib-storage-ingest.mjs');
 const ZSTD = ['zstd', '-q', '-T0', '-3', '-c'];
 const UNZSTD = ['zstd', '-q', '-d', '-c'];
 
-function storedFromJson(stdout: string): number {
+export function storedFromJson(stdout: string): number {
   const result = JSON.parse(stdout) as { manifest?: { storedBytes?: number } };
   const n = result.manifest?.storedBytes;
   if (typeof n !== 'number') throw new Error(`put --json printed no manifest.storedBytes: ${stdout.slice(0, 500)}`);
@@ -51,7 +51,7 @@ function storedFromJson(stdout: string): number {
 }
 
 /** The node flags of the CLI's `#!/usr/bin/env -S node …` line: measured as its bin runs. */
-const BIN_NODE_FLAGS = (/^#!.*\bnode\s+(.*)$/m.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0]!)?.[1] ?? '').split(/\s+/).filter(Boolean);
+export const BIN_NODE_FLAGS = (/^#!.*\bnode\s+(.*)$/m.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0]!)?.[1] ?? '').split(/\s+/).filter(Boolean);
 
 /** Our put then restore to/from `target`, and the restore checked against the input. */
 function ours(c: CaseContext, target: Target, location: string, extra: Pipeline['env'], extraArgs: string[] = [], serverCpu?: () => number): Measurement[] {

@@ -10,6 +10,9 @@ import { type CaseContext, localCases, type Measurement, rgwCases, sftpCases, ty
 import { type RunFacts, type Sample, table } from './report.js';
 import { bluestoreGiB, ensurePeers, openS3, openSftp, type S3Server, type SftpServer } from './servers.js';
 import { benchStream, DATA_KINDS, type DataKind } from './streams.js';
+import { parseRate } from './shaping-proxy.mjs';
+import { type ProxyProcess, startProxyProcess, type WanLink, wanCases } from './wan.js';
+import { type WanSample, wanTable } from './wan-report.js';
 
 const GiB = 1024 ** 3;
 const log = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
@@ -25,6 +28,9 @@ export interface BenchConfig {
   putArgs: string[];
   restoreArgs: string[];
   nodeArgs: string[];
+  /** Links the RGW cases run over: loopback (direct) and/or wan (through the shaping proxy). */
+  links: ('loopback' | 'wan')[];
+  wan: WanLink;
 }
 
 const words = (s: string | undefined): string[] => (s ?? '').split(/\s+/).filter(Boolean);
@@ -54,12 +60,22 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BenchConfig
     putArgs: words(env.BENCH_PUT_ARGS),
     restoreArgs: words(env.BENCH_RESTORE_ARGS),
     nodeArgs: words(env.BENCH_NODE_ARGS),
+    links: linksFromEnv(env),
+    wan: { rttMs: Number(env.BENCH_WAN_RTT_MS ?? '40'), rate: parseRate(env.BENCH_WAN_RATE ?? '20MiB') },
   };
+}
+
+/** BENCH_LINKS=loopback,wan (default loopback); BENCH_WAN=1 adds wan. */
+function linksFromEnv(env: NodeJS.ProcessEnv): ('loopback' | 'wan')[] {
+  const links = list(env.BENCH_LINKS, 'loopback');
+  if (env.BENCH_WAN === '1' && !links.includes('wan')) links.push('wan');
+  if (links.some((l) => l !== 'loopback' && l !== 'wan')) throw new Error(`BENCH_LINKS: expected loopback,wan, got ${env.BENCH_LINKS}`);
+  return links as ('loopback' | 'wan')[];
 }
 
 /** Wall-clock budget for the vitest test: generous, the bench asserts nothing about speed. */
 export function timeoutMs(c: BenchConfig): number {
-  return 20 * 60_000 * c.sizes.reduce((a, b) => a + b, 0) * c.kinds.length * c.repeats + 15 * 60_000;
+  return (c.links.includes('wan') ? 40 : 20) * 60_000 * c.sizes.reduce((a, b) => a + b, 0) * c.kinds.length * c.repeats + 15 * 60_000;
 }
 
 function freeBytes(dir: string): number {
@@ -84,7 +100,9 @@ export async function runBench(c: BenchConfig): Promise<BenchResult> {
   const facts: RunFacts = { sizes: c.sizes, repeats: c.repeats, sftp: false, loadStart: loadavg(), putArgs: c.putArgs, restoreArgs: c.restoreArgs, notes: [] };
   let s3: S3Server | undefined;
   let sftp: SftpServer | undefined;
+  let proxy: ProxyProcess | undefined;
   const samples: Sample[] = [];
+  const wanSamples: WanSample[] = [];
   try {
     if (c.targets.includes('rgw')) {
       const block = c.rgwStore === 'bluestore' ? bluestoreGiB(Math.max(...c.sizes)) * GiB : 0;
@@ -95,6 +113,7 @@ export async function runBench(c: BenchConfig): Promise<BenchResult> {
         );
       s3 = await openS3(c.rgwStore, Math.max(...c.sizes));
       facts.rgwStore = s3.store;
+      if (c.links.includes('wan')) proxy = await startProxyProcess(s3.settings.endpoint, c.wan, c.dir);
     }
     if (c.targets.includes('sftp')) {
       sftp = openSftp();
@@ -126,7 +145,15 @@ export async function runBench(c: BenchConfig): Promise<BenchResult> {
               }
             };
             if (c.targets.includes('local')) add(localCases(ctx));
-            if (useS3) add(await rgwCases(ctx));
+            if (useS3 && c.links.includes('loopback')) add(await rgwCases(ctx));
+            if (useS3 && proxy) {
+              for (const m of await wanCases({ stream, dir: c.dir, s3: useS3, proxy, rep, nodeArgs: c.nodeArgs })) {
+                wanSamples.push({ ...m, kind, gib, rawBytes: stream.bytes, rep });
+                log(
+                  `${gib} GiB ${kind} #${rep} WAN: ${m.tool}: ${(stream.bytes / 1024 ** 2 / m.usage.wallSeconds).toFixed(0)} MiB/s, ${m.usage.wallSeconds.toFixed(1)} s, CPU ${m.usage.cpuSeconds.toFixed(1)} s, RSS ${m.usage.peakRssMiB.toFixed(0)} MiB, ${m.connections} connections`,
+                );
+              }
+            }
             if (sftp) add(sftpCases(ctx));
           }
         } finally {
@@ -135,14 +162,15 @@ export async function runBench(c: BenchConfig): Promise<BenchResult> {
       }
     }
   } finally {
+    await proxy?.close();
     await s3?.close();
     sftp?.close();
   }
-  const markdown = table(samples, facts);
+  const markdown = [table(samples, facts), ...wanTable(wanSamples, c.wan)].join('\n');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const path = join(c.dir, `results-${stamp}.md`);
   writeFileSync(path, `${markdown}\n`);
   writeFileSync(join(c.dir, 'latest.md'), `${markdown}\n`);
-  writeFileSync(join(c.dir, `results-${stamp}.json`), JSON.stringify(samples, null, 1));
+  writeFileSync(join(c.dir, `results-${stamp}.json`), JSON.stringify([...samples, ...wanSamples], null, 1));
   return { markdown, path, samples };
 }

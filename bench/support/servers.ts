@@ -20,9 +20,9 @@ const log = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
 // The SDK warns on Node 20 that future releases will need Node 22: noise in the report.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-/** Installs rclone, awscli, zstd and GNU time from Debian when any is missing. */
+/** Installs rclone, awscli, zstd, GNU time and restic (the WAN peer) from Debian when any is missing. */
 export function ensurePeers(): void {
-  const need: Record<string, string> = { '/usr/bin/rclone': 'rclone', '/usr/bin/aws': 'awscli', '/usr/bin/zstd': 'zstd', '/usr/bin/time': 'time' };
+  const need: Record<string, string> = { '/usr/bin/rclone': 'rclone', '/usr/bin/aws': 'awscli', '/usr/bin/zstd': 'zstd', '/usr/bin/time': 'time', '/usr/bin/restic': 'restic' };
   const missing = Object.entries(need)
     .filter(([path]) => !existsSync(path))
     .map(([, pkg]) => pkg);
