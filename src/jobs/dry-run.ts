@@ -23,8 +23,10 @@ export interface UploadPlan {
   /** The base of an incremental: its name when known (send; put: when the archive holds it), its GUID, and whether the archive holds it. */
   base?: { name?: string; guid: string; inArchive: boolean };
   raw: boolean;
-  /** Bytes of the stream when known (put --input FILE: the file's size). */
+  /** Bytes of the stream when known (put --input FILE: the file's size; send: zfs send -nvP's estimate). */
   bytes?: number;
+  /** `bytes` is zfs's estimate, not an exact size. */
+  estimated?: boolean;
   /** The target holds an archive already (else the first write creates it). */
   archiveExists: boolean;
   /** The archive holds the snapshot already: the run would upload nothing. */

@@ -71,6 +71,7 @@ export async function planSend(o: SendOptions): Promise<UploadPlan> {
   const { exists, streams } = await archivedStreams(o.backend, dataset);
   const archived = archivedSnapshots(streams);
   const base = await chooseBase(o, dataset, target, raw);
+  const estimate = await sendEstimate(o, sendArguments(o, raw, base));
   return {
     dryRun: true,
     dataset,
@@ -81,6 +82,7 @@ export async function planSend(o: SendOptions): Promise<UploadPlan> {
     archiveExists: exists,
     alreadyArchived: archived.has(target.guid.toString()),
     sendArgs: ['zfs', 'send', ...sendArguments(o, raw, base)],
+    ...(estimate !== undefined ? { bytes: estimate, estimated: true } : {}),
   };
 }
 

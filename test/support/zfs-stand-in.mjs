@@ -93,19 +93,20 @@ if (cmd === 'version') {
   const baseAt = rest.findIndex((a) => a === '-i' || a === '-I');
   const from = baseAt >= 0 ? find(rest[baseAt + 1]).guid : '0';
   const path = state.streams[`${from}:${target.guid}`];
-  if (!path) fail(`stand-in has no stream ${from}:${target.guid}`);
-  let bytes = readFileSync(path);
   const plan = state.send ?? {};
   if (rest.includes('-n')) {
     // A dry run (`send -n -v -P`): the estimate as OpenZFS prints it on stdout, one line per
-    // stream, then the total. `estimate` replaces the size (zfs's estimate is not exact);
-    // `estimateFails` makes it fail like a zfs without -P.
+    // stream, then the total. `estimate` replaces the size (zfs's estimate is not exact, and
+    // needs no recorded stream); `estimateFails` makes it fail like a zfs without -P.
     if (plan.estimateFails) fail(plan.estimateFails);
-    const size = plan.estimate ?? bytes.length;
+    if (plan.estimate === undefined && !path) fail(`stand-in has no stream ${from}:${target.guid}`);
+    const size = plan.estimate ?? readFileSync(path).length;
     const line = baseAt >= 0 ? `incremental\t${rest[baseAt + 1]}\t${rest[rest.length - 1]}\t${size}` : `full\t${rest[rest.length - 1]}\t${size}`;
     process.stdout.write(`${line}\nsize\t${size}\n`);
     process.exit(0);
   }
+  if (!path) fail(`stand-in has no stream ${from}:${target.guid}`);
+  let bytes = readFileSync(path);
   if (plan.failAfterBytes !== undefined) bytes = bytes.subarray(0, plan.failAfterBytes);
   if (plan.pidFile) writeFileSync(plan.pidFile, String(process.pid));
   if (plan.stallAfterBytes !== undefined) {
