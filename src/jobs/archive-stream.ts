@@ -6,6 +6,7 @@ import type { Backend } from '../storage/backend.js';
 import type { StreamSummary } from '../stream/validator.js';
 import type { SettingValues } from '../settings/table.js';
 import { archiveSettingValues } from '../settings/values.js';
+import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
 import type { DatasetLock, HeldLease } from '../archive/lease.js';
@@ -100,10 +101,24 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
       return { status: alreadyArchived ? 'already-archived' : 'archived', dataset, streamId, seconds, uploadedBytes: 0, chunksReused: 0 };
     }
     const { uploadedBytes, chunksReused } = result.progress;
+    await refreshIndex(repo, job.log, dataset, streamId);
     return { status: 'archived', dataset, streamId, manifest: result.manifest, seconds, uploadedBytes, chunksReused };
   } finally {
     progress.done();
     await taken?.release();
+  }
+}
+
+/**
+ * After the commit, still under the lease: the dataset's stream index with this stream
+ * (format/stream-index.ts). Best effort: the manifest is the commit point and the index a cache
+ * every reader checks, so a failure here is a warning, never a failed archive.
+ */
+async function refreshIndex(repo: Repository, log: Logger, dataset: string, streamId: string): Promise<void> {
+  try {
+    await repo.refreshIndex(dataset, streamId);
+  } catch (err) {
+    log.warn({ dataset, stream: streamId }, `the stream index was not updated (${errorMessage(err)}): the stream is archived; the next command reads its manifest instead`);
   }
 }
 
