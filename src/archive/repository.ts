@@ -4,7 +4,7 @@ import { OperationalError, UsageError } from '../util/errors.js';
 import { closest } from '../util/suggest.js';
 import { type Catalog, ensureArchiveMarker, inDataset, loadCatalog, type ManifestRead, readArchiveMarker, readIndexes, readManifest, readManifests, withoutNestedArchives } from './format/catalog.js';
 import { datasetFromPath, datasetPath, INDEX_NAME, JOURNAL_NAME, MANIFEST_NAME, streamPrefix, SUMS_NAME } from './format/keys.js';
-import { indexKey, listedChunkDigest, sameObject, stampOf, writeIndex } from './format/stream-index.js';
+import { entryOf, type IndexedStream, indexKey, listedChunkDigest, readIndex, sameObject, writeIndex } from './format/stream-index.js';
 import type { Manifest, ManifestSummary } from './format/manifest.js';
 import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
 import { groupByStream, type InvalidDir, type StreamDir } from './plan/audit.js';
@@ -26,6 +26,11 @@ export interface ListedStreams {
   nested: string[];
   /** Datasets (of those listed) whose stream index (format/stream-index.ts) the listing showed. */
   indexed: Set<string>;
+}
+
+/** Whether a manifest read now is the stream a summary was made of (format/stream-index.ts summarize). */
+function describesSame(m: Manifest, summary: ManifestSummary): boolean {
+  return m.sha256 === summary.sha256 && m.rawBytes === summary.rawBytes && m.storedBytes === summary.storedBytes && JSON.stringify(m.substreams) === JSON.stringify(summary.substreams);
 }
 
 /** How a dataset name given by the user is matched: that dataset alone, or with its children. */
@@ -95,30 +100,33 @@ export class Repository {
   /**
    * Stores the stream index of `dataset` as a listing now proves it, when it differs from the
    * stored one (format/stream-index.ts); removes it when the dataset has no committed stream
-   * left. Writers only (after a commit, after a prune deleted streams), and best effort for
-   * them: the manifests are the truth, a missing or stale index is only slower. `own`: the
-   * stream this writer just committed, whose SHA256SUMS it wrote from the manifest's chunks —
-   * recorded as listed, so that quick verify need not read it again while it is unchanged.
+   * left. Writers only, and best effort for them: the manifests are the truth, a missing or
+   * stale index is only slower. Prune calls it (the full rebuild, one listing of the dataset).
    */
-  async refreshIndex(dataset: string, own?: string): Promise<void> {
+  async refreshIndex(dataset: string): Promise<void> {
     const fresh = (await this.catalog(dataset)).indexes.get(dataset);
-    if (!fresh) {
-      await this.backend.delete([indexKey(dataset)]);
-      return;
-    }
-    let changed = fresh.stale;
-    const entry = own === undefined ? undefined : fresh.index.get(own);
-    if (own !== undefined && entry && !entry.sums) {
-      const prefix = this.streamPrefix({ dataset, streamId: own });
-      const found = new Map<string, ObjectInfo>();
-      await this.backend.list(prefix, (o) => found.set(o.key.slice(prefix.length), o));
-      const sums = found.get(SUMS_NAME);
-      if (sums && sameObject(entry.object, found.get(MANIFEST_NAME))) {
-        fresh.index.set(own, { ...entry, sums: stampOf(sums) });
-        changed = true;
-      }
-    }
-    if (changed) await writeIndex(this.backend, dataset, fresh.index);
+    if (!fresh) await this.backend.delete([indexKey(dataset)]);
+    else if (fresh.stale) await writeIndex(this.backend, dataset, fresh.index);
+  }
+
+  /**
+   * After a commit, under the lease: the stored index with the stream just committed, without
+   * listing the dataset (which grows with its history): a listing of the stream's own directory,
+   * its manifest, one index read and write. Its SHA256SUMS, written by this writer from the
+   * manifest's chunks, is recorded as listed, so quick verify need not read it while unchanged.
+   * Without a usable stored index, it is rebuilt from a listing first. Entries of streams deleted
+   * since stay until a prune rebuilds it: readers drop them (loadCatalog), they cost nothing.
+   */
+  async recordCommit(stream: { dataset: string; streamId: string }): Promise<void> {
+    const index = (await readIndex(this.backend, stream.dataset)) ?? (await this.catalog(stream.dataset)).indexes.get(stream.dataset)?.index ?? new Map();
+    const prefix = this.streamPrefix(stream);
+    const found = new Map<string, ObjectInfo>();
+    await this.backend.list(prefix, (o) => found.set(o.key.slice(prefix.length), o));
+    const listed = found.get(MANIFEST_NAME);
+    const read = listed ? await this.readManifest(stream) : undefined;
+    if (listed && read && 'manifest' in read) index.set(stream.streamId, entryOf(read.manifest, listed, found.get(SUMS_NAME)));
+    else index.delete(stream.streamId);
+    await writeIndex(this.backend, stream.dataset, index);
   }
 
   /** The manifest of one stream: valid, damaged (an answer, not an error) or absent. */
@@ -133,13 +141,28 @@ export class Repository {
    */
   async fullManifest(summary: ManifestSummary): Promise<Manifest> {
     const read = await this.readManifest(summary);
-    const same =
-      'manifest' in read && read.manifest.sha256 === summary.sha256 && read.manifest.rawBytes === summary.rawBytes && JSON.stringify(read.manifest.substreams) === JSON.stringify(summary.substreams);
-    if ('manifest' in read && same) return read.manifest;
+    if ('manifest' in read && describesSame(read.manifest, summary)) return read.manifest;
+    const object = this.where(this.streamPrefix(summary) + MANIFEST_NAME);
     const why = 'absent' in read ? 'is gone' : 'damaged' in read ? `is damaged (${read.damaged.message})` : 'describes another stream';
-    throw new OperationalError(`${this.where(this.streamPrefix(summary) + MANIFEST_NAME)} ${why} since the archive was listed: nothing was restored from it; run the command again`, {
-      context: { object: this.where(this.streamPrefix(summary) + MANIFEST_NAME) },
-    });
+    throw new OperationalError(`${object} ${why} since the archive was listed: nothing was restored from it; run the command again`, { context: { object } });
+  }
+
+  /**
+   * For a writer before its upload, without listing the dataset (which grows with its history):
+   * the summaries of the dataset's stored stream index, sorted as a catalog's; undefined without
+   * a usable one. Not proven by a listing: the caller decides only on what `confirms` proves
+   * against the manifest, and asks `catalog` otherwise (send.ts base selection,
+   * archive-stream.ts fromNameInArchive).
+   */
+  async indexedStreams(dataset: string): Promise<IndexedStream[] | undefined> {
+    const index = await readIndex(this.backend, dataset);
+    return index && [...index.values()].map((e) => e.stream).sort((a, b) => a.streamId.localeCompare(b.streamId));
+  }
+
+  /** Whether the stream a summary describes is committed with a valid manifest that says the same. */
+  async confirms(summary: ManifestSummary): Promise<boolean> {
+    const read = await this.readManifest(summary);
+    return 'manifest' in read && describesSame(read.manifest, summary);
   }
 
   /**

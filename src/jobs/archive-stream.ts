@@ -1,6 +1,6 @@
 import type { ByteSource } from '../util/byte-source.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
-import type { Manifest } from '../archive/format/manifest.js';
+import type { Manifest, ManifestSummary } from '../archive/format/manifest.js';
 import { type StreamIdentity, writeArchiveStream } from '../archive/pipeline/writer.js';
 import type { Backend } from '../storage/backend.js';
 import type { StreamSummary } from '../stream/validator.js';
@@ -116,7 +116,7 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
  */
 async function refreshIndex(repo: Repository, log: Logger, dataset: string, streamId: string): Promise<void> {
   try {
-    await repo.refreshIndex(dataset, streamId);
+    await repo.recordCommit({ dataset, streamId });
   } catch (err) {
     log.warn({ dataset, stream: streamId }, `the stream index was not updated (${errorMessage(err)}): the stream is archived; the next command reads its manifest instead`);
   }
@@ -140,11 +140,15 @@ async function archivedAlready(repo: Repository, job: ArchiveStreamJob, identity
   return false;
 }
 
-/** A piped stream carries only the base GUID; its name comes from the archived stream that leads to it. */
+/**
+ * A piped stream carries only the base GUID; its name comes from the archived stream that leads
+ * to it: found in the stream index and proven by that stream's manifest (two reads, whatever the
+ * history), or else from the catalog (a listing of the dataset).
+ */
 async function fromNameInArchive(repo: Repository, guid: bigint, dataset: string): Promise<string> {
-  const { streams } = await repo.catalog(dataset);
-  for (const m of streams) {
-    for (const s of m.substreams) if (s.toguid === guid.toString()) return s.toname.slice(s.toname.indexOf('@') + 1);
-  }
-  return '';
+  const leadingTo = (streams: readonly ManifestSummary[]) => streams.find((m) => m.substreams.some((s) => s.toguid === guid.toString()));
+  const indexed = leadingTo((await repo.indexedStreams(dataset)) ?? []);
+  const found = indexed && (await repo.confirms(indexed)) ? indexed : leadingTo((await repo.catalog(dataset)).streams);
+  const s = found?.substreams.find((sub) => sub.toguid === guid.toString());
+  return s ? s.toname.slice(s.toname.indexOf('@') + 1) : '';
 }

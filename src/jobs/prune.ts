@@ -165,7 +165,6 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
           await repo.deleteStream(fullOf.get(m)!, dirOf.get(m)!);
           o.log.info({ dataset: m.dataset, stream: m.streamId }, 'deleted stream');
         }
-        await refreshIndex(o.log, repo, dataset);
       }
     }
     report.abandoned = await removeAbandoned(
@@ -174,6 +173,9 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
       dirs.filter((d) => !manifests.has(d) && !repo.hasManifest(d)),
       now,
     );
+    // The one full rebuild of the stream index (writers only add their stream): without the
+    // streams deleted, with any a failed index write missed. Written only when it differs.
+    if (!o.dryRun) await refreshIndex(o.log, repo, dataset);
   } catch (err) {
     if (err instanceof UsageError && o.dataset) throw err;
     report.error = errorMessage(err);
@@ -184,7 +186,7 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
   return report;
 }
 
-/** The stream index without the deleted streams; best effort (format/stream-index.ts: a cache, readers check it). */
+/** Best effort (format/stream-index.ts: a cache every reader checks against its listing). */
 async function refreshIndex(log: Logger, repo: Repository, dataset: string): Promise<void> {
   try {
     await repo.refreshIndex(dataset);

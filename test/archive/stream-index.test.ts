@@ -26,10 +26,15 @@ const CHAIN = Array.from({ length: N }, (_, i) =>
   Buffer.from(buildStream({ substreams: [{ toname: `${DS}@s${i}`, toguid: guid(i + 1), fromguid: i === 0 ? 0n : guid(i), creationTime: day(i + 1) }] }).bytes),
 );
 
-/** A LocalBackend that counts what is read whole (manifests, indexes, SHA256SUMS, the marker). */
-function counting(backend: Backend): { backend: Backend; reads: string[] } {
+/** A LocalBackend that counts what is read whole (manifests, indexes, SHA256SUMS, the marker) and the prefixes listed. */
+function counting(backend: Backend): { backend: Backend; reads: string[]; lists: string[] } {
   const reads: string[] = [];
-  return { reads, backend: Object.create(backend, { getBuffer: { value: (key: string) => (reads.push(key), backend.getBuffer(key)) } }) as Backend };
+  const lists: string[] = [];
+  const wrapped = Object.create(backend, {
+    getBuffer: { value: (key: string) => (reads.push(key), backend.getBuffer(key)) },
+    list: { value: (prefix: string, ...rest: Parameters<Backend['list']> extends [string, ...infer R] ? R : never) => (lists.push(prefix), backend.list(prefix, ...rest)) },
+  }) as Backend;
+  return { reads, lists, backend: wrapped };
 }
 
 /** Puts a file back as it was, time included: the index entry made from it stays valid. */
@@ -217,5 +222,38 @@ describe('stream index', () => {
     } finally {
       putBack();
     }
+  });
+
+  it('a commit adds its stream to the stored index from a listing of its own directory only', async () => {
+    const { streams } = await repo.listStreams(DS);
+    const newest = streams[N - 1]!;
+    const body = JSON.parse(pristineIndex.toString()) as { streams: Record<string, unknown> };
+    delete body.streams[newest.streamId];
+    writeFileSync(indexPath, JSON.stringify(body));
+    const c = counting(backend);
+    await new Repository(c.backend).recordCommit(newest);
+    expect(c.lists).toEqual([newest.prefix]);
+    expect(c.reads).toEqual([indexKey(DS), `${newest.prefix}manifest.json`]);
+    const index = parseIndex(readFileSync(indexPath), DS)!;
+    expect(index.size).toBe(N);
+    expect(index.get(newest.streamId)).toEqual(parseIndex(pristineIndex, DS)!.get(newest.streamId));
+  });
+
+  it('a writer decides only on an index entry its manifest confirms', async () => {
+    const indexed = (await repo.indexedStreams(DS))!;
+    expect(indexed.map((s) => s.streamId)).toEqual((await loadCatalog(backend, DS, { index: false })).streams.map((s) => s.streamId));
+    expect(await repo.confirms(indexed[0]!)).toBe(true);
+    const forged = { ...indexed[0]!, substreams: indexed[1]!.substreams };
+    expect(await repo.confirms(forged)).toBe(false);
+    const file = join(root, repo.streamPrefix(indexed[0]!), 'manifest.json');
+    const putBack = keepAside(file);
+    rmSync(file);
+    try {
+      expect(await repo.confirms(indexed[0]!)).toBe(false);
+    } finally {
+      putBack();
+    }
+    writeFileSync(indexPath, 'garbage');
+    expect(await repo.indexedStreams(DS)).toBeUndefined();
   });
 });
