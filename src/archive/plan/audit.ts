@@ -82,13 +82,13 @@ export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<st
   for (const o of objects) {
     const slash = o.key.lastIndexOf('/');
     const dir = o.key.slice(0, slash + 1);
-    // A dataset's stream index (format/stream-index.ts): a cache beside its stream directories.
-    // No stream directory holds one: `~` is always escaped in the names of those (format/keys.ts).
-    if (slash > 0 && o.key.slice(slash + 1) === INDEX_NAME) {
+    const parsed = slash > 0 ? parseStreamKey(`${dir}${MANIFEST_NAME}`) : undefined;
+    // A dataset's stream index (format/stream-index.ts): a cache beside its stream directories
+    // (`~` is always escaped in their names, format/keys.ts). One inside a stream directory is not.
+    if (!parsed && slash > 0 && o.key.slice(slash + 1) === INDEX_NAME) {
       indexes.push(o);
       continue;
     }
-    const parsed = slash > 0 ? parseStreamKey(`${dir}${MANIFEST_NAME}`) : undefined;
     if (!parsed) {
       // The archive marker and a dataset's lease (held by a running job) belong where they are.
       if (o.key !== MARKER_KEY && !o.key.endsWith(`/${LEASE_NAME}`)) loose.push(o);
