@@ -1,10 +1,11 @@
 import type { Backend, EntryType, ObjectInfo } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
-import { UsageError } from '../util/errors.js';
+import { OperationalError, UsageError } from '../util/errors.js';
 import { closest } from '../util/suggest.js';
-import { type Catalog, ensureArchiveMarker, inDataset, loadCatalog, type ManifestRead, readArchiveMarker, readManifest, readManifests, withoutNestedArchives } from './format/catalog.js';
-import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, streamPrefix, SUMS_NAME } from './format/keys.js';
-import type { Manifest } from './format/manifest.js';
+import { type Catalog, ensureArchiveMarker, inDataset, loadCatalog, type ManifestRead, readArchiveMarker, readIndexes, readManifest, readManifests, withoutNestedArchives } from './format/catalog.js';
+import { datasetFromPath, datasetPath, INDEX_NAME, JOURNAL_NAME, MANIFEST_NAME, streamPrefix, SUMS_NAME } from './format/keys.js';
+import { entryOf, type IndexedStream, indexKey, listedChunkDigest, readIndex, sameObject, writeIndex } from './format/stream-index.js';
+import type { Manifest, ManifestSummary } from './format/manifest.js';
 import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
 import { groupByStream, type InvalidDir, type StreamDir } from './plan/audit.js';
 
@@ -23,6 +24,13 @@ export interface ListedStreams {
   unsafe: UnsafeFound[];
   /** Roots (`dir/`) of other archives found below this one's root: left out of everything above. */
   nested: string[];
+  /** Datasets (of those listed) whose stream index (format/stream-index.ts) the listing showed. */
+  indexed: Set<string>;
+}
+
+/** Whether a manifest read now is the stream a summary was made of (format/stream-index.ts summarize). */
+function describesSame(m: Manifest, summary: ManifestSummary): boolean {
+  return m.sha256 === summary.sha256 && m.rawBytes === summary.rawBytes && m.storedBytes === summary.storedBytes && JSON.stringify(m.substreams) === JSON.stringify(summary.substreams);
 }
 
 /** How a dataset name given by the user is matched: that dataset alone, or with its children. */
@@ -80,14 +88,81 @@ export class Repository {
     return `${this.location}/${key}`;
   }
 
-  /** Valid manifests, damaged ones and uploads in progress of one dataset (its children with `children`), or of all. */
+  /**
+   * Valid manifests (as summaries), damaged ones and uploads in progress of one dataset (its
+   * children with `children`), or of all: one listing, the stream indexes it shows, and the
+   * manifests no index entry stands for (format/catalog.ts loadCatalog). Writes nothing.
+   */
   catalog(dataset?: string, scope: DatasetScope = {}): Promise<Catalog> {
     return loadCatalog(this.backend, dataset, { children: scope.children === true });
+  }
+
+  /**
+   * Stores the stream index of `dataset` as a listing now proves it, when it differs from the
+   * stored one (format/stream-index.ts); removes it when the dataset has no committed stream
+   * left. Writers only, and best effort for them: the manifests are the truth, a missing or
+   * stale index is only slower. Prune calls it (the full rebuild, one listing of the dataset).
+   */
+  async refreshIndex(dataset: string): Promise<void> {
+    const fresh = (await this.catalog(dataset)).indexes.get(dataset);
+    if (!fresh) await this.backend.delete([indexKey(dataset)]);
+    else if (fresh.stale) await writeIndex(this.backend, dataset, fresh.index);
+  }
+
+  /**
+   * After a commit, under the lease: the stored index with the stream just committed, without
+   * listing the dataset (which grows with its history): a listing of the stream's own directory,
+   * its manifest, one index read and write. Its SHA256SUMS, written by this writer from the
+   * manifest's chunks, is recorded as listed, so quick verify need not read it while unchanged.
+   * Without a usable stored index, it is rebuilt from a listing first. Entries of streams deleted
+   * since stay until a prune rebuilds it: readers drop them (loadCatalog), they cost nothing.
+   */
+  async recordCommit(stream: { dataset: string; streamId: string }): Promise<void> {
+    const index = (await readIndex(this.backend, stream.dataset)) ?? (await this.catalog(stream.dataset)).indexes.get(stream.dataset)?.index ?? new Map();
+    const prefix = this.streamPrefix(stream);
+    const found = new Map<string, ObjectInfo>();
+    await this.backend.list(prefix, (o) => found.set(o.key.slice(prefix.length), o));
+    const listed = found.get(MANIFEST_NAME);
+    const read = listed ? await this.readManifest(stream) : undefined;
+    if (listed && read && 'manifest' in read) index.set(stream.streamId, entryOf(read.manifest, listed, found.get(SUMS_NAME)));
+    else index.delete(stream.streamId);
+    await writeIndex(this.backend, stream.dataset, index);
   }
 
   /** The manifest of one stream: valid, damaged (an answer, not an error) or absent. */
   readManifest(stream: { dataset: string; streamId: string }): Promise<ManifestRead> {
     return readManifest(this.backend, { dataset: stream.dataset, streamId: stream.streamId, prefix: this.streamPrefix(stream) });
+  }
+
+  /**
+   * The whole manifest of a stream a catalog summarised (restore needs its chunks): read,
+   * parsed, and the same stream the summary describes, or an OperationalError (deleted or
+   * rewritten since the listing: running again plans with what is there then).
+   */
+  async fullManifest(summary: ManifestSummary): Promise<Manifest> {
+    const read = await this.readManifest(summary);
+    if ('manifest' in read && describesSame(read.manifest, summary)) return read.manifest;
+    const object = this.where(this.streamPrefix(summary) + MANIFEST_NAME);
+    const why = 'absent' in read ? 'is gone' : 'damaged' in read ? `is damaged (${read.damaged.message})` : 'describes another stream';
+    throw new OperationalError(`${object} ${why} since the archive was listed: nothing was restored from it; run the command again`, { context: { object } });
+  }
+
+  /**
+   * For a writer before its upload, without listing the dataset (which grows with its history):
+   * the summaries of the dataset's stored stream index, sorted as a catalog's; undefined without
+   * a usable one. Not proven by a listing: the caller decides only on what `confirms` proves
+   * against the manifest, and asks `catalog` otherwise (send.ts base selection,
+   * archive-stream.ts fromNameInArchive).
+   */
+  async indexedStreams(dataset: string): Promise<IndexedStream[] | undefined> {
+    const index = await readIndex(this.backend, dataset);
+    return index && [...index.values()].map((e) => e.stream).sort((a, b) => a.streamId.localeCompare(b.streamId));
+  }
+
+  /** Whether the stream a summary describes is committed with a valid manifest that says the same. */
+  async confirms(summary: ManifestSummary): Promise<boolean> {
+    const read = await this.readManifest(summary);
+    return 'manifest' in read && describesSame(read.manifest, summary);
   }
 
   /**
@@ -104,12 +179,18 @@ export class Repository {
     const unsafe = withoutNestedArchives(unsafeAll, keys).kept;
     const grouped = groupByStream(objects);
     const wanted = (name: string) => !dataset || name === dataset || (scope.children === true && name.startsWith(`${dataset}/`));
+    const indexed = new Set<string>();
+    for (const o of grouped.indexes) {
+      const owner = datasetFromPath(o.key.slice(0, -INDEX_NAME.length - 1));
+      if ('dataset' in owner && wanted(owner.dataset)) indexed.add(owner.dataset);
+    }
     return {
       streams: [...grouped.streams.values()].filter((s) => wanted(s.dataset)),
       loose: grouped.loose,
       invalid: [...grouped.invalid.values()].filter((d) => scope.children === true || inDataset(d.prefix, dataset)),
       unsafe,
       nested,
+      indexed,
     };
   }
 
@@ -152,21 +233,41 @@ export class Repository {
    * The stream directories of one dataset (exactly, or with its children with `children`) or
    * of the archive, each with every listed object and its manifest read as in the catalog:
    * `manifest`, or `damaged`, or neither (none listed, or gone since the listing). With `sums`,
-   * SHA256SUMS is read too. `loose`: objects outside any stream directory (marker and leases
-   * excepted). `invalid`: directories of the dataset (or archive) whose key is invalid, unread.
+   * SHA256SUMS is read too. `loose`: objects outside any stream directory (marker, leases and
+   * stream indexes excepted). `invalid`: directories of the dataset (or archive) whose key is invalid, unread.
+   *
+   * With `index` (quick verify), a stream whose stream index entry the listing matches in full —
+   * the same manifest object, exactly its chunk objects with their sizes (the entry's chunk
+   * digest) and, with `sums`, the SHA256SUMS its writer recorded — gets `indexed` instead of
+   * `manifest` and `sums`: neither is read. Any difference, and the stream is read as without one.
    */
-  async listStreams(dataset?: string, options: { sums?: boolean } & DatasetScope = {}): Promise<ListedStreams> {
+  async listStreams(dataset?: string, options: { sums?: boolean; index?: boolean } & DatasetScope = {}): Promise<ListedStreams> {
     const listed = await this.listDirs(dataset, options);
-    const withManifest = listed.streams.filter((s) => this.hasManifest(s));
+    if (options.index) await this.useIndexes(listed, options.sums === true);
+    const withManifest = listed.streams.filter((s) => !s.indexed && this.hasManifest(s));
     for (const [k, read] of (await readManifests(this.backend, withManifest)).entries()) {
       if ('manifest' in read) withManifest[k]!.manifest = read.manifest;
       else if ('damaged' in read) withManifest[k]!.damaged = read.damaged;
     }
     if (options.sums) {
-      const withSums = listed.streams.filter((s) => this.listed(s, SUMS_NAME));
+      const withSums = listed.streams.filter((s) => !s.indexed && this.listed(s, SUMS_NAME));
       for (let i = 0; i < withSums.length; i += 8) await Promise.all(withSums.slice(i, i + 8).map(async (s) => (s.sums = await this.readSums(s))));
     }
     return listed;
+  }
+
+  /** Marks the streams whose index entry the listing matches in full (listStreams). */
+  private async useIndexes(listed: ListedStreams, sums: boolean): Promise<void> {
+    const stored = await readIndexes(this.backend, [...listed.indexed]);
+    for (const dir of listed.streams) {
+      const entry = stored.get(dir.dataset)?.get(dir.streamId);
+      if (!entry) continue;
+      const found = (name: string) => dir.objects.find((o) => o.key === dir.prefix + name);
+      if (!sameObject(entry.object, found(MANIFEST_NAME))) continue;
+      if (sums && !sameObject(entry.sums, found(SUMS_NAME))) continue;
+      if (listedChunkDigest(dir.prefix, dir.objects, entry.stream.chunkCount) !== entry.chunkDigest) continue;
+      dir.indexed = entry.stream;
+    }
   }
 
   /** SHA256SUMS of a stream; gone since the listing (a prune, a repair): as if it had not been listed. */

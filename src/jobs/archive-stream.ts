@@ -1,11 +1,12 @@
 import type { ByteSource } from '../util/byte-source.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
-import type { Manifest } from '../archive/format/manifest.js';
+import type { Manifest, ManifestSummary } from '../archive/format/manifest.js';
 import { type StreamIdentity, writeArchiveStream } from '../archive/pipeline/writer.js';
 import type { Backend } from '../storage/backend.js';
 import type { StreamSummary } from '../stream/validator.js';
 import type { SettingValues } from '../settings/table.js';
 import { archiveSettingValues } from '../settings/values.js';
+import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
 import type { DatasetLock, HeldLease } from '../archive/lease.js';
@@ -119,10 +120,24 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
       return { status: alreadyArchived ? 'already-archived' : 'archived', dataset, streamId, seconds, uploadedBytes: 0, chunksReused: 0 };
     }
     const { uploadedBytes, chunksReused } = result.progress;
+    await refreshIndex(repo, job.log, dataset, streamId);
     return { status: 'archived', dataset, streamId, manifest: result.manifest, seconds, uploadedBytes, chunksReused };
   } finally {
     progress.done();
     await taken?.release();
+  }
+}
+
+/**
+ * After the commit, still under the lease: the dataset's stream index with this stream
+ * (format/stream-index.ts). Best effort: the manifest is the commit point and the index a cache
+ * every reader checks, so a failure here is a warning, never a failed archive.
+ */
+async function refreshIndex(repo: Repository, log: Logger, dataset: string, streamId: string): Promise<void> {
+  try {
+    await repo.recordCommit({ dataset, streamId });
+  } catch (err) {
+    log.warn({ dataset, stream: streamId }, `the stream index was not updated (${errorMessage(err)}): the stream is archived; the next command reads its manifest instead`);
   }
 }
 
@@ -145,15 +160,19 @@ async function archivedAlready(repo: Repository, job: ArchiveStreamJob, identity
 }
 
 /**
- * A piped stream carries only the base GUID; its name comes from the archived stream that leads to it.
- * None does: the stream is archived all the same (its base may be archived later, or be on the
- * pool it is restored to), but the user is told, since a restore from this archive alone fails.
+ * A piped stream carries only the base GUID; its name comes from the archived stream that leads
+ * to it: found in the stream index and proven by that stream's manifest (two reads, whatever the
+ * history), or else from the catalog (a listing of the dataset). None does: the stream is
+ * archived all the same (its base may be archived later, or be on the pool it is restored to),
+ * but the user is told, since a restore from this archive alone fails.
  */
 async function fromNameInArchive(repo: Repository, guid: bigint, dataset: string, log: Logger): Promise<string> {
+  const leadingTo = (streams: readonly ManifestSummary[]) => streams.find((m) => m.substreams.some((s) => s.toguid === guid.toString()));
+  const indexed = leadingTo((await repo.indexedStreams(dataset)) ?? []);
+  if (indexed && (await repo.confirms(indexed))) return toShortName(indexed, guid);
   const { streams, damaged } = await repo.catalog(dataset);
-  for (const m of streams) {
-    for (const s of m.substreams) if (s.toguid === guid.toString()) return s.toname.slice(s.toname.indexOf('@') + 1);
-  }
+  const found = leadingTo(streams);
+  if (found) return toShortName(found, guid);
   // A stream whose manifest is damaged may be the base: that is not known, so not claimed (list
   // and verify report the damaged manifest, and archiving its snapshot again repairs it).
   if (damaged.length > 0) return '';
@@ -162,4 +181,10 @@ async function fromNameInArchive(repo: Repository, guid: bigint, dataset: string
       'put the stream that ends at that snapshot too, or a restore needs that snapshot on the receiving pool already',
   );
   return '';
+}
+
+/** The short name (after `@`) of the snapshot with this GUID in a stream. */
+function toShortName(m: ManifestSummary, guid: bigint): string {
+  const s = m.substreams.find((sub) => sub.toguid === guid.toString())!;
+  return s.toname.slice(s.toname.indexOf('@') + 1);
 }

@@ -1,5 +1,5 @@
 import { archivedSnapshots, NoArchiveError } from '../archive/format/catalog.js';
-import type { Manifest } from '../archive/format/manifest.js';
+import type { ManifestSummary } from '../archive/format/manifest.js';
 import { splitSnapshotName } from '../archive/format/keys.js';
 import { Repository } from '../archive/repository.js';
 import type { Backend } from '../storage/backend.js';
@@ -36,7 +36,7 @@ export interface UploadPlan {
 }
 
 /** The archived streams of `dataset`, or none when the target holds no archive yet (read only: nothing is created). */
-export async function archivedStreams(backend: Backend, dataset: string): Promise<{ exists: boolean; streams: readonly Manifest[] }> {
+export async function archivedStreams(backend: Backend, dataset: string): Promise<{ exists: boolean; streams: readonly ManifestSummary[] }> {
   try {
     const repo = await Repository.open(backend);
     return { exists: true, streams: (await repo.catalog(dataset)).streams };

@@ -1,5 +1,6 @@
 import { buildChains } from '../archive/plan/chains.js';
-import type { Manifest } from '../archive/format/manifest.js';
+import type { ManifestSummary } from '../archive/format/manifest.js';
+import type { IndexedStream } from '../archive/format/stream-index.js';
 import { orderSnapshots } from '../archive/plan/snapshot-order.js';
 import { Repository } from '../archive/repository.js';
 import { invalidKeyWarning } from '../archive/format/catalog.js';
@@ -39,16 +40,17 @@ export async function listArchive(backend: Backend, dataset?: string, log?: Logg
   for (const i of catalog.invalid) log?.warn(invalidKeyWarning(i));
   const empty = catalog.streams.length + catalog.inProgress.length + catalog.damaged.length === 0;
   if (dataset && empty && !(await repo.hasDataset(dataset, { children: true }))) throw await repo.unknownDataset(dataset);
-  const byDataset = new Map<string, Manifest[]>();
+  const byDataset = new Map<string, IndexedStream[]>();
   for (const m of catalog.streams) byDataset.set(m.dataset, [...(byDataset.get(m.dataset) ?? []), m]);
   for (const p of [...catalog.inProgress, ...catalog.damaged]) if (!byDataset.has(p.dataset)) byDataset.set(p.dataset, []);
   const everywhere = new Set(catalog.streams.flatMap((m) => m.substreams.map((s) => s.toguid)));
   return [...byDataset.entries()].map(([name, streams]) => {
     const { chains, broken } = buildChains(streams, everywhere);
+    const chunks = new Map(streams.map((m) => [m.streamId, m.chunkCount]));
     return {
       dataset: name,
       // Oldest first by the snapshot order (the catalog sorts by stream id, which embeds names).
-      streams: orderSnapshots(streams).streams.map(describe),
+      streams: orderSnapshots(streams).streams.map((m) => describe(m, chunks.get(m.streamId)!)),
       chains: chains.map((c) => ({ full: c.root!.streamId, streams: c.streams.map((s) => s.streamId), snapshots: c.snapshots })),
       broken: broken.map((m) => m.streamId),
       inProgress: catalog.inProgress.filter((p) => p.dataset === name).map((p) => p.streamId),
@@ -57,7 +59,7 @@ export async function listArchive(backend: Backend, dataset?: string, log?: Logg
   });
 }
 
-function describe(m: Manifest): ListedStream {
+function describe(m: ManifestSummary, chunks: number): ListedStream {
   return {
     streamId: m.streamId,
     kind: m.kind,
@@ -68,7 +70,7 @@ function describe(m: Manifest): ListedStream {
     raw: m.raw,
     rawBytes: m.rawBytes,
     storedBytes: m.storedBytes,
-    chunks: m.chunks.length,
+    chunks,
     created: m.to.creation,
     archivedAt: m.finishedAt,
   };

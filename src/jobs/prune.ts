@@ -1,7 +1,7 @@
 import type { InvalidDir, StreamDir } from '../archive/plan/audit.js';
 import { type DamagedStream, invalidKeyWarning } from '../archive/format/catalog.js';
 import { shownKey } from '../archive/format/keys.js';
-import type { Manifest } from '../archive/format/manifest.js';
+import type { Manifest, ManifestSummary } from '../archive/format/manifest.js';
 import { planRetention, type RetentionPolicy } from '../archive/plan/retention.js';
 import { Repository } from '../archive/repository.js';
 import type { Backend } from '../storage/backend.js';
@@ -147,7 +147,9 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
       report.error = `${damaged.length} damaged manifest${damaged.length === 1 ? '' : 's'} (${damaged.map((d) => `${d.streamId}: ${d.message}`).join('; ')}): nothing of this dataset is deleted until the stream is archived again (which rewrites it) or removed; verify reports it`;
     } else if (committed.length > 0) {
       const plan = planRetention({ streams: [...manifests.values()], policy: o.policy, now });
-      const dirOf = new Map(committed.map((d) => [manifests.get(d)!, d]));
+      // The plan hands back the manifests it was given, as summaries: deleting needs the chunks.
+      const dirOf = new Map<ManifestSummary, StreamDir>(committed.map((d) => [manifests.get(d)!, d]));
+      const fullOf = new Map<ManifestSummary, Manifest>([...manifests.values()].map((m) => [m, m]));
       report.keptStreams = plan.keep.length;
       report.keptBytes = plan.keep.reduce((n, m) => n + m.storedBytes, 0);
       report.keptSnapshots = plan.snapshots.filter((s) => s.kept).map((s) => ({ name: s.name, why: s.why }));
@@ -156,11 +158,11 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
       // Newest first: dependents go before the streams they are based on. plan.delete is oldest
       // first by the snapshot order (snapshot-order.ts); stream ids would put `s10` before `s9`.
       const doomed = [...plan.delete].reverse();
-      report.deleted = doomed.map((m) => describeStream(repo, m, dirOf.get(m)!, plan.reasons.get(m.streamId)!));
+      report.deleted = doomed.map((m) => describeStream(repo, fullOf.get(m)!, dirOf.get(m)!, plan.reasons.get(m.streamId)!));
       if (!o.dryRun && doomed.length > 0) {
         await lock?.assertHeld?.();
         for (const m of doomed) {
-          await repo.deleteStream(m, dirOf.get(m)!);
+          await repo.deleteStream(fullOf.get(m)!, dirOf.get(m)!);
           o.log.info({ dataset: m.dataset, stream: m.streamId }, 'deleted stream');
         }
       }
@@ -171,6 +173,9 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
       dirs.filter((d) => !manifests.has(d) && !repo.hasManifest(d)),
       now,
     );
+    // The one full rebuild of the stream index (writers only add their stream): without the
+    // streams deleted, with any a failed index write missed. Written only when it differs.
+    if (!o.dryRun) await refreshIndex(o.log, repo, dataset);
   } catch (err) {
     if (err instanceof UsageError && o.dataset) throw err;
     report.error = errorMessage(err);
@@ -179,6 +184,15 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
     await lock?.release();
   }
   return report;
+}
+
+/** Best effort (format/stream-index.ts: a cache every reader checks against its listing). */
+async function refreshIndex(log: Logger, repo: Repository, dataset: string): Promise<void> {
+  try {
+    await repo.refreshIndex(dataset);
+  } catch (err) {
+    log.warn({ dataset }, `the stream index was not updated (${errorMessage(err)}): the next command reads the manifests instead`);
+  }
 }
 
 function warnInvalid(log: Logger, repo: Repository, d: InvalidDir): void {

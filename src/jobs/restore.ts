@@ -3,6 +3,7 @@ import { ChunkFetcher } from '../archive/pipeline/chunk-fetcher.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
 import { OutputError, readStreamSpans, SinkWatch, UnitCheck, unitSpans, writeReleasing } from '../archive/pipeline/reader.js';
 import { planRestore, type RestorePlan, type RestoreUnit } from '../archive/plan/restore-plan.js';
+import type { Manifest } from '../archive/format/manifest.js';
 import { Repository } from '../archive/repository.js';
 import type { Backend } from '../storage/backend.js';
 import { OperationalError, UsageError } from '../util/errors.js';
@@ -91,11 +92,16 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const total = plan.units.reduce((n, u) => n + u.bytes, 0);
   const progress = new Progress(o.progress && Boolean(process.stderr.isTTY));
   let written = 0;
+  // The plan was made from summaries (the stream index, format/stream-index.ts): the chunks
+  // come from each stream's manifest, read before anything is received.
+  const manifests = new Map<RestoreUnit['manifest'], Manifest>();
+  for (const u of plan.units) if (!manifests.has(u.manifest)) manifests.set(u.manifest, await repo.fullManifest(u.manifest));
   const fetcher = new ChunkFetcher({ backend: o.backend, pool: o.pool, parallel: o.parallel });
   const feed = async (unit: RestoreUnit, k: number, sink: SinkWatch): Promise<void> => {
-    const spans = unitSpans(unit.manifest, unit.first, unit.last, unit.whole);
-    const check = new UnitCheck(unit.manifest, unit, repo.where(repo.streamPrefix(unit.manifest)));
-    for await (const { pieces, release, last } of readStreamSpans(fetcher, unit.manifest, spans)) {
+    const manifest = manifests.get(unit.manifest)!;
+    const spans = unitSpans(manifest, unit.first, unit.last, unit.whole);
+    const check = new UnitCheck(manifest, unit, repo.where(repo.streamPrefix(manifest)));
+    for await (const { pieces, release, last } of readStreamSpans(fetcher, manifest, spans)) {
       try {
         // Before the bytes go out: the last chunk is held back until the whole unit is proven.
         check.update(pieces);

@@ -186,11 +186,26 @@ async function chooseBase(o: SendOptions, dataset: string, target: SnapshotInfo,
     if (base.createtxg >= target.createtxg) throw new UsageError(`base ${name} is not older than ${o.snapshot}`);
     return base;
   }
-  const { streams } = await new Repository(o.backend).catalog(dataset);
+  const repo = new Repository(o.backend);
+  const source = await o.zfs.listSnapshots(dataset);
+  // The nightly case, whatever the history: the stream index names the base and that stream's
+  // manifest proves it; anything else (no index, no base, a stale entry) asks the listing.
+  const indexed = await repo.indexedStreams(dataset);
+  if (indexed) {
+    const archived = archivedSnapshots(indexed);
+    const base = selectBase({ target, source, archived, raw });
+    const holder = base && indexed.find((m) => m.streamId === archived.get(base.guid.toString())?.streamId);
+    if (base && holder && (await repo.confirms(holder))) {
+      const already = archived.get(target.guid.toString());
+      if (already) o.log.info({ stream: already.streamId }, `${o.snapshot} is already in the archive`);
+      return base;
+    }
+  }
+  const { streams } = await repo.catalog(dataset);
   const archived = archivedSnapshots(streams);
   const already = archived.get(target.guid.toString());
   if (already) o.log.info({ stream: already.streamId }, `${o.snapshot} is already in the archive`);
-  const base = selectBase({ target, source: await o.zfs.listSnapshots(dataset), archived, raw });
+  const base = selectBase({ target, source, archived, raw });
   if (!base && streams.length > 0) {
     o.log.warn({ dataset }, 'no snapshot the archive holds still exists on the source (as snapshot or bookmark): sending a new full stream');
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/archive/format/manifest.js';
+import type { Manifest, ManifestSummary } from '../../src/archive/format/manifest.js';
 import { planRestore } from '../../src/archive/plan/restore-plan.js';
 import { checkRetentionPolicy, planRetention, type RetentionPlan, type RetentionPolicy, RetentionPolicyError, retentionBuckets } from '../../src/archive/plan/retention.js';
 import { policyFromOptions } from '../../src/cli/commands/prune.js';
@@ -43,7 +43,7 @@ function stream(links: LinkSpec[], opts: { raw?: boolean; dataset?: string } = {
 const NONE: RetentionPolicy = { keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0, keepLast: 0, minFulls: 0 };
 const policy = (p: Partial<RetentionPolicy>): RetentionPolicy => ({ ...NONE, ...p });
 const plan = (streams: Manifest[], p: Partial<RetentionPolicy>, now = '2030-01-01T00:00:00Z') => planRetention({ streams, policy: policy(p), now: new Date(now) });
-const names = (ms: Manifest[]) => ms.map((m) => m.to.name).sort();
+const names = (ms: ManifestSummary[]) => ms.map((m) => m.to.name).sort();
 const keptSnapshots = (r: RetentionPlan) =>
   r.snapshots
     .filter((s) => s.kept)
@@ -402,7 +402,7 @@ function randomHistory(seed: number): History {
 }
 
 /** GUIDs reachable from a full over links of one raw-ness (computed apart from the planner). */
-function reachable(streams: readonly Manifest[], raw: boolean): Set<string> {
+function reachable(streams: readonly ManifestSummary[], raw: boolean): Set<string> {
   const out = new Set(['0']);
   for (let grew = true; grew; ) {
     grew = false;
@@ -453,7 +453,7 @@ function checkHistory(h: History): void {
 
   // Broken input streams (no full leads to their base, same raw-ness) are never deleted.
   const before = { true: reachable(h.streams, true), false: reachable(h.streams, false) };
-  const isBroken = (m: Manifest) => !before[`${m.raw}`].has(m.substreams[0]!.fromguid);
+  const isBroken = (m: ManifestSummary) => !before[`${m.raw}`].has(m.substreams[0]!.fromguid);
   for (const m of h.streams.filter(isBroken)) expect(keepIds.has(m.streamId), `broken ${m.streamId} kept`).toBe(true);
 
   // Every kept stream's base is still provided by kept streams, all the way to a full.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildChains } from '../../src/archive/plan/chains.js';
 import { makeStreamId } from '../../src/archive/format/keys.js';
-import type { Manifest } from '../../src/archive/format/manifest.js';
+import type { Manifest, ManifestSummary } from '../../src/archive/format/manifest.js';
 import { planRestore } from '../../src/archive/plan/restore-plan.js';
 import { planRetention, type RetentionPolicy } from '../../src/archive/plan/retention.js';
 import { orderSnapshots } from '../../src/archive/plan/snapshot-order.js';
@@ -287,7 +287,7 @@ function randomHistory(seed: number): History {
 }
 
 /** GUIDs a full leads to over links of one raw-ness (computed apart from the planners). */
-function restorableFrom(streams: readonly Manifest[]): Set<string> {
+function restorableFrom(streams: readonly ManifestSummary[]): Set<string> {
   const out = new Set<string>();
   for (const raw of [true, false]) {
     const reached = new Set(['0']);

@@ -3,8 +3,9 @@ import type { Backend, ObjectInfo } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
 import { OperationalError } from '../../util/errors.js';
 import { TOOL_VERSION } from '../../util/version.js';
-import { datasetPath, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey } from './keys.js';
-import { type Manifest, ManifestError, type ManifestProblemKind, parseManifest } from './manifest.js';
+import { datasetFromPath, datasetPath, INDEX_NAME, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey } from './keys.js';
+import { type Manifest, ManifestError, type ManifestProblemKind, type ManifestSummary, parseManifest } from './manifest.js';
+import { entryOf, type IndexedStream, readIndex, sameObject, type StreamIndex } from './stream-index.js';
 
 export const ARCHIVE_FORMAT = 'zfs-offsite-archive';
 export const ARCHIVE_MAJOR = 1;
@@ -149,13 +150,20 @@ export function invalidKeyWarning(i: InvalidKey): string {
 
 export interface Catalog {
   /** Committed streams whose manifests are valid, sorted by dataset then stream id (= time order). */
-  streams: Manifest[];
+  streams: IndexedStream[];
   /** Streams whose manifest exists but is damaged: left out of `streams`, reported by list and verify. */
   damaged: DamagedStream[];
   /** Streams with a journal and no manifest: being written, or interrupted. */
   inProgress: InProgressStream[];
   /** Stream directories with an invalid key, in listing order; none of them is read. */
   invalid: InvalidKey[];
+  /**
+   * Per dataset with committed streams: its stream index as this listing proved it (entries
+   * whose manifest object is unchanged, the others made from the manifests just read), and
+   * whether that differs from the stored one (absent, unusable, or with entries dropped or
+   * refreshed). Writers store it (Repository.refreshIndex); readers only use it.
+   */
+  indexes: Map<string, { index: StreamIndex; stale: boolean }>;
 }
 
 /** Whether a directory (`<dataset path>/<stream id>/`) holds one of `dataset`'s streams, or any with no dataset given. */
@@ -166,21 +174,32 @@ export function inDataset(prefix: string, dataset: string | undefined): boolean 
 }
 
 /**
- * Lists and reads every manifest of the archive, or of one dataset (its children too with
- * `children`). A damaged manifest never fails the whole catalog: that stream goes to `damaged`;
- * a directory whose key is invalid goes to `invalid`, unread. Another archive nested below the
- * root is not part of this one (withoutNestedArchives).
+ * Lists the archive, or one dataset (its children too with `children`), and gives every
+ * committed stream's manifest summary. A damaged manifest never fails the whole catalog: that
+ * stream goes to `damaged`; a directory whose key is invalid goes to `invalid`, unread. Another
+ * archive nested below the root is not part of this one (withoutNestedArchives).
+ *
+ * Each dataset's stream index (stream-index.ts), when the listing shows one, stands in for the
+ * manifests it describes exactly as listed (same size and ETag, or time); every other listed
+ * manifest is read and parsed; entries of streams the listing no longer shows are dropped. With
+ * `index: false` every manifest is read. Nothing is written here.
  */
-export async function loadCatalog(backend: Backend, dataset?: string, options: { children?: boolean; concurrency?: number } = {}): Promise<Catalog> {
+export async function loadCatalog(backend: Backend, dataset?: string, options: { children?: boolean; concurrency?: number; index?: boolean } = {}): Promise<Catalog> {
   const concurrency = options.concurrency ?? 8;
-  const dirs: { dataset: string; streamId: string; prefix: string }[] = [];
+  const dirs: { dataset: string; streamId: string; prefix: string; info: ObjectInfo }[] = [];
   const journals: InProgressStream[] = [];
   const invalid = new Map<string, InvalidKey>();
   const listed: ObjectInfo[] = [];
+  const indexed = new Set<string>();
   await backend.list(dataset ? `${datasetPath(dataset)}/` : '', (info) => listed.push(info));
   const wanted = (name: string) => !dataset || name === dataset || (options.children === true && name.startsWith(`${dataset}/`));
   for (const info of withoutNestedArchives(listed).kept) {
     const name = info.key.slice(info.key.lastIndexOf('/') + 1);
+    if (name === INDEX_NAME) {
+      const owner = datasetFromPath(info.key.slice(0, -INDEX_NAME.length - 1));
+      if ('dataset' in owner && wanted(owner.dataset)) indexed.add(owner.dataset);
+      continue;
+    }
     if (name !== MANIFEST_NAME && name !== JOURNAL_NAME) continue;
     const prefix = info.key.slice(0, -name.length);
     const parsed = parseStreamKey(info.key);
@@ -190,25 +209,63 @@ export async function loadCatalog(backend: Backend, dataset?: string, options: {
       continue;
     }
     if (!wanted(parsed.dataset)) continue;
-    if (name === MANIFEST_NAME) dirs.push({ ...parsed, prefix });
+    if (name === MANIFEST_NAME) dirs.push({ ...parsed, prefix, info });
     else journals.push({ ...parsed, modified: info.modified });
   }
-  const streams: Manifest[] = [];
+  const stored =
+    options.index === false
+      ? new Map<string, StreamIndex | undefined>()
+      : await readIndexes(
+          backend,
+          [...new Set(dirs.map((d) => d.dataset))].filter((d) => indexed.has(d)),
+          concurrency,
+        );
+  const indexes = new Map<string, { index: StreamIndex; stale: boolean }>();
+  const streams: IndexedStream[] = [];
+  const toRead: typeof dirs = [];
+  for (const d of dirs) {
+    const fresh = indexes.get(d.dataset) ?? { index: new Map(), stale: stored.get(d.dataset) === undefined };
+    indexes.set(d.dataset, fresh);
+    const entry = stored.get(d.dataset)?.get(d.streamId);
+    if (entry && sameObject(entry.object, d.info)) {
+      fresh.index.set(d.streamId, entry);
+      streams.push(entry.stream);
+    } else toRead.push(d);
+  }
   const damaged: DamagedStream[] = [];
   const committed = new Set<string>();
-  for (const [k, read] of (await readManifests(backend, dirs, concurrency)).entries()) {
+  for (const [k, read] of (await readManifests(backend, toRead, concurrency)).entries()) {
+    const d = toRead[k]!;
+    const fresh = indexes.get(d.dataset)!;
+    fresh.stale = true;
     if ('absent' in read) continue;
-    committed.add(`${dirs[k]!.dataset}\0${dirs[k]!.streamId}`);
-    if ('manifest' in read) streams.push(read.manifest);
-    else damaged.push(read.damaged);
+    committed.add(`${d.dataset}\0${d.streamId}`);
+    if ('manifest' in read) {
+      const entry = entryOf(read.manifest, d.info);
+      fresh.index.set(d.streamId, entry);
+      streams.push(entry.stream);
+    } else damaged.push(read.damaged);
   }
+  for (const s of streams) committed.add(`${s.dataset}\0${s.streamId}`);
+  for (const [name, fresh] of indexes) if (fresh.index.size !== stored.get(name)?.size) fresh.stale = true;
   streams.sort((a, b) => a.dataset.localeCompare(b.dataset) || a.streamId.localeCompare(b.streamId));
   damaged.sort((a, b) => a.dataset.localeCompare(b.dataset) || a.streamId.localeCompare(b.streamId));
-  return { streams, damaged, inProgress: journals.filter((j) => !committed.has(`${j.dataset}\0${j.streamId}`)), invalid: [...invalid.values()] };
+  return { streams, damaged, inProgress: journals.filter((j) => !committed.has(`${j.dataset}\0${j.streamId}`)), invalid: [...invalid.values()], indexes };
+}
+
+/** The stored indexes of some datasets, a few at a time; a missing or unusable one is undefined. */
+export async function readIndexes(backend: Backend, datasets: readonly string[], concurrency = 8): Promise<Map<string, StreamIndex | undefined>> {
+  const out = new Map<string, StreamIndex | undefined>();
+  for (let i = 0; i < datasets.length; i += concurrency) {
+    const batch = datasets.slice(i, i + concurrency);
+    const read = await Promise.all(batch.map((d) => readIndex(backend, d)));
+    for (const [k, d] of batch.entries()) out.set(d, read[k]);
+  }
+  return out;
 }
 
 /** Every snapshot GUID an archived stream leads to, with whether that stream is raw. */
-export function archivedSnapshots(streams: readonly Manifest[]): Map<string, { raw: boolean; name: string; streamId: string }> {
+export function archivedSnapshots(streams: readonly ManifestSummary[]): Map<string, { raw: boolean; name: string; streamId: string }> {
   const out = new Map<string, { raw: boolean; name: string; streamId: string }>();
   for (const m of streams) {
     for (const s of m.substreams) {

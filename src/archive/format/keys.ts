@@ -6,6 +6,7 @@
  *   <dataset path>/<stream id>/SHA256SUMS
  *   <dataset path>/<stream id>/000000.zst …            chunk objects
  *   <dataset path>/<stream id>/journal.json            while in progress
+ *   <dataset path>/~index.json                         stream index: a cache (stream-index.ts)
  *
  * Keys use only [A-Za-z0-9._-], '%' escapes and '/', which every backend (S3, SFTP,
  * FAT/exFAT removable media) accepts. ZFS names may also hold ':' and ' '.
@@ -17,6 +18,12 @@ export const SUMS_NAME = 'SHA256SUMS';
 export const JOURNAL_NAME = 'journal.json';
 /** `<dataset path>/lease.json`: who is writing the dataset now (see archive/lease.ts). */
 export const LEASE_NAME = 'lease.json';
+/**
+ * `<dataset path>/~index.json`: the dataset's stream index (format/stream-index.ts). `~` is a
+ * character `encodeComponent` always escapes, so no dataset or stream directory is ever named so,
+ * and its parent (a dataset directory) is never shaped like a stream id.
+ */
+export const INDEX_NAME = '~index.json';
 
 const SAFE = /[A-Za-z0-9_-]/;
 

@@ -83,6 +83,13 @@ export interface Manifest {
 }
 
 /**
+ * A manifest without its chunk list: everything the planners (archive/plan/: chains, snapshot
+ * order, restore and retention plans, cadence, base selection) and `list` use. The stream index
+ * (format/stream-index.ts) keeps one per committed stream, so planning never needs the chunks.
+ */
+export type ManifestSummary = Omit<Manifest, 'chunks'>;
+
+/**
  * What is wrong with a stored manifest: 'manifest-unreadable' (empty, not JSON, not a manifest,
  * a newer major format) or 'manifest-invalid' (a field is missing, of the wrong type, or its
  * arithmetic disagrees with the rest). Readers turn it into a problem of that one stream.

@@ -1,8 +1,9 @@
 import type { ObjectInfo } from '../../storage/backend.js';
 import { buildChains } from './chains.js';
-import { JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
+import { chunkName, INDEX_NAME, JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
 import type { DamagedStream } from '../format/catalog.js';
-import type { Manifest } from '../format/manifest.js';
+import type { Manifest, ManifestSummary } from '../format/manifest.js';
+import type { IndexedStream } from '../format/stream-index.js';
 
 /**
  * The quick audit (README, "`verify`: proving the archive"): what the listing, the manifests and SHA256SUMS say,
@@ -48,6 +49,12 @@ export interface StreamDir {
   prefix: string;
   objects: ObjectInfo[];
   manifest?: Manifest;
+  /**
+   * Instead of `manifest` (and `sums`), unread: the stream index entry the listing matches in
+   * full — same manifest object, exactly its chunk objects with their sizes, the SHA256SUMS its
+   * writer recorded (Repository.listStreams with `index`).
+   */
+  indexed?: IndexedStream;
   /** The manifest exists but is unusable (catalog.ts readManifest says why). */
   damaged?: DamagedStream;
   /** SHA256SUMS text, or undefined when absent. */
@@ -67,14 +74,21 @@ export interface InvalidDir {
  * Groups a listing into stream directories; objects outside any stream are returned apart, and
  * so are directories whose key is invalid (never read: a problem of that directory alone).
  */
-export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<string, StreamDir>; loose: ObjectInfo[]; invalid: Map<string, InvalidDir> } {
+export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<string, StreamDir>; loose: ObjectInfo[]; invalid: Map<string, InvalidDir>; indexes: ObjectInfo[] } {
   const streams = new Map<string, StreamDir>();
   const invalid = new Map<string, InvalidDir>();
   const loose: ObjectInfo[] = [];
+  const indexes: ObjectInfo[] = [];
   for (const o of objects) {
     const slash = o.key.lastIndexOf('/');
     const dir = o.key.slice(0, slash + 1);
     const parsed = slash > 0 ? parseStreamKey(`${dir}${MANIFEST_NAME}`) : undefined;
+    // A dataset's stream index (format/stream-index.ts): a cache beside its stream directories
+    // (`~` is always escaped in their names, format/keys.ts). One inside a stream directory is not.
+    if (!parsed && slash > 0 && o.key.slice(slash + 1) === INDEX_NAME) {
+      indexes.push(o);
+      continue;
+    }
     if (!parsed) {
       // The archive marker and a dataset's lease (held by a running job) belong where they are.
       if (o.key !== MARKER_KEY && !o.key.endsWith(`/${LEASE_NAME}`)) loose.push(o);
@@ -93,7 +107,7 @@ export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<st
     }
     s.objects.push(o);
   }
-  return { streams, loose, invalid };
+  return { streams, loose, invalid, indexes };
 }
 
 function parseSums(text: string): Map<string, string> {
@@ -125,10 +139,19 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
     const newest = Math.max(...objects.map((o) => o.modified?.getTime() ?? input.now.getTime()));
     return input.now.getTime() - newest;
   };
-  const committed = new Map<string, Manifest[]>();
+  const committed = new Map<string, ManifestSummary[]>();
   for (const s of input.streams) {
     const names = new Map(s.objects.map((o) => [o.key.slice(s.prefix.length), o]));
     const base = { dataset: s.dataset, stream: s.streamId };
+    if (s.indexed) {
+      // The listing matched the index entry: every chunk present with its size, SHA256SUMS as
+      // its writer left it. Only objects beyond those are left to report.
+      const m = s.indexed;
+      committed.set(m.dataset, [...(committed.get(m.dataset) ?? []), m]);
+      const expected = new Set([MANIFEST_NAME, SUMS_NAME, JOURNAL_NAME, ...Array.from({ length: m.chunkCount }, (_, i) => chunkName(i))]);
+      for (const [name, o] of names) if (!expected.has(name)) problems.push({ ...base, kind: 'orphan-object', object: where(o.key), message: 'object not listed in the manifest' });
+      continue;
+    }
     if (!s.manifest) {
       if (s.damaged) {
         const d = s.damaged;

@@ -1,4 +1,4 @@
-import type { Manifest } from '../format/manifest.js';
+import type { ManifestSummary } from '../format/manifest.js';
 import { planRestore } from './restore-plan.js';
 import { orderSnapshots } from './snapshot-order.js';
 
@@ -19,7 +19,7 @@ export interface CadenceDecision {
   reason: string;
 }
 
-export function decideFull(dataset: string, streams: readonly Manifest[], policy: CadencePolicy, now: Date): CadenceDecision {
+export function decideFull(dataset: string, streams: readonly ManifestSummary[], policy: CadencePolicy, now: Date): CadenceDecision {
   // The newest full by the snapshot order (its snapshot, then when it was archived).
   const newestFull = orderSnapshots(streams).streams.findLast((m) => m.kind === 'full');
   if (!newestFull) return { full: true, reason: 'the archive holds no full stream of this dataset' };

@@ -1,4 +1,4 @@
-import type { Manifest, ManifestSubstream } from '../format/manifest.js';
+import type { ManifestSummary, ManifestSubstream } from '../format/manifest.js';
 
 /**
  * The stream graph the planners share: snapshots are nodes (by GUID), each stream contributes
@@ -13,7 +13,7 @@ import type { Manifest, ManifestSubstream } from '../format/manifest.js';
 
 /** One fromguid → toguid step. */
 export interface Link {
-  manifest: Manifest;
+  manifest: ManifestSummary;
   /** Index of the substream the link ends at (for a whole -R package: the last substream). */
   index: number;
   from: string;
@@ -31,17 +31,17 @@ export interface Link {
 const datasetOf = (toname: string) => toname.slice(0, toname.indexOf('@'));
 
 /** The substreams of a stream that belong to its own dataset (a -R package also holds children). */
-export function mainSubstreams(m: Manifest): ManifestSubstream[] {
+export function mainSubstreams(m: ManifestSummary): ManifestSubstream[] {
   const own = datasetOf(m.substreams[0]?.toname ?? '@');
   return m.substreams.filter((s) => datasetOf(s.toname) === own);
 }
 
-function substreamLink(m: Manifest, s: ManifestSubstream, index: number): Link {
+function substreamLink(m: ManifestSummary, s: ManifestSubstream, index: number): Link {
   return { manifest: m, index, from: s.fromguid, to: s.toguid, raw: s.raw, clone: s.clone, wholeOnly: false, toname: s.toname, creation: s.creation };
 }
 
 /** The links of one stream, in its order (see the header: -R packages are one whole link). */
-export function linksOf(m: Manifest): Link[] {
+export function linksOf(m: ManifestSummary): Link[] {
   const own = mainSubstreams(m);
   if (own.length !== m.substreams.length) {
     const last = own.at(-1)!;
@@ -55,7 +55,7 @@ export function linksOf(m: Manifest): Link[] {
  * One link per own substream, -R packages included: for ordering snapshots (snapshot-order.ts),
  * where every own snapshot of a package is a node even though restore cannot stop at it.
  */
-export function ownLinksOf(m: Manifest): Link[] {
+export function ownLinksOf(m: ManifestSummary): Link[] {
   const own = new Set(mainSubstreams(m));
   return m.substreams.flatMap((s, index) => (own.has(s) ? [substreamLink(m, s, index)] : []));
 }
@@ -84,13 +84,13 @@ export function linksByTo(links: readonly Link[]): Map<string, Link[]> {
  * Every snapshot GUID any substream of a stream leads to (children of a -R package too) → that
  * stream; a later stream wins. What "a stream's base is archived" means for chains.ts.
  */
-export function streamsByToGuid(streams: readonly Manifest[]): Map<string, Manifest> {
-  const out = new Map<string, Manifest>();
+export function streamsByToGuid(streams: readonly ManifestSummary[]): Map<string, ManifestSummary> {
+  const out = new Map<string, ManifestSummary>();
   for (const m of streams) for (const s of m.substreams) out.set(s.toguid, m);
   return out;
 }
 
 /** The GUID a stream starts from: '0' for a full. */
-export function baseOf(m: Manifest): string {
+export function baseOf(m: ManifestSummary): string {
   return m.substreams[0]?.fromguid ?? '0';
 }

@@ -1,12 +1,12 @@
-import type { Manifest } from '../format/manifest.js';
+import type { ManifestSummary } from '../format/manifest.js';
 import { baseOf, streamsByToGuid } from './chain-graph.js';
 import { orderSnapshots } from './snapshot-order.js';
 
 export interface Chain {
   /** The full stream the chain starts from; undefined for streams whose base is missing. */
-  root?: Manifest;
+  root?: ManifestSummary;
   /** Streams in order from the root; several branches are flattened by the snapshot order (snapshot-order.ts). */
-  streams: Manifest[];
+  streams: ManifestSummary[];
   /** Snapshot names reachable through the chain, in order. */
   snapshots: string[];
 }
@@ -17,16 +17,16 @@ export interface Chain {
  * origin is archived under another dataset (`elsewhere`: snapshot GUIDs of the whole archive);
  * such a stream starts its own chain. Pure.
  */
-export function buildChains(streams: readonly Manifest[], elsewhere: ReadonlySet<string> = new Set()): { chains: Chain[]; broken: Manifest[] } {
+export function buildChains(streams: readonly ManifestSummary[], elsewhere: ReadonlySet<string> = new Set()): { chains: Chain[]; broken: ManifestSummary[] } {
   const byToGuid = streamsByToGuid(streams);
-  const rootOf = new Map<Manifest, Manifest | null>();
-  const findRoot = (m: Manifest, seen = new Set<Manifest>()): Manifest | null => {
+  const rootOf = new Map<ManifestSummary, ManifestSummary | null>();
+  const findRoot = (m: ManifestSummary, seen = new Set<ManifestSummary>()): ManifestSummary | null => {
     const known = rootOf.get(m);
     if (known !== undefined) return known;
     if (seen.has(m)) return null; // a cycle can only come from edited manifests
     seen.add(m);
     const base = baseOf(m);
-    let root: Manifest | null;
+    let root: ManifestSummary | null;
     if (base === '0' || (m.substreams[0]?.clone && !byToGuid.has(base) && elsewhere.has(base))) root = m;
     else {
       const parent = byToGuid.get(base);
@@ -35,8 +35,8 @@ export function buildChains(streams: readonly Manifest[], elsewhere: ReadonlySet
     rootOf.set(m, root);
     return root;
   };
-  const chains = new Map<Manifest, Chain>();
-  const broken: Manifest[] = [];
+  const chains = new Map<ManifestSummary, Chain>();
+  const broken: ManifestSummary[] = [];
   // Oldest first by the snapshot order: stream ids embed names, and `s10` sorts before `s9`.
   const ordered = orderSnapshots(streams).streams;
   for (const m of ordered) {

@@ -1,5 +1,5 @@
 import { UsageError } from '../../util/errors.js';
-import type { Manifest } from '../format/manifest.js';
+import type { ManifestSummary } from '../format/manifest.js';
 import { type Link, linksByFrom, linksByTo, linksOf, mainSubstreams } from './chain-graph.js';
 import { newestOf, orderSnapshots, type SnapshotOrder } from './snapshot-order.js';
 
@@ -10,7 +10,7 @@ import { newestOf, orderSnapshots, type SnapshotOrder } from './snapshot-order.j
 
 /** One `zfs receive`: substreams first..last of one archived stream. */
 export interface RestoreUnit {
-  manifest: Manifest;
+  manifest: ManifestSummary;
   first: number;
   last: number;
   /** The stream's own bytes, unchanged; otherwise its compound framing is rebuilt around the part. */
@@ -35,7 +35,7 @@ export interface RestorePlan {
 export interface PlanRequest {
   dataset: string;
   /** Manifests of the dataset. */
-  streams: readonly Manifest[];
+  streams: readonly ManifestSummary[];
   /** Short snapshot name, or undefined for the newest snapshot in the archive. */
   snapshot?: string;
   /** GUIDs of the snapshots the destination already holds. */
@@ -50,7 +50,7 @@ export interface PlanRequest {
 const snapOf = (toname: string) => toname.slice(toname.indexOf('@') + 1);
 
 /** Every snapshot the archive of a dataset can name: short name → the GUIDs that carried it. */
-function snapshotsByName(streams: readonly Manifest[]): Map<string, string[]> {
+function snapshotsByName(streams: readonly ManifestSummary[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const m of streams) {
     for (const s of mainSubstreams(m)) {
@@ -87,13 +87,13 @@ interface Reach {
 }
 
 /** Start ranks: fulls 1..n, origins n+1..2n, present snapshots above all (see Reach). */
-function startRanks(order: SnapshotOrder): { full(m: Manifest): number; origin(m: Manifest): number; present: number } {
+function startRanks(order: SnapshotOrder): { full(m: ManifestSummary): number; origin(m: ManifestSummary): number; present: number } {
   const n = order.streams.length;
   return { full: (m) => 1 + order.streamRank.get(m)!, origin: (m) => n + 1 + order.streamRank.get(m)!, present: 2 * n + 2 };
 }
 
 /** Breadth-first search: fewest links from a start node; ties broken by startRank. */
-function search(links: readonly Link[], starts: Map<string, number>, target: string, fullRank: (m: Manifest) => number): Reach | undefined {
+function search(links: readonly Link[], starts: Map<string, number>, target: string, fullRank: (m: ManifestSummary) => number): Reach | undefined {
   const byFrom = linksByFrom(links);
   let layer = new Map<string, Reach>([...starts].map(([guid, rank]) => [guid, { links: [], startRank: rank }]));
   const seen = new Set(layer.keys());

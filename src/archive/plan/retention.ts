@@ -1,5 +1,5 @@
 import { OperationalError, UsageError } from '../../util/errors.js';
-import type { Manifest } from '../format/manifest.js';
+import type { ManifestSummary } from '../format/manifest.js';
 import { type Link, linksByFrom, linksOf } from './chain-graph.js';
 import { orderSnapshots } from './snapshot-order.js';
 
@@ -43,7 +43,7 @@ export interface RetentionPolicy {
 
 export interface RetentionInput {
   /** Manifests of one dataset. */
-  streams: readonly Manifest[];
+  streams: readonly ManifestSummary[];
   policy: RetentionPolicy;
   now: Date;
 }
@@ -64,14 +64,14 @@ export interface SnapshotVerdict {
 }
 
 export interface RetentionPlan {
-  keep: Manifest[];
-  delete: Manifest[];
+  keep: ManifestSummary[];
+  delete: ManifestSummary[];
   /** streamId → why it is kept or deleted. */
   reasons: Map<string, string>;
   /** Every snapshot of the dataset, newest first. */
   snapshots: SnapshotVerdict[];
   /** Streams kept only because no full stream leads to them. */
-  broken: Manifest[];
+  broken: ManifestSummary[];
 }
 
 const COUNTS = ['keepLast', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'minFulls'] as const;
@@ -99,7 +99,7 @@ export function checkRetentionPolicy(policy: RetentionPolicy): void {
 interface Reach {
   depth: number;
   /** The full the path starts from. */
-  full: Manifest;
+  full: ManifestSummary;
   /** Its position in the stream order: paths from newer fulls win ties, as in restore-plan.ts. */
   fullRank: number;
   /** The link that reaches this node on the chosen path. */
@@ -107,7 +107,7 @@ interface Reach {
 }
 
 /** Shortest paths from "no snapshot" (guid 0) over links of one raw-ness, ties to the newest full. */
-function shortestPaths(links: readonly Link[], streamRank: ReadonlyMap<Manifest, number>): Map<string, Reach> {
+function shortestPaths(links: readonly Link[], streamRank: ReadonlyMap<ManifestSummary, number>): Map<string, Reach> {
   const byFrom = linksByFrom(links);
   const reached = new Map<string, Reach>();
   let layer = ['0'];
@@ -139,13 +139,13 @@ function bestPath(paths: readonly Map<string, Reach>[], guid: string): Reach | u
 }
 
 /** The streams of a path, from the full to `guid`. */
-function pathStreams(tree: Map<string, Reach>, guid: string): Manifest[] {
-  const out: Manifest[] = [];
+function pathStreams(tree: Map<string, Reach>, guid: string): ManifestSummary[] {
+  const out: ManifestSummary[] = [];
   for (let r = tree.get(guid); r; r = r.via.from === '0' ? undefined : tree.get(r.via.from)) out.push(r.via.manifest);
   return out.reverse();
 }
 
-function treesOf(links: readonly Link[], streamRank: ReadonlyMap<Manifest, number>): Map<string, Reach>[] {
+function treesOf(links: readonly Link[], streamRank: ReadonlyMap<ManifestSummary, number>): Map<string, Reach>[] {
   return [true, false].map((raw) =>
     shortestPaths(
       links.filter((l) => l.raw === raw),
@@ -231,10 +231,10 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   chooseSnapshots(restorable, policy, now);
 
   /** Kept stream → the snapshots (guids) it is kept for. */
-  const kept = new Map<Manifest, string[]>();
+  const kept = new Map<ManifestSummary, string[]>();
   // A path may enter a -I stream after its first substream (its base came by another stream);
   // the stream is still kept whole, so its own base is kept too: no kept stream ever loses its base.
-  const keepStream = (m: Manifest, why: string): void => {
+  const keepStream = (m: ManifestSummary, why: string): void => {
     const known = kept.has(m);
     kept.set(m, [...(kept.get(m) ?? []), why]);
     const first = linksOf(m)[0]!;
@@ -250,7 +250,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
 
   // Step 3: min_fulls, newest fulls first.
   const fulls = streams.filter((m) => m.kind === 'full' && m.substreams[0]?.fromguid === '0').reverse();
-  const minFullReason = new Set<Manifest>();
+  const minFullReason = new Set<ManifestSummary>();
   for (const full of fulls) {
     if (fulls.filter((f) => kept.has(f)).length >= policy.minFulls) break;
     if (kept.has(full)) continue;
@@ -265,7 +265,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   }
 
   // Step 4: streams no full leads to.
-  const reachesStream = (m: Manifest) => {
+  const reachesStream = (m: ManifestSummary) => {
     const first = linksOf(m)[0];
     return first !== undefined && (first.from === '0' || trees[first.raw ? 0 : 1]!.has(first.from));
   };

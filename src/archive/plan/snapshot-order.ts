@@ -1,4 +1,4 @@
-import type { Manifest } from '../format/manifest.js';
+import type { ManifestSummary } from '../format/manifest.js';
 import { mainSubstreams, ownLinksOf } from './chain-graph.js';
 
 /**
@@ -35,9 +35,9 @@ export interface SnapshotOrder {
   /** The newest snapshot, undefined when there are no streams. */
   newest: string | undefined;
   /** The streams, oldest first: by their (own) last snapshot, then base, then archival time. */
-  streams: readonly Manifest[];
+  streams: readonly ManifestSummary[];
   /** Stream → position in `streams` (0 = oldest). */
-  streamRank: ReadonlyMap<Manifest, number>;
+  streamRank: ReadonlyMap<ManifestSummary, number>;
 }
 
 /** Milliseconds of an ISO time; unknown or unparsable → -Infinity ("never the newest by time"). */
@@ -59,7 +59,7 @@ interface Node {
   seen: number;
 }
 
-function collectNodes(streams: readonly Manifest[]): { nodes: Node[]; index: Map<string, number> } {
+function collectNodes(streams: readonly ManifestSummary[]): { nodes: Node[]; index: Map<string, number> } {
   const nodes: Node[] = [];
   const index = new Map<string, number>();
   let seen = 0;
@@ -94,7 +94,7 @@ function collectNodes(streams: readonly Manifest[]): { nodes: Node[]; index: Map
 }
 
 /** Chain relations: from → to of each own substream, and each -I substream after the one before it. */
-function chainEdges(streams: readonly Manifest[], index: Map<string, number>): Set<number>[] {
+function chainEdges(streams: readonly ManifestSummary[], index: Map<string, number>): Set<number>[] {
   const out = Array.from({ length: index.size }, () => new Set<number>());
   const link = (from: string | undefined, to: string) => {
     const a = from === undefined ? undefined : index.get(from);
@@ -201,7 +201,7 @@ function positions(order: readonly number[]): number[] {
   return pos;
 }
 
-export function orderSnapshots(streams: readonly Manifest[]): SnapshotOrder {
+export function orderSnapshots(streams: readonly ManifestSummary[]): SnapshotOrder {
   const { nodes, index } = collectNodes(streams);
   const byKey = nodes
     .map((_, i) => i)
@@ -237,7 +237,7 @@ export function orderSnapshots(streams: readonly Manifest[]): SnapshotOrder {
 }
 
 /** Streams by their own last snapshot, then their base (a full first), then archival time. */
-function orderStreams(streams: readonly Manifest[], rank: ReadonlyMap<string, number>): Pick<SnapshotOrder, 'streams' | 'streamRank'> {
+function orderStreams(streams: readonly ManifestSummary[], rank: ReadonlyMap<string, number>): Pick<SnapshotOrder, 'streams' | 'streamRank'> {
   const keyed = streams.map((m, seen) => {
     const own = mainSubstreams(m);
     const last = own.at(-1);
