@@ -1,7 +1,5 @@
 import { randomInt } from 'node:crypto';
 import type { Problem } from '../archive/plan/audit.js';
-import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
-import type { SampleLimit } from '../archive/plan/sampling.js';
 import { Repository } from '../archive/repository.js';
 import { datasetSettings, entryFor, type ResolvedDatasetConfig, type ZfsOffsiteConfig } from '../config/config.js';
 import type { SettingValues } from '../settings/table.js';
@@ -11,7 +9,7 @@ import type { Logger } from '../util/logger.js';
 import { closest } from '../util/suggest.js';
 import { type ListedDataset, listArchive } from './list.js';
 import { type HeldLock, type PruneReport, pruneArchive } from './prune.js';
-import { type VerifyReport, verifyArchive } from './verify.js';
+import { type VerifyOptions, type VerifyReport, verifyArchive } from './verify.js';
 
 /**
  * `list`, `verify` and `prune` with `--config FILE [--dataset NAME]`: the datasets of a `run`
@@ -123,16 +121,8 @@ export async function listConfig(config: ZfsOffsiteConfig, groups: ConfigTarget[
   });
 }
 
-export interface ConfigVerifyOptions {
-  pool: ChunkPool;
-  log: Logger;
-  deep: boolean;
-  sample?: SampleLimit;
-  seed?: number;
-  parallel: number;
-  staleAfterMs: number;
-  progress: boolean;
-}
+/** verify's options, but the target and dataset come from the config. */
+export type ConfigVerifyOptions = Omit<VerifyOptions, 'backend' | 'dataset'>;
 
 /** Every target's report, and their problems in one list, each naming its target (for monitors). */
 export interface ConfigVerifyReport {
