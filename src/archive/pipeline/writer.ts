@@ -8,6 +8,7 @@ import { Semaphore } from '../../util/semaphore.js';
 import { TOOL_VERSION } from '../../util/version.js';
 import type { ByteSource } from '../../util/byte-source.js';
 import { type ChunkPool, type CompressResult, frameBound } from './chunk-pool.js';
+import { type Timed, UploadShape } from './upload-shape.js';
 import { readChunks, type RawChunk } from './chunker.js';
 import { type JournalChunk, manifestChunk, ResumeJournal } from '../format/journal.js';
 import { chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from '../format/keys.js';
@@ -105,6 +106,8 @@ class StreamWriteRun {
   private readonly uploads: Semaphore;
   private readonly buffers: SharedBufferPool;
   private readonly frames: SharedBufferPool;
+  /** Whole chunks or parallel parts, whichever is faster to this target (upload-shape.ts). */
+  private readonly shape: UploadShape;
 
   constructor(private readonly o: ArchiveWriteOptions) {
     // Chunks between "read" and "stored", each holding one frame buffer from compression to the
@@ -118,6 +121,7 @@ class StreamWriteRun {
     // Raw chunks: one per worker and one being filled from the input.
     this.buffers = new SharedBufferPool(o.chunkSize, o.pool.size + 1);
     this.frames = new SharedBufferPool(frameBound(o.chunkSize), depth);
+    this.shape = new UploadShape(o.backend.partUploadBytes);
   }
 
   async execute(): Promise<ArchiveWriteResult> {
@@ -238,8 +242,10 @@ class StreamWriteRun {
 
   /** zstd frame and SHA-256s of a chunk; skipped (length < 0) when its raw SHA-256 is `skipIfRawSha256`. */
   private compress(chunk: RawChunk, out: SharedArrayBuffer, skipIfRawSha256: string | undefined) {
-    const partBytes = this.o.backend.partUploadBytes;
-    return this.o.pool.compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out, skipIfRawSha256, ...(partBytes ? { partBytes } : {}) });
+    const { partBytes, done } = this.shape.next();
+    return this.o.pool
+      .compress({ buffer: chunk.buffer, offset: 0, length: chunk.length, level: this.o.level, out, skipIfRawSha256, ...(partBytes ? { partBytes } : {}) })
+      .then((r) => ({ ...r, timed: done }));
   }
 
   /**
@@ -254,13 +260,14 @@ class StreamWriteRun {
   }
 
   /** Stores one frame and checks it arrived whole ("stored and checked" before any commit). */
-  private async upload(chunk: RawChunk, out: SharedArrayBuffer, packed: CompressResult): Promise<JournalChunk> {
+  private async upload(chunk: RawChunk, out: SharedArrayBuffer, packed: CompressResult & { timed?: Timed }): Promise<JournalChunk> {
     const frame = Buffer.from(out, 0, packed.length);
     const key = this.identity!.prefix + chunkName(chunk.index);
     let stored: ObjectInfo;
     await this.uploads.acquire();
     try {
       this.o.signal?.throwIfAborted();
+      const started = performance.now();
       // Only chunk data pays --bwlimit; an interruption gives up a put still waiting for its turn.
       await this.o.backend.put(key, frame, frame.length, {
         sha256: packed.storedSha256,
@@ -268,6 +275,7 @@ class StreamWriteRun {
         ...(packed.partSha256s ? { partSha256s: packed.partSha256s } : {}),
         ...(this.o.signal ? { signal: this.o.signal } : {}),
       });
+      packed.timed?.(frame.length, started, performance.now());
       stored = await this.o.backend.head(key);
       if (stored.size !== frame.length) throw new OperationalError(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${frame.length}`);
     } finally {
