@@ -71,7 +71,8 @@ export async function planSend(o: SendOptions): Promise<UploadPlan> {
   const { exists, streams } = await archivedStreams(o.backend, dataset);
   const archived = archivedSnapshots(streams);
   const base = await chooseBase(o, dataset, target, raw);
-  const estimate = await sendEstimate(o, sendArguments(o, raw, base));
+  const args = sendArguments(o, raw, base);
+  const estimate = await sendEstimate(o, args);
   return {
     dryRun: true,
     dataset,
@@ -81,7 +82,7 @@ export async function planSend(o: SendOptions): Promise<UploadPlan> {
     raw,
     archiveExists: exists,
     alreadyArchived: archived.has(target.guid.toString()),
-    sendArgs: ['zfs', 'send', ...sendArguments(o, raw, base)],
+    sendArgs: ['zfs', 'send', ...args],
     ...(estimate !== undefined ? { bytes: estimate, estimated: true } : {}),
   };
 }
