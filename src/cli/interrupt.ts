@@ -9,6 +9,8 @@ import { InterruptedError, STOP_SIGNALS, type StopSignal } from '../util/interru
  *   AbortSignal with an InterruptedError; the writer stops reading, lets the uploads under way
  *   finish, saves the journal and fails with that error, which program.ts prints as
  *   `zfs-offsite: interrupted: N chunks stored; rerun the same command to resume`.
+ * - `drill` takes it over too: the receive under way is stopped and the scratch dataset
+ *   destroyed before it exits (src/jobs/drill.ts).
  * - Every other command (restore, verify, list, prune) has nothing to save: it stops at once
  *   with `zfs-offsite: interrupted` (a half-written `restore --output` file is removed on exit,
  *   util/exclusive-file.ts).

@@ -4,6 +4,7 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import { TOOL_VERSION } from '../util/version.js';
 import type { CommandDeps } from './commands/common.js';
+import { registerDrill } from './commands/drill.js';
 import { registerList } from './commands/list.js';
 import { registerPrune } from './commands/prune.js';
 import { registerPut } from './commands/put.js';
@@ -78,6 +79,7 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
   registerVerify(program, deps);
   registerPrune(program, deps);
   registerRun(program, deps);
+  registerDrill(program, deps);
   return program;
 }
 

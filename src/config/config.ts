@@ -6,6 +6,7 @@ import { settingDefault } from '../settings/values.js';
 import { parseTarget } from '../storage/open.js';
 import { UsageError } from '../util/errors.js';
 import { ConfigChecker } from './checks.js';
+import { type DrillConfig, readDrillSection } from './drill-section.js';
 import { ConfigSource } from './yaml-source.js';
 
 /**
@@ -63,9 +64,11 @@ export interface ResolvedDatasetConfig extends TopSettings {
 export interface ZfsOffsiteConfig {
   file: string;
   datasets: ResolvedDatasetConfig[];
+  /** The `drill:` section (config/drill-section.ts), when given. */
+  drill?: DrillConfig;
 }
 
-const TOP_KEYS = ['defaults', 'datasets'] as const;
+const TOP_KEYS = ['defaults', 'datasets', 'drill'] as const;
 /** The job's own keys, then the settings of the table, then the sections. */
 const SETTING_KEYS = ['target', 'recursive', 'snapshot', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 'on_failure', 's3', 'sftp'];
 const DATASET_KEYS = ['name', ...SETTING_KEYS] as const;
@@ -226,7 +229,7 @@ export function parseConfig(text: string, file: string): ZfsOffsiteConfig {
       where,
     };
   });
-  return { file, datasets };
+  return { file, datasets, ...(top.drill === undefined ? {} : { drill: readDrillSection(c, top.drill) }) };
 }
 
 /** The top-level table settings of a dataset: its own value, else the default's. */

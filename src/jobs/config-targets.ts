@@ -73,7 +73,7 @@ export function configTargets(config: ZfsOffsiteConfig, only: string | undefined
 }
 
 /** Whether an archived dataset is one of `d`'s: under its name, and not another entry's. */
-function owns(config: ZfsOffsiteConfig, d: ConfigDataset, archived: string): boolean {
+export function owns(config: ZfsOffsiteConfig, d: ConfigDataset, archived: string): boolean {
   const under = archived === d.name || (d.children && archived.startsWith(`${d.name}/`));
   return under && entryFor(config, archived) === d.entry;
 }

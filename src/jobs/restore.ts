@@ -35,6 +35,10 @@ export interface RestoreOptions {
   noMount?: boolean;
   parallel: number;
   progress: boolean;
+  /** Into zfs receive: aborting it stops the receive under way and fails the restore (drill: Ctrl-C). */
+  signal?: AbortSignal;
+  /** Into zfs receive: told each unit before its receive starts (drill: which stream failed). */
+  onUnit?(unit: RestoreUnit): void;
 }
 
 export interface RestoreResult {
@@ -218,19 +222,27 @@ async function receiveAll(o: RestoreOptions, destination: string, plan: RestoreP
   const zfs = o.zfs!;
   for (const [k, unit] of plan.units.entries()) {
     const during = `on stream ${unit.manifest.streamId} (${unit.toname})`;
+    o.signal?.throwIfAborted();
+    o.onUnit?.(unit);
     o.log.info({ stream: unit.manifest.streamId, destination }, `receiving ${k + 1}/${plan.units.length}`);
     const receive = zfs.receive(destination, { force: o.force, resumable: o.resumable, noMount: o.noMount });
+    const stop = () => void receive.abort();
+    o.signal?.addEventListener('abort', stop, { once: true });
     try {
-      await feed(unit, k, new SinkWatch(receive.sink));
-    } catch (err) {
-      const ended = await receive.abort();
-      // A receive that died first explains more than the broken pipe it caused.
-      if (err instanceof OutputError && err.readerGone && ended) throw explained(ended, during);
-      throw err;
+      try {
+        await feed(unit, k, new SinkWatch(receive.sink));
+      } catch (err) {
+        const ended = await receive.abort();
+        // A receive that died first explains more than the broken pipe it caused.
+        if (err instanceof OutputError && err.readerGone && ended) throw explained(ended, during);
+        throw err;
+      }
+      await receive.finish().catch((err: unknown) => {
+        throw explained(err, during);
+      });
+    } finally {
+      o.signal?.removeEventListener('abort', stop);
     }
-    await receive.finish().catch((err: unknown) => {
-      throw explained(err, during);
-    });
   }
 }
 

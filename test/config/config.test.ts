@@ -214,3 +214,22 @@ describe('config: bad files give one line naming file, line, key and why', () =>
     expect(problem(ds('    target: /srv/b\n'))).toMatch(new RegExp(`^${FILE}:4:5: invalid YAML: Map keys must be unique`));
   });
 });
+
+describe('config: the drill: section (zfs-offsite drill --config)', () => {
+  it('reads pool, datasets and sample; absent, there is none; docs/config.example.yaml has one', async () => {
+    const base = 'defaults: { target: /srv/archive }\ndatasets:\n  - name: tank/home\n';
+    expect(parse(base).drill).toBeUndefined();
+    expect(parse(`${base}drill:\n  pool: scratch/drills\n  datasets: [tank/home]\n  sample: true\n`).drill).toEqual({ pool: 'scratch/drills', datasets: ['tank/home'], sample: true });
+    expect(parse(`${base}drill: { pool: tank }\n`).drill).toEqual({ pool: 'tank', sample: false });
+    const example = await loadConfig(new URL('../../docs/config.example.yaml', import.meta.url).pathname);
+    expect(example.drill).toEqual({ pool: 'tank', sample: false });
+  });
+
+  it('bad values name the key', () => {
+    const base = 'defaults: { target: /srv/archive }\ndatasets:\n  - name: tank/home\n';
+    expect(problem(`${base}drill: { pool: tank, sample: sometimes }\n`)).toMatch(/drill\.sample/);
+    expect(problem(`${base}drill: { pool: tank, datasets: [] }\n`)).toMatch(/drill\.datasets: expected a non-empty list/);
+    expect(problem(`${base}drill: { pool: "../x" }\n`)).toMatch(/drill\.pool/);
+    expect(problem(`${base}drill: { pool: tank, mount: true }\n`)).toMatch(/drill/);
+  });
+});

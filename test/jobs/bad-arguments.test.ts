@@ -123,7 +123,6 @@ function casesFor(cmd: Command, target: string, dir: string): Case[] {
   const cases: Omit<Case, 'command'>[] = [
     { what: 'unknown option', kind: 'unknown-option', args: [name, ...base, '--no-such-option'], says: parser("unknown option '--no-such-option'") },
     { what: 'typo of --dry-run', kind: 'typo', args: [name, ...base, '--dryrun'], says: parser(`unknown option '--dryrun'${dryRun}`) },
-    { what: 'an extra argument', kind: 'extra', args: [name, ...base, ...cmd.registeredArguments.filter((a) => !a.required).map(() => 'pool/fs'), 'extra'], says: parser('too many arguments') },
     {
       what: 'a bad --log-level',
       kind: 'log-level',
@@ -132,6 +131,15 @@ function casesFor(cmd: Command, target: string, dir: string): Case[] {
     },
     { what: 'a --log-file in no directory', kind: 'log-file', args: ['--log-file', join(dir, 'no', 'such', 'log'), name, ...base], says: /log file/ },
   ];
+  // A command whose last argument is a list (`drill [datasets...]`) takes any number: nothing is extra.
+  if (!cmd.registeredArguments.some((a) => a.variadic)) {
+    cases.push({
+      what: 'an extra argument',
+      kind: 'extra',
+      args: [name, ...base, ...cmd.registeredArguments.filter((a) => !a.required).map(() => 'pool/fs'), 'extra'],
+      says: parser('too many arguments'),
+    });
+  }
   // Issue 16.3: no target given and no ZFS_OFFSITE_TARGET (set empty here: unset for the program).
   if (cmd.registeredArguments.some(isDefaultedTarget)) {
     cases.push({

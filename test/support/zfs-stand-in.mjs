@@ -10,7 +10,7 @@
  *          bookmarks: [...] } }, streams: { "<fromguid or 0>:<toguid>": "/path/to/stream" },
  *          send: { failAfterBytes?, killAfterBytes?, stallAfterBytes?, pidFile?, exitCode?, stderr?,
  *                  estimate?, estimateFails? },
- *          receive: { into, failAfterBytes?, exitCode?, stderr? } }
+ *          receive: { into?, failAfterBytes?, exitCode?, stderr?, pidFile?, stall?, guidDelta? } }
  *
  * `snapshot`, `bookmark` and `destroy` (of bookmarks only) change the state file, so a test sees
  * what the CLI created; `list -t filesystem,volume [-r] ROOT` lists the dataset names.
@@ -18,6 +18,13 @@
  * `incremental\t<from>\t<to>\t<size>`, then `size\t<bytes>`).
  * `receive [-F] [-s] [-u] DATASET` appends the stream it reads to the file `receive.into`; with
  * `failAfterBytes` it stops reading there and fails (the writer then gets EPIPE); `receive -A` only logs.
+ * A receive that succeeds also creates DATASET in the state (its properties inherited from the
+ * parent) with a snapshot per substream BEGIN record of the stream (name and GUID from the
+ * record; `guidDelta` added to each GUID, as a receive that recorded another one); `pidFile` gets
+ * its pid once it started, `stall` makes it read everything and never exit (until killed).
+ * For `drill`: `create [-u] [-o PROP=VALUE]… DATASET`, `destroy -r DATASET` (the dataset and its
+ * descendants; with the state's `destroyFails` it fails with that text) and `get -H -d 1 -s local -t filesystem -o name,value PROP ROOT` (the datasets
+ * directly under ROOT with PROP set on themselves) work on the state's datasets and their `props`.
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 
@@ -63,6 +70,15 @@ function randomGuid() {
 
 if (cmd === 'version') {
   process.stdout.write('zfs-2.3.2-1\nzfs-kmod-2.3.2-1\n');
+} else if (cmd === 'get' && rest.includes('-s')) {
+  const root = rest[rest.length - 1];
+  const prop = rest[rest.length - 2];
+  if (!state.datasets[root]) fail(`cannot open '${root}': dataset does not exist`);
+  const depth = root.split('/').length + 1;
+  const hits = Object.entries(state.datasets).filter(
+    ([n, ds]) => (n === root || (n.startsWith(`${root}/`) && n.split('/').length <= depth)) && ds.props?.[prop] !== undefined && !ds.inherited?.includes(prop),
+  );
+  process.stdout.write(hits.map(([n, ds]) => `${n}\t${ds.props[prop]}\n`).join(''));
 } else if (cmd === 'get') {
   const name = rest[rest.length - 1];
   const ds = state.datasets[name];
@@ -124,16 +140,26 @@ if (cmd === 'version') {
   // Discarding a resumable receive's state: the log records it.
 } else if (cmd === 'receive') {
   const plan = state.receive ?? {};
+  const into = rest[rest.length - 1];
+  if (plan.pidFile) writeFileSync(plan.pidFile, String(process.pid));
   let received = 0;
+  const all = [];
   process.stdin.on('data', (bytes) => {
     const room = plan.failAfterBytes === undefined ? bytes.length : Math.max(0, plan.failAfterBytes - received);
-    appendFileSync(plan.into, bytes.subarray(0, room));
+    if (plan.into) appendFileSync(plan.into, bytes.subarray(0, room));
+    all.push(bytes.subarray(0, room));
     received += Math.min(room, bytes.length);
     // Like a receive that refuses the stream part-way: it exits without reading the rest.
     if (plan.failAfterBytes !== undefined && received >= plan.failAfterBytes) fail(plan.stderr ?? 'cannot receive: failed', plan.exitCode ?? 1);
   });
   process.stdin.on('end', () => {
     if (plan.failAfterBytes !== undefined || plan.exitCode) fail(plan.stderr ?? 'cannot receive: failed', plan.exitCode ?? 1);
+    if (plan.stall) {
+      // Never exits on its own; gone with the zfs-offsite that started it (a test that gave up on it).
+      const parent = process.ppid;
+      return setInterval(() => process.ppid !== parent && process.exit(1), 500);
+    }
+    receiveInto(into, Buffer.concat(all), BigInt(plan.guidDelta ?? 0));
   });
 } else if (cmd === 'snapshot') {
   const [dataset, snap] = rest[rest.length - 1].split('@');
@@ -149,6 +175,25 @@ if (cmd === 'version') {
   if ((ds.bookmarks ?? []).some((b) => b.name === mark)) fail(`cannot create bookmark '${rest[1]}': bookmark exists`);
   ds.bookmarks = [...(ds.bookmarks ?? []), { name: mark, guid: source.guid, createtxg: source.createtxg, creation: source.creation }];
   saveState();
+} else if (cmd === 'create') {
+  const name = rest[rest.length - 1];
+  if (state.datasets[name]) fail(`cannot create '${name}': dataset already exists`);
+  const parent = name.slice(0, name.lastIndexOf('/'));
+  if (!state.datasets[parent]) fail(`cannot create '${name}': parent does not exist`);
+  const props = {};
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] !== '-o') continue;
+    const [k, ...v] = rest[i + 1].split('=');
+    props[k] = v.join('=');
+  }
+  state.datasets[name] = { encryption: 'off', snapshots: [], props };
+  saveState();
+} else if (cmd === 'destroy' && rest[0] === '-r' && rest.length === 2 && !/[@#]/.test(rest[1])) {
+  const name = rest[1];
+  if (!state.datasets[name]) fail(`cannot open '${name}': dataset does not exist`);
+  if (state.destroyFails) fail(`cannot destroy '${name}': ${state.destroyFails}`);
+  for (const n of Object.keys(state.datasets)) if (n === name || n.startsWith(`${name}/`)) delete state.datasets[n];
+  saveState();
 } else if (cmd === 'destroy' && rest.length === 1 && rest[0].includes('#')) {
   const [dataset, mark] = rest[0].split('#');
   find(rest[0]);
@@ -156,4 +201,24 @@ if (cmd === 'version') {
   saveState();
 } else {
   fail(`stand-in: unsupported zfs ${args.join(' ')}`, 2);
+}
+
+/**
+ * A received stream in the state: DATASET (created when new, user properties inherited from its
+ * parent) gains one snapshot per substream BEGIN record (found at 8-byte boundaries by its magic).
+ */
+function receiveInto(dataset, bytes, guidDelta) {
+  const parent = state.datasets[dataset.slice(0, dataset.lastIndexOf('/'))];
+  const ds = (state.datasets[dataset] ??= { encryption: 'off', snapshots: [], props: { ...(parent?.props ?? {}) }, inherited: Object.keys(parent?.props ?? {}) });
+  for (let at = 0; at + 312 <= bytes.length; at += 8) {
+    if (bytes.readUInt32LE(at) !== 0 || bytes.readBigUInt64LE(at + 8) !== 0x2f5bacbacn) continue;
+    if ((bytes.readBigUInt64LE(at + 16) & 3n) !== 1n) continue; // DMU_SUBSTREAM, not a compound header
+    const toname = bytes
+      .subarray(at + 56, at + 312)
+      .toString('latin1')
+      .replace(/\0.*$/s, '');
+    const guid = String(bytes.readBigUInt64LE(at + 40) + guidDelta);
+    ds.snapshots.push({ name: toname.slice(toname.indexOf('@') + 1), guid, createtxg: nextTxg(), creation: Number(bytes.readBigUInt64LE(at + 24)) });
+  }
+  saveState();
 }
