@@ -9,6 +9,7 @@ import type { Backend } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
 import { OperationalError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { deletionRefused } from './leftovers.js';
 
 /**
  * One run per dataset at a time (docs/archive-format.md, "Lease"): a local lock file per dataset, then a lease object
@@ -43,6 +44,8 @@ export interface LeaseRecord {
   acquired: string;
   refreshed: string;
   expires: string;
+  /** Set (a time) when the holder released the lease but could not delete it (append-only credentials). */
+  released?: string;
 }
 
 export interface LockOptions {
@@ -273,11 +276,26 @@ export class DatasetLock implements HeldLease {
     await this.refreshing;
     try {
       const current = await readLease(this.o.backend, this.o.dataset);
-      if (current?.runId === this.runId) await this.o.backend.delete([leaseKey(this.o.dataset)]);
+      if (current?.runId === this.runId) await this.removeLease();
     } catch (err) {
       this.o.log?.warn({ dataset: this.o.dataset, err: (err as Error).message }, 'could not remove the lease; it expires by itself');
     }
     if (this.localPath) await releaseLocalLock(this.localPath, this.runId).catch(() => undefined);
+  }
+
+  /**
+   * Deletes the lease; with credentials that may not delete (append-only, archive/leftovers.ts)
+   * overwrites it with one released and expired now instead: any run, on any host, takes it at once.
+   */
+  private async removeLease(): Promise<void> {
+    try {
+      await this.o.backend.delete([leaseKey(this.o.dataset)]);
+    } catch (err) {
+      if (!deletionRefused(err)) throw err;
+      const now = new Date().toISOString();
+      await writeLease(this.o.backend, { ...this.lease, refreshed: now, expires: now, released: now });
+      this.o.log?.info({ dataset: this.o.dataset }, 'the lease could not be deleted (append-only credentials?): it was marked released instead');
+    }
   }
 }
 
@@ -322,7 +340,10 @@ export async function acquireDatasetLock(options: LockOptions): Promise<DatasetL
       if (!expired && !deadHere) {
         throw new LockHeldError(`${o.dataset} is locked by another zfs-offsite run: ${holderText(existing)} (${o.backend.location}/${leaseKey(o.dataset)})`, existing);
       }
-      o.log?.warn({ dataset: o.dataset, holder: existing.host, pid: existing.pid }, `taking over the ${expired ? 'expired' : 'abandoned'} lease of ${holderText(existing)}`);
+      // A lease released by an append-only writer (removeLease) was given up, not abandoned.
+      if (existing.released === undefined || !expired) {
+        o.log?.warn({ dataset: o.dataset, holder: existing.host, pid: existing.pid }, `taking over the ${expired ? 'expired' : 'abandoned'} lease of ${holderText(existing)}`);
+      }
     }
     const lease: LeaseRecord = {
       format: LEASE_FORMAT,

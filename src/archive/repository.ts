@@ -311,6 +311,11 @@ export class Repository {
     await this.backend.delete(this.objectsBesideManifest(m, dir));
   }
 
+  /** Deletes the journal of committed streams (left by append-only writers: archive/leftovers.ts). */
+  deleteJournals(dirs: readonly StreamDir[]): Promise<void> {
+    return this.backend.delete(dirs.map((dir) => dir.prefix + JOURNAL_NAME));
+  }
+
   /** Deletes what the listing showed of a stream directory without a manifest. */
   deleteListed(dir: StreamDir): Promise<void> {
     return this.backend.delete(dir.objects.map((obj) => obj.key));

@@ -3,6 +3,7 @@ import { UsageError } from '../util/errors.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import { TOOL_VERSION } from '../util/version.js';
+import { registerCheck } from './commands/check.js';
 import type { CommandDeps } from './commands/common.js';
 import { registerDrill } from './commands/drill.js';
 import { registerList } from './commands/list.js';
@@ -80,6 +81,7 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
   registerPrune(program, deps);
   registerRun(program, deps);
   registerDrill(program, deps);
+  registerCheck(program, deps);
   return program;
 }
 

@@ -3,6 +3,7 @@ import { type DamagedStream, invalidKeyWarning } from '../archive/format/catalog
 import { shownKey } from '../archive/format/keys.js';
 import type { Manifest, ManifestSummary } from '../archive/format/manifest.js';
 import { planRetention, type RetentionPolicy } from '../archive/plan/retention.js';
+import { DeletionRefusedError, deletionRefused, probeDeletion } from '../archive/leftovers.js';
 import { Repository } from '../archive/repository.js';
 import type { Backend } from '../storage/backend.js';
 import { errorMessage, UsageError } from '../util/errors.js';
@@ -98,6 +99,8 @@ export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
   const repo = await Repository.open(o.backend);
   // Before any lease is taken: a typo never leaves a lease (or its directory) behind.
   if (o.dataset && !(await repo.hasDataset(o.dataset))) throw await repo.unknownDataset(o.dataset);
+  // Append-only credentials are refused here, before any lease is taken or anything deleted.
+  if (!o.dryRun) await probeDeletion(o.backend);
   let datasets = o.dataset ? [o.dataset] : [];
   if (!o.dataset) {
     // A directory whose key is invalid belongs to no dataset this program wrote: never deleted.
@@ -106,7 +109,12 @@ export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
     for (const d of layout.invalid) warnInvalid(o.log, repo, d);
   }
   const reports: PruneDatasetReport[] = [];
-  for (const dataset of datasets) reports.push(await pruneDataset(o, repo, dataset, now));
+  let deletedSoFar = 0;
+  for (const dataset of datasets) {
+    const report = await pruneDataset(o, repo, dataset, now, deletedSoFar);
+    deletedSoFar += report.deleted.length;
+    reports.push(report);
+  }
   const olderThan = new Date(now.getTime() - o.staleAfterMs);
   // Outside the dataset leases, but no live writer is touched: chunks, journal, SHA256SUMS and
   // manifest are each one PutObject (writer.ts, journal.ts); only other tools' uploads are multipart.
@@ -127,9 +135,10 @@ export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
   };
 }
 
-async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, now: Date): Promise<PruneDatasetReport> {
+async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, now: Date, deletedBefore: number): Promise<PruneDatasetReport> {
   const report: PruneDatasetReport = { dataset, keptStreams: 0, keptBytes: 0, deleted: [], keptSnapshots: [], lostSnapshots: [], brokenKept: [], abandoned: [] };
   let lock: HeldLock | undefined;
+  let deletedHere = 0;
   try {
     if (!o.dryRun && o.lockDataset) lock = await o.lockDataset(dataset);
     // Listed under the lock: a stream committed just before it is part of the plan.
@@ -162,10 +171,21 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
       if (!o.dryRun && doomed.length > 0) {
         await lock?.assertHeld?.();
         for (const m of doomed) {
-          await repo.deleteStream(fullOf.get(m)!, dirOf.get(m)!);
+          try {
+            await repo.deleteStream(fullOf.get(m)!, dirOf.get(m)!);
+          } catch (err) {
+            // The first refusal ends the prune (archive/leftovers.ts): the manifest goes first, so a
+            // stream is whole or gone, and dependents went before their bases.
+            if (deletionRefused(err)) throw new DeletionRefusedError(repo.location, err, `stopped after ${deletedBefore + deletedHere} deleted stream(s), the archive is consistent`);
+            throw err;
+          }
+          deletedHere++;
           o.log.info({ dataset: m.dataset, stream: m.streamId }, 'deleted stream');
         }
       }
+      // Journals beside committed manifests: left by writers with append-only credentials.
+      const journals = committed.filter((d) => repo.hasJournal(d) && !doomed.some((m) => dirOf.get(m) === d));
+      if (!o.dryRun && journals.length > 0) await repo.deleteJournals(journals);
     }
     report.abandoned = await removeAbandoned(
       o,
@@ -178,6 +198,8 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
     if (!o.dryRun) await refreshIndex(o.log, repo, dataset);
   } catch (err) {
     if (err instanceof UsageError && o.dataset) throw err;
+    if (err instanceof DeletionRefusedError) throw err;
+    if (deletionRefused(err)) throw new DeletionRefusedError(repo.location, err, `stopped after ${deletedBefore + deletedHere} deleted stream(s), the archive is consistent`);
     report.error = errorMessage(err);
     o.log.info({ dataset }, `not pruned: ${report.error}`); // the report says it; the caller decides how loudly
   } finally {

@@ -14,6 +14,7 @@ import type { Logger } from '../util/logger.js';
 import { redactText, redactUrl } from '../util/redact.js';
 import type { Zfs } from '../zfs/zfs.js';
 import { archiveSettings } from './archive-stream.js';
+import { DeletionRefusedError } from '../archive/leftovers.js';
 import { Repository } from '../archive/repository.js';
 import { pruneArchive } from './prune.js';
 import { sendSnapshot } from './send.js';
@@ -190,10 +191,7 @@ class DatasetRun {
       if (this.cfg.keep) {
         this.step = 'prune';
         await lock.assertHeld();
-        const pruned = await pruneArchive({ backend, log: this.o.log, dataset: this.dataset, policy: this.cfg.keep, staleAfterMs: STALE_AFTER_MS, dryRun: false });
-        this.result.prunedStreams = pruned.deletedStreams;
-        const error = pruned.datasets.find((d) => d.error)?.error;
-        if (error) throw new OperationalError(error);
+        await this.prune(backend, this.cfg.keep);
       }
       this.step = 'verify';
       const report = await verifyArchive({ backend, pool: this.o.pool, log: this.o.log, dataset: this.dataset, deep: false, parallel: 4, staleAfterMs: STALE_AFTER_MS, progress: false });
@@ -202,6 +200,29 @@ class DatasetRun {
     } finally {
       await lock.release().catch((err: unknown) => this.o.log.warn({ dataset: this.dataset, err: errorMessage(err) }, 'could not release the lock'));
     }
+  }
+
+  /**
+   * The keep: step. With append-only credentials (prune.ts refuses them before deleting anything)
+   * the archive is kept whole and the run goes on: retention is then the job of a prune run
+   * elsewhere with a key that can delete (README "Ransomware protection").
+   */
+  private async prune(backend: Backend, policy: RetentionPolicy): Promise<void> {
+    let pruned;
+    try {
+      pruned = await pruneArchive({ backend, log: this.o.log, dataset: this.dataset, policy, staleAfterMs: STALE_AFTER_MS, dryRun: false });
+    } catch (err) {
+      if (!(err instanceof DeletionRefusedError)) throw err;
+      this.o.log.warn(
+        { dataset: this.dataset },
+        `keep: not applied: ${backend.location} refuses deletions with these credentials (append-only?); retention is left to \`zfs-offsite prune\` run with a key that can delete`,
+      );
+      this.result.prunedStreams = 0;
+      return;
+    }
+    this.result.prunedStreams = pruned.deletedStreams;
+    const error = pruned.datasets.find((d) => d.error)?.error;
+    if (error) throw new OperationalError(error);
   }
 
   private async takeSnapshot(): Promise<string> {

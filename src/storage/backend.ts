@@ -122,6 +122,13 @@ export interface Backend {
    * passes each part's SHA-256 (`PutOptions.partSha256s`). Absent: one request per object.
    */
   readonly partUploadBytes?: number;
+  /**
+   * Deleting a key that does not exist still asks the server's permission (S3: a bucket policy
+   * denying s3:DeleteObject answers AccessDenied either way, measured on Ceph RGW 16), so a caller
+   * can learn whether these credentials may delete before it deletes anything
+   * (archive/leftovers.ts probeDeletion). Absent where such a deletion proves nothing (file trees).
+   */
+  readonly deletionAsksPermission?: boolean;
 
   /**
    * Store an object. Atomic: readers see either the complete new object or none

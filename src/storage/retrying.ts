@@ -89,6 +89,10 @@ export class RetryingBackend implements Backend {
     return this.inner.partUploadBytes;
   }
 
+  get deletionAsksPermission(): boolean | undefined {
+    return this.inner.deletionAsksPermission;
+  }
+
   /**
    * Runs `op` until it succeeds, fails for good, or the attempt/time budget is spent; an abort of
    * `signal` ends it at once with the signal's reason.

@@ -82,10 +82,12 @@ export class S3Backend implements Backend {
    * notices.
    */
   readonly partUploadBytes = MIN_PART_SIZE;
+  /** A denied DeleteObjects is AccessDenied whether the keys exist or not (backend.ts). */
+  readonly deletionAsksPermission = true;
   readonly client: S3Client;
-  private readonly bucket: string;
+  readonly bucket: string;
   /** '' or ending in '/'. */
-  private readonly keyPrefix: string;
+  readonly keyPrefix: string;
   private readonly partSize: number;
   private readonly queueSize: number;
   private readonly storageClass: StorageClass | undefined;

@@ -29,6 +29,10 @@ export class ThrottledBackend implements Backend {
     return this.inner.partUploadBytes;
   }
 
+  get deletionAsksPermission(): boolean | undefined {
+    return this.inner.deletionAsksPermission;
+  }
+
   async put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
     if (!options?.chunkData) return this.inner.put(key, body, size, options);
     const bytes = size ?? (Buffer.isBuffer(body) ? body.length : 0);

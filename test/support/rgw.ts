@@ -1,7 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AbortMultipartUploadCommand, CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutBucketPolicyCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { parseEnvFile } from './env-file.js';
 
 /**
@@ -89,5 +99,92 @@ async function emptyBucket(client: S3Client, bucket: string): Promise<void> {
     const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
     if (keys.length === 0) return;
     await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+  }
+}
+
+/**
+ * A second S3 user on the test RGW, made with `radosgw-admin` as scripts/rgw.sh makes the first
+ * (fixed throwaway keys: the server listens on 127.0.0.1 only). It owns no bucket: a bucket
+ * policy of the first user's bucket grants it what it may do (`appendOnlyPolicy`). Needs the
+ * RGW that scripts/rgw.sh started (its ceph.conf); undefined for any other server.
+ */
+export function secondRgwUser(settings: RgwSettings | undefined = rgwSettings()): (RgwSettings & { uid: string }) | undefined {
+  if (!settings) return undefined;
+  const conf = join(process.env.RGW_DIR || '/tmp/zfs-offsite-rgw', 'ceph.conf');
+  if (!existsSync(conf)) return undefined;
+  const uid = 'zfsoffsite-appendonly';
+  const accessKeyId = 'zfsoffsite-appendonly';
+  const secretAccessKey = 'zfsoffsite-appendonly-secret-0123456789abcdef';
+  const info = spawnSync('radosgw-admin', ['-c', conf, 'user', 'info', `--uid=${uid}`], { encoding: 'utf8' });
+  if (info.status !== 0) {
+    const made = spawnSync(
+      'radosgw-admin',
+      ['-c', conf, 'user', 'create', `--uid=${uid}`, '--display-name=zfs-offsite append-only tests', `--access-key=${accessKeyId}`, `--secret-key=${secretAccessKey}`],
+      {
+        encoding: 'utf8',
+      },
+    );
+    // Two test files creating it at once: the loser finds it made.
+    if (made.status !== 0 && spawnSync('radosgw-admin', ['-c', conf, 'user', 'info', `--uid=${uid}`]).status !== 0) {
+      throw new Error(`radosgw-admin user create failed: ${made.stderr.trim()}`);
+    }
+  }
+  return { ...settings, accessKeyId, secretAccessKey, uid };
+}
+
+/**
+ * The two-key set-up of README "Ransomware protection": the bucket owner keeps every right; the
+ * user `uid` may list, read and write, and is denied s3:DeleteObject (and the deletion of
+ * object versions), so a host holding its key cannot destroy what it archived.
+ */
+export function appendOnlyPolicy(bucket: string, uid: string, ownerUid = 'zfsoffsite-test'): string {
+  const principal = { AWS: [`arn:aws:iam:::user/${uid}`] };
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      {
+        // Objects belong to the user who wrote them (RGW has no "bucket owner enforced" object
+        // ownership): without this the owner's key could delete but not read what the nightly wrote.
+        Sid: 'owner-all',
+        Effect: 'Allow',
+        Principal: { AWS: [`arn:aws:iam:::user/${ownerUid}`] },
+        Action: ['s3:*'],
+        Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
+      },
+      {
+        Sid: 'nightly-writes',
+        Effect: 'Allow',
+        Principal: principal,
+        Action: [
+          's3:ListBucket',
+          's3:ListBucketMultipartUploads',
+          's3:GetObject',
+          's3:PutObject',
+          's3:AbortMultipartUpload',
+          's3:ListMultipartUploadParts',
+          's3:GetBucketVersioning',
+          's3:GetBucketObjectLockConfiguration',
+          's3:GetLifecycleConfiguration',
+        ],
+        Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
+      },
+      {
+        Sid: 'no-deletes',
+        Effect: 'Deny',
+        Principal: principal,
+        Action: ['s3:DeleteObject', 's3:DeleteObjectVersion'],
+        Resource: [`arn:aws:s3:::${bucket}/*`],
+      },
+    ],
+  });
+}
+
+/** Puts `appendOnlyPolicy` on a bucket of the first user. */
+export async function applyAppendOnlyPolicy(settings: RgwSettings, bucket: string, uid: string): Promise<void> {
+  const client = rgwClient(settings);
+  try {
+    await client.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: appendOnlyPolicy(bucket, uid) }));
+  } finally {
+    client.destroy();
   }
 }

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Backend, ObjectInfo } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
 import type { Logger } from '../../util/logger.js';
+import { deleteOrLeave } from '../leftovers.js';
 import { JOURNAL_NAME } from './keys.js';
 import type { ManifestChunk } from './manifest.js';
 import { proveStored, type StoredProof } from './stored-proof.js';
@@ -94,7 +95,8 @@ export class ResumeJournal {
     }
     const keep = new Set([id.prefix + JOURNAL_NAME, ...reusable.map((c) => id.prefix + c.key)]);
     const stale = [...objects.keys()].filter((k) => !keep.has(k));
-    if (stale.length > 0) await backend.delete(stale);
+    // Overwritten or left as strays when they cannot be deleted (append-only credentials: archive/leftovers.ts).
+    await deleteOrLeave(backend, stale, log, `${stale.length} object(s) of an earlier upload of ${id.streamId}`);
     const journal = new ResumeJournal(backend, id, reusable, objects);
     await journal.save();
     return journal;

@@ -7,6 +7,7 @@
  *   <dataset path>/<stream id>/000000.zst …            chunk objects
  *   <dataset path>/<stream id>/journal.json            while in progress
  *   <dataset path>/~index.json                         stream index: a cache (stream-index.ts)
+ *   ~zfs-offsite-check/…                               probes of `zfs-offsite check` (jobs/check.ts)
  *
  * Keys use only [A-Za-z0-9._-], '%' escapes and '/', which every backend (S3, SFTP,
  * FAT/exFAT removable media) accepts. ZFS names may also hold ':' and ' '.
@@ -24,6 +25,12 @@ export const LEASE_NAME = 'lease.json';
  * and its parent (a dataset directory) is never shaped like a stream id.
  */
 export const INDEX_NAME = '~index.json';
+/**
+ * Where `zfs-offsite check` writes its probe objects (jobs/check.ts). It removes them, unless the
+ * credentials cannot delete (an append-only key): then they stay, and every reader passes over
+ * them. `~` is escaped in every dataset directory's name, so no dataset can be named so.
+ */
+export const CHECK_PREFIX = '~zfs-offsite-check/';
 
 const SAFE = /[A-Za-z0-9_-]/;
 

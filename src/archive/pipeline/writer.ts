@@ -14,6 +14,7 @@ import { type JournalChunk, manifestChunk, ResumeJournal } from '../format/journ
 import { chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from '../format/keys.js';
 import { buildManifest } from '../format/manifest-builder.js';
 import { type Manifest, type ManifestChunk, serializeManifest, sha256sums } from '../format/manifest.js';
+import { deleteOrLeave } from '../leftovers.js';
 import { SharedBufferPool } from './shared-buffer-pool.js';
 import { StreamCheck } from './stream-check.js';
 import type { StoredProof } from '../format/stored-proof.js';
@@ -318,10 +319,11 @@ class StreamWriteRun {
     });
     await this.journal!.flush();
     const strays = await this.proveComplete(manifest);
-    if (strays.length > 0) await this.o.backend.delete(strays);
+    // Append-only credentials (archive/leftovers.ts): what cannot be deleted is left, harmless.
+    await deleteOrLeave(this.o.backend, strays, this.o.log, `${strays.length} object(s) of an interrupted longer upload of ${identity.streamId}`);
     await putWhole(this.o.backend, identity.prefix + SUMS_NAME, sha256sums(manifest.chunks));
     await putWhole(this.o.backend, identity.prefix + MANIFEST_NAME, serializeManifest(manifest));
-    await this.o.backend.delete([identity.prefix + JOURNAL_NAME]);
+    await deleteOrLeave(this.o.backend, [identity.prefix + JOURNAL_NAME], this.o.log, `the journal of ${identity.streamId} (committed)`);
     this.o.log.info({ dataset: identity.dataset, streamId: identity.streamId, rawBytes: manifest.rawBytes, storedBytes: manifest.storedBytes }, 'stream committed');
     return manifest;
   }

@@ -1,6 +1,6 @@
 import type { ObjectInfo } from '../../storage/backend.js';
 import { buildChains } from './chains.js';
-import { chunkName, INDEX_NAME, JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
+import { CHECK_PREFIX, chunkName, INDEX_NAME, JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
 import type { DamagedStream } from '../format/catalog.js';
 import type { Manifest, ManifestSummary } from '../format/manifest.js';
 import type { IndexedStream } from '../format/stream-index.js';
@@ -90,8 +90,9 @@ export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<st
       continue;
     }
     if (!parsed) {
-      // The archive marker and a dataset's lease (held by a running job) belong where they are.
-      if (o.key !== MARKER_KEY && !o.key.endsWith(`/${LEASE_NAME}`)) loose.push(o);
+      // The archive marker and a dataset's lease (held by a running job) belong where they are, and
+      // so do the probes `check` could not remove with an append-only key (format/keys.ts).
+      if (o.key !== MARKER_KEY && !o.key.endsWith(`/${LEASE_NAME}`) && !o.key.startsWith(CHECK_PREFIX)) loose.push(o);
       continue;
     }
     if ('invalid' in parsed) {
