@@ -68,9 +68,19 @@ export class Repository {
     return this.backend.check();
   }
 
-  /** Reads or creates the archive marker; refuses an archive of an incompatible version. */
-  ensureMarker(): Promise<void> {
+  /** Reads or creates the archive marker; refuses an archive of an incompatible version. Resolves with the target's id (format/catalog.ts). */
+  ensureMarker(): Promise<string> {
     return ensureArchiveMarker(this.backend);
+  }
+
+  /** The target's short id (format/catalog.ts) without creating anything; undefined when there is no archive yet. */
+  async targetId(): Promise<string | undefined> {
+    try {
+      return await readArchiveMarker(this.backend);
+    } catch (err) {
+      if (err instanceof OperationalError && err.kind === 'no-archive') return undefined;
+      throw err;
+    }
   }
 
   /** Key prefix of a dataset's objects (its children's too), or '' for the whole archive. */

@@ -57,12 +57,22 @@ export interface ResolvedDatasetConfig extends TopSettings {
   onFailure?: string[];
   s3: S3Settings;
   sftp: SftpSettings;
-  /** "datasets[1]": where it is defined, for messages. */
+  /**
+   * `hold: true`: besides its bookmark, a `zfs hold` tag of this target on the newest snapshot it
+   * archived (no snapshot-pruning tool can destroy it while held; jobs/protect.ts).
+   */
+  hold: boolean;
+  /** "datasets[1]" or, for one of several targets, "datasets[1].targets[0]": where it is defined, for messages. */
   where: string;
+  /** The index of its entry in `datasets:`: the targets of one entry share it (run sends to them together). */
+  entry: number;
+  /** How many targets its entry has (1 for `target:`). */
+  targetCount: number;
 }
 
 export interface ZfsOffsiteConfig {
   file: string;
+  /** One per entry and target: an entry with `targets: [a, b]` is two, with the same `entry`. */
   datasets: ResolvedDatasetConfig[];
   /** The `drill:` section (config/drill-section.ts), when given. */
   drill?: DrillConfig;
@@ -70,8 +80,10 @@ export interface ZfsOffsiteConfig {
 
 const TOP_KEYS = ['defaults', 'datasets', 'drill'] as const;
 /** The job's own keys, then the settings of the table, then the sections. */
-const SETTING_KEYS = ['target', 'recursive', 'snapshot', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 'on_failure', 's3', 'sftp'];
+const SETTING_KEYS = ['target', 'recursive', 'snapshot', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 'on_failure', 's3', 'sftp', 'targets', 'hold'];
 const DATASET_KEYS = ['name', ...SETTING_KEYS] as const;
+/** What one of several targets may set for itself (`targets: [{url: …, keep: …}]`): its chain, cadence, retention and transfer. */
+const TARGET_KEYS = ['url', 'hold', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 's3', 'sftp'];
 const KEEP_KEYS = ['daily', 'weekly', 'monthly', 'yearly', 'last', 'min_fulls'] as const;
 
 const SNAPSHOT_PART = { re: /^[A-Za-z0-9_.:-]+$/, what: 'a snapshot name part (letters, digits, _ . : -)' };
@@ -84,6 +96,9 @@ type KeepCounts = Partial<Record<(typeof KEEP_KEYS)[number], number>>;
 /** One level of settings as written (defaults or a dataset), validated, not yet merged. */
 interface Settings extends TopSettings {
   target?: string;
+  /** `targets:`, each with its own settings (merged over the entry's). */
+  targets?: { url: string; own: Settings; where: string }[];
+  hold?: boolean;
   recursive?: boolean;
   snapshot?: SnapshotPolicy;
   raw?: boolean | 'auto';
@@ -123,6 +138,34 @@ function readTarget(c: ConfigChecker, value: unknown, path: string): string {
   return text;
 }
 
+/** `targets:` a non-empty list of URLs or `{url: …, settings…}`, none twice. */
+function readTargets(c: ConfigChecker, value: unknown, path: string): { url: string; own: Settings; where: string }[] {
+  if (!Array.isArray(value) || value.length === 0) throw c.fail(path, 'expected a non-empty list of targets (URLs, or mappings with url: and their own settings)');
+  const seen = new Map<string, string>();
+  return value.map((item, i) => {
+    const where = `${path}[${i}]`;
+    let url: string;
+    let own: Settings = {};
+    if (typeof item === 'string') url = readTarget(c, item, where);
+    else {
+      const raw = c.mapping(item, where, TARGET_KEYS);
+      if (raw.url === undefined) throw c.fail(`${where}.url`, 'missing: the target URL (s3://bucket/prefix, sftp://user@host/path or a directory)');
+      url = readTarget(c, raw.url, `${where}.url`);
+      own = readSettings(c, { ...raw, url: undefined }, where);
+    }
+    const earlier = seen.get(url);
+    if (earlier) throw c.fail(where, `${url} is already a target of this entry (${earlier})`);
+    seen.set(url, where);
+    return { url, own, where };
+  });
+}
+
+/** A target's own settings over its entry's: `keep`, `s3` and `sftp` key by key, the rest replaced. */
+function overTarget(own: Settings, target: Settings): Settings {
+  const keep = target.keep === false || own.keep === false ? (target.keep ?? own.keep) : target.keep || own.keep ? { ...(own.keep || {}), ...(target.keep || {}) } : undefined;
+  return { ...own, ...target, keep, s3: { ...own.s3, ...target.s3 }, sftp: { ...own.sftp, ...target.sftp } };
+}
+
 function readOnFailure(c: ConfigChecker, value: unknown, path: string): string[] {
   if (typeof value === 'string') return ['/bin/sh', '-c', c.string(value, path)];
   if (!Array.isArray(value) || value.length === 0)
@@ -156,6 +199,11 @@ function readSettings(c: ConfigChecker, raw: Record<string, unknown>, path: stri
   const at = (key: string) => `${path}.${key}`;
   const s: Settings = {};
   if (raw.target !== undefined) s.target = readTarget(c, raw.target, at('target'));
+  if (raw.targets !== undefined) {
+    if (raw.target !== undefined) throw c.fail(at('targets'), 'give target or targets, not both');
+    s.targets = readTargets(c, raw.targets, at('targets'));
+  }
+  if (raw.hold !== undefined) s.hold = c.boolean(raw.hold, at('hold'));
   if (raw.recursive !== undefined) s.recursive = c.boolean(raw.recursive, at('recursive'));
   if (raw.snapshot !== undefined) s.snapshot = readSnapshot(c, raw.snapshot, at('snapshot'));
   if (raw.raw !== undefined) {
@@ -200,7 +248,7 @@ export function parseConfig(text: string, file: string): ZfsOffsiteConfig {
   if (top.datasets === undefined) throw c.fail('datasets', 'missing: list the datasets to archive');
   if (!Array.isArray(top.datasets) || top.datasets.length === 0) throw c.fail('datasets', 'expected a non-empty list of datasets');
   const seen = new Map<string, string>();
-  const datasets = top.datasets.map((entry, i): ResolvedDatasetConfig => {
+  const datasets = top.datasets.flatMap((entry, i): ResolvedDatasetConfig[] => {
     const where = `datasets[${i}]`;
     const raw = c.mapping(entry, where, DATASET_KEYS);
     if (raw.name === undefined) throw c.fail(`${where}.name`, 'missing: the dataset to archive, e.g. tank/home');
@@ -209,27 +257,41 @@ export function parseConfig(text: string, file: string): ZfsOffsiteConfig {
     if (earlier) throw c.fail(`${where}.name`, `${name} is already configured in ${earlier}`);
     seen.set(name, where);
     const own = readSettings(c, raw, where);
-    const target = own.target ?? defaults.target;
-    if (target === undefined) throw c.fail(`${where}.target`, 'missing: set target here or in defaults (s3://bucket/prefix, sftp://user@host/path or a directory)');
-    return {
-      name,
-      recursive: own.recursive ?? defaults.recursive ?? false,
-      target,
-      snapshot: own.snapshot ?? defaults.snapshot ?? { mode: 'create', prefix: 'zfs-offsite' },
-      raw: own.raw ?? defaults.raw ?? 'auto',
-      fullEveryMs: own.fullEveryMs ?? defaults.fullEveryMs,
-      maxChain: own.maxChain ?? defaults.maxChain,
-      keep: resolveKeep(c, defaults, own, where),
-      ...topSettings(defaults, own),
-      compressionLevel: own.compressionLevel ?? defaults.compressionLevel ?? (settingDefault('compressionLevel') as number),
-      chunkSize: own.chunkSize ?? defaults.chunkSize ?? (settingDefault('chunkSize') as number),
-      onFailure: own.onFailure ?? defaults.onFailure,
-      s3: { ...defaults.s3, ...own.s3 },
-      sftp: { ...defaults.sftp, ...own.sftp },
-      where,
-    };
+    // The entry's target(s): its own target or targets, else those of the defaults.
+    const listed = own.target !== undefined ? undefined : (own.targets ?? (defaults.target !== undefined ? undefined : defaults.targets));
+    const single = own.target ?? (own.targets ? undefined : defaults.target);
+    if (single === undefined && listed === undefined)
+      throw c.fail(`${where}.target`, 'missing: set target here or in defaults (s3://bucket/prefix, sftp://user@host/path or a directory; or targets: a list of them)');
+    const targets = listed ?? [{ url: single!, own: {}, where }];
+    return targets.map((t) =>
+      resolveEntry(c, defaults, overTarget(own, t.own), { name, url: t.url, where: listed ? t.where.replace(/^defaults\./, `${where}.`) : where, entry: i, targetCount: targets.length }),
+    );
   });
   return { file, datasets, ...(top.drill === undefined ? {} : { drill: readDrillSection(c, top.drill) }) };
+}
+
+/** One entry on one target, the defaults merged in. */
+function resolveEntry(c: ConfigChecker, defaults: Settings, own: Settings, at: { name: string; url: string; where: string; entry: number; targetCount: number }): ResolvedDatasetConfig {
+  return {
+    name: at.name,
+    recursive: own.recursive ?? defaults.recursive ?? false,
+    target: at.url,
+    snapshot: own.snapshot ?? defaults.snapshot ?? { mode: 'create', prefix: 'zfs-offsite' },
+    raw: own.raw ?? defaults.raw ?? 'auto',
+    fullEveryMs: own.fullEveryMs ?? defaults.fullEveryMs,
+    maxChain: own.maxChain ?? defaults.maxChain,
+    keep: resolveKeep(c, defaults, own, at.where),
+    ...topSettings(defaults, own),
+    compressionLevel: own.compressionLevel ?? defaults.compressionLevel ?? (settingDefault('compressionLevel') as number),
+    chunkSize: own.chunkSize ?? defaults.chunkSize ?? (settingDefault('chunkSize') as number),
+    onFailure: own.onFailure ?? defaults.onFailure,
+    s3: { ...defaults.s3, ...own.s3 },
+    sftp: { ...defaults.sftp, ...own.sftp },
+    hold: own.hold ?? defaults.hold ?? false,
+    where: at.where,
+    entry: at.entry,
+    targetCount: at.targetCount,
+  };
 }
 
 /** The top-level table settings of a dataset: its own value, else the default's. */

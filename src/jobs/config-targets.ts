@@ -17,6 +17,8 @@ import { type VerifyOptions, type VerifyReport, verifyArchive } from './verify.j
  * takes one entry: configEntry). Datasets that share a target and its settings are one group, so
  * a target is opened once. An archived dataset belongs to the entry config.ts `entryFor` gives it
  * (`tank/home/alice` of its own, not the recursive `tank/home` above it), so none is shown twice.
+ * An entry with several targets (`targets:`) is one dataset per target: each target is its own
+ * group, its own archive; `restore --config` takes the entry's first target.
  */
 
 /** One config dataset to act on: an entry's name, or the `--dataset` NAME it holds. */
@@ -42,7 +44,7 @@ export type OpenTarget = (group: ConfigTarget) => Promise<Backend>;
 export function configEntry(config: ZfsOffsiteConfig, dataset: string): ResolvedDatasetConfig {
   const entry = entryFor(config, dataset);
   if (entry) return entry;
-  const names = config.datasets.map((d) => d.name);
+  const names = [...new Set(config.datasets.map((d) => d.name))];
   const guess = closest(dataset, names);
   return fail(`dataset ${dataset} is not in ${config.file}${guess ? ` — did you mean ${guess}?` : ''} (it configures: ${names.join(', ')})`, dataset);
 }
@@ -60,7 +62,8 @@ export function configTargets(config: ZfsOffsiteConfig, only: string | undefined
   const chosen: ConfigDataset[] =
     only === undefined || named === undefined
       ? config.datasets.map((entry) => ({ name: entry.name, entry, children: entry.recursive, named: false }))
-      : [{ name: only, entry: named, children: named.recursive, named: true }];
+      : // Every target of the entry that holds it (`targets:`): each is listed, verified, pruned.
+        config.datasets.filter((entry) => entry.entry === named.entry).map((entry) => ({ name: only, entry, children: named.recursive, named: true }));
   const groups = new Map<string, ConfigTarget>();
   for (const d of chosen) {
     const settings = { ...datasetSettings(d.entry), ...overrides } as SettingValues;
@@ -75,7 +78,7 @@ export function configTargets(config: ZfsOffsiteConfig, only: string | undefined
 /** Whether an archived dataset is one of `d`'s: under its name, and not another entry's. */
 export function owns(config: ZfsOffsiteConfig, d: ConfigDataset, archived: string): boolean {
   const under = archived === d.name || (d.children && archived.startsWith(`${d.name}/`));
-  return under && entryFor(config, archived) === d.entry;
+  return under && entryFor(config, archived)?.entry === d.entry.entry;
 }
 
 /** Runs `fn` on each group's open target, closing it whatever happens. */

@@ -176,6 +176,33 @@ export class Zfs {
     await this.run(['destroy', name]);
   }
 
+  /** `zfs hold TAG pool/ds@snap`: the snapshot cannot be destroyed while the tag holds it. */
+  async hold(tag: string, snapshot: string): Promise<void> {
+    checkZfsName(snapshot, 'snapshot');
+    if (!/^[^@#]+@[^@#]+$/.test(snapshot)) throw new UsageError(`invalid ZFS snapshot name: ${JSON.stringify(snapshot)} (expected pool/dataset@snapshot)`);
+    await this.run(['hold', tag, snapshot]);
+  }
+
+  /** `zfs release TAG pool/ds@snap`. */
+  async release(tag: string, snapshot: string): Promise<void> {
+    checkZfsName(snapshot, 'snapshot');
+    await this.run(['release', tag, snapshot]);
+  }
+
+  /** The holds on these snapshots (`zfs holds -H`): snapshot name and tag of each. */
+  async holds(snapshots: string[]): Promise<{ snapshot: string; tag: string }[]> {
+    if (snapshots.length === 0) return [];
+    for (const s of snapshots) checkZfsName(s, 'snapshot');
+    const out = await this.run(['holds', '-H', ...snapshots]);
+    return out
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => {
+        const [snapshot = '', tag = ''] = line.split('\t');
+        return { snapshot, tag };
+      });
+  }
+
   /** Filesystems and volumes: `root` itself, and with `recursive` every descendant, parents first. */
   async listDatasets(root: string, recursive: boolean): Promise<string[]> {
     checkZfsName(root, 'dataset');

@@ -76,7 +76,10 @@ describe('config: valid files', () => {
       onFailure: ['/bin/sh', '-c', 'mail -s "zfs-offsite failed" root'],
       s3: { endpoint: 'https://s3.example.test', pathStyle: true, region: 'eu-central-1', secretAccessKeyEnv: 'BACKUP_SECRET', accessKeyIdEnv: 'BACKUP_KEY_ID' },
       sftp: {},
+      hold: false,
       where: 'datasets[0]',
+      entry: 0,
+      targetCount: 1,
     });
     expect(vm).toMatchObject({
       name: 'tank/vm disks',
@@ -110,7 +113,10 @@ describe('config: valid files', () => {
       onFailure: undefined,
       s3: {},
       sftp: {},
+      hold: false,
       where: 'datasets[0]',
+      entry: 0,
+      targetCount: 1,
     });
   });
 
@@ -131,6 +137,50 @@ describe('config: valid files', () => {
     expect(re.test('autosnap_2026-11-22_00:00:01_hourly')).toBe(false);
     expect(snapshotPattern('a.b?').test('a.bc')).toBe(true);
     expect(snapshotPattern('a.b?').test('axbc')).toBe(false);
+  });
+});
+
+describe('config: several targets per dataset (targets:)', () => {
+  it('one resolved entry per target, each with its own settings over the entry and defaults', () => {
+    const c = parse(`defaults:
+  keep: { daily: 7 }
+  full_every: 30d
+datasets:
+  - name: tank/a
+    max_chain: 10
+    targets:
+      - /srv/usb
+      - url: s3://bucket/zfs
+        keep: { monthly: 12 }
+        full_every: 90d
+        hold: true
+        s3: { region: eu-central-1 }
+  - name: tank/b
+    target: /srv/b
+`);
+    expect(c.datasets.map((d) => [d.name, d.target, d.entry, d.targetCount, d.where, d.hold, d.fullEveryMs, d.maxChain, d.keep?.keepDaily, d.keep?.keepMonthly, d.s3])).toEqual([
+      ['tank/a', '/srv/usb', 0, 2, 'datasets[0].targets[0]', false, 30 * 86_400_000, 10, 7, 0, {}],
+      ['tank/a', 's3://bucket/zfs', 0, 2, 'datasets[0].targets[1]', true, 90 * 86_400_000, 10, 7, 12, { region: 'eu-central-1' }],
+      ['tank/b', '/srv/b', 1, 1, 'datasets[1]', false, 30 * 86_400_000, undefined, 7, 0, {}],
+    ]);
+  });
+
+  it('targets in defaults apply to every entry without its own target(s)', () => {
+    const c = parse('defaults:\n  targets: [/srv/a, /srv/b]\ndatasets:\n  - name: tank/x\n  - name: tank/y\n    target: /srv/c\n');
+    expect(c.datasets.map((d) => [d.name, d.target, d.where])).toEqual([
+      ['tank/x', '/srv/a', 'datasets[0].targets[0]'],
+      ['tank/x', '/srv/b', 'datasets[0].targets[1]'],
+      ['tank/y', '/srv/c', 'datasets[1]'],
+    ]);
+  });
+
+  it('refuses target and targets together, an empty list, a target twice, a missing url and keys a target cannot set', () => {
+    const entry = (extra: string) => `datasets:\n  - name: tank/a\n${extra}`;
+    expect(problem(entry('    target: /srv/a\n    targets: [/srv/b]\n'))).toBe(`${FILE}:4: datasets[0].targets: give target or targets, not both`);
+    expect(problem(entry('    targets: []\n'))).toMatch(/datasets\[0\]\.targets: expected a non-empty list of targets/);
+    expect(problem(entry('    targets: [/srv/a, /srv/a]\n'))).toMatch(/datasets\[0\]\.targets\[1\]: \/srv\/a is already a target of this entry \(datasets\[0\]\.targets\[0\]\)/);
+    expect(problem(entry('    targets: [{ keep: { daily: 1 } }]\n'))).toMatch(/datasets\[0\]\.targets\[0\]\.url: missing/);
+    expect(problem(entry('    targets: [{ url: /srv/a, snapshot: { prefix: x } }]\n'))).toMatch(/datasets\[0\]\.targets\[0\]\.snapshot: unknown key/);
   });
 });
 
@@ -164,7 +214,9 @@ describe('config: bad files give one line naming file, line, key and why', () =>
   });
 
   it('missing target, name or datasets', () => {
-    expect(problem('datasets:\n  - name: tank/a\n')).toBe(`${FILE}:2: datasets[0].target: missing: set target here or in defaults (s3://bucket/prefix, sftp://user@host/path or a directory)`);
+    expect(problem('datasets:\n  - name: tank/a\n')).toBe(
+      `${FILE}:2: datasets[0].target: missing: set target here or in defaults (s3://bucket/prefix, sftp://user@host/path or a directory; or targets: a list of them)`,
+    );
     expect(problem('datasets:\n  - target: /srv/a\n')).toBe(`${FILE}:2: datasets[0].name: missing: the dataset to archive, e.g. tank/home`);
     expect(problem('defaults:\n  target: /srv/a\n')).toBe(`${FILE}: datasets: missing: list the datasets to archive`);
     expect(problem('')).toBe(`${FILE}: the config file is empty: it needs a datasets list`);

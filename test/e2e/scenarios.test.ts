@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -132,11 +132,13 @@ describe.skipIf(!vm || !rgw)('scenarios on real OpenZFS', () => {
     const ds = `${SRC}/protected`;
     await run(`zfs create ${ds} && head -c 131072 /dev/urandom > /mnt/${ds}/f1 && zfs snapshot ${ds}@s1`);
     expect((await cli('send', `${ds}@s1`, '--to', local)).code).toBe(0);
-    expect((await run(`zfs list -H -o name -t bookmark ${ds}`)).trim()).toBe(`${ds}#zfs-offsite_s1`);
+    // The bookmark names the target (its archive marker's id: archive/plan/bookmarks.ts).
+    const id = (JSON.parse(readFileSync(join(local, 'zfs-offsite.json'), 'utf8')) as { id: string }).id;
+    expect((await run(`zfs list -H -o name -t bookmark ${ds}`)).trim()).toBe(`${ds}#zfs-offsite-${id}_s1`);
     await run(`zfs destroy ${ds}@s1 && head -c 65536 /dev/urandom > /mnt/${ds}/f2 && zfs snapshot ${ds}@s2`);
     const r = await cli('send', `${ds}@s2`, '--to', local, '--json');
     expect(r.code).toBe(0);
-    expect((JSON.parse(r.stdout) as { sendArgs: string[] }).sendArgs).toEqual(['-L', '-c', '-i', `${ds}#zfs-offsite_s1`, `${ds}@s2`]);
+    expect((JSON.parse(r.stdout) as { sendArgs: string[] }).sendArgs).toEqual(['-L', '-c', '-i', `${ds}#zfs-offsite-${id}_s1`, `${ds}@s2`]);
     expect((await cli('restore', '--from', local, ds, '--into', `${DST}/protected`)).code).toBe(0);
     expect(Object.keys(await snapshotGuids(`${DST}/protected`))).toEqual(['@s1', '@s2']);
     expect(await fileSums(`/mnt/${DST}/protected`)).toBe(await fileSums(`/mnt/${ds}`));

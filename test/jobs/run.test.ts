@@ -23,6 +23,9 @@ let dir: string;
 const statePath = () => join(dir, 'state.json');
 const state = () => JSON.parse(readFileSync(statePath(), 'utf8')) as { datasets: Record<string, { bookmarks?: { name: string; guid: string }[] }> };
 
+/** The short id the archive's marker gives the target: it names the target's bookmarks (archive/plan/bookmarks.ts). */
+const targetId = (archive = join(dir, 'archive')) => (JSON.parse(readFileSync(join(archive, 'zfs-offsite.json'), 'utf8')) as { id: string }).id;
+
 function config(pattern: string, extra = ''): string {
   const file = join(dir, 'config.yaml');
   writeFileSync(
@@ -80,13 +83,13 @@ describe('run --config', () => {
       ['nopool/gone', 'failed', 'snapshot'],
     ]);
     expect(JSON.parse(readFileSync(join(dir, 'failed.json'), 'utf8'))).toEqual({ d: 'nopool/gone', s: 'snapshot', e: 'dataset not found: nopool/gone' });
-    expect(state().datasets[DS]!.bookmarks).toEqual([expect.objectContaining({ name: 'zfs-offsite_base', guid: base })]);
+    expect(state().datasets[DS]!.bookmarks).toEqual([expect.objectContaining({ name: `zfs-offsite-${targetId()}_base`, guid: base })]);
 
     const second = await run('--config', config('*'), '--dataset', DS);
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(/labpool\/zfs-send-tiny\s+ok\s+incremental\s+incr/);
     expect(second.stdout).toMatch(/all 1 dataset\(s\) ok/);
-    expect(state().datasets[DS]!.bookmarks).toEqual([expect.objectContaining({ name: 'zfs-offsite_incremental', guid: incremental })]);
+    expect(state().datasets[DS]!.bookmarks).toEqual([expect.objectContaining({ name: `zfs-offsite-${targetId()}_incremental`, guid: incremental })]);
     const manifests = listFiles(join(dir, 'archive'))
       .filter((f) => f.endsWith('manifest.json'))
       .map((f) => readJson<Manifest>(join(dir, 'archive', f)));
@@ -108,7 +111,7 @@ describe('run --config', () => {
     const sends = readFileSync(join(dir, 'zfs.log'), 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('["send"'));
-    expect(JSON.parse(sends.at(-1)!)).toEqual(['send', '-L', '-c', '-i', `${DS}#zfs-offsite_base`, `${DS}@incremental`]);
+    expect(JSON.parse(sends.at(-1)!)).toEqual(['send', '-L', '-c', '-i', `${DS}#zfs-offsite-${targetId()}_base`, `${DS}@incremental`]);
   });
 
   it('starts a new full when the source diverged from the archive, and says so', async () => {

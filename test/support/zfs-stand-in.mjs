@@ -12,7 +12,7 @@
  *                  estimate?, estimateFails? },
  *          receive: { into?, failAfterBytes?, exitCode?, stderr?, pidFile?, stall?, guidDelta? } }
  *
- * `snapshot`, `bookmark` and `destroy` (of bookmarks only) change the state file, so a test sees
+ * `snapshot`, `bookmark`, `destroy` (of bookmarks only), `hold` and `release` change the state file, so a test sees
  * what the CLI created; `list -t filesystem,volume [-r] ROOT` lists the dataset names.
  * `send -n -v -P ARGS` prints the size estimate as OpenZFS does (`full\t<snap>\t<size>` or
  * `incremental\t<from>\t<to>\t<size>`, then `size\t<bytes>`).
@@ -199,6 +199,25 @@ if (cmd === 'version') {
   find(rest[0]);
   state.datasets[dataset].bookmarks = state.datasets[dataset].bookmarks.filter((b) => b.name !== mark);
   saveState();
+} else if (cmd === 'hold' || cmd === 'release') {
+  // `hold TAG SNAP` / `release TAG SNAP`: the snapshot's `holds` list in the state.
+  const [tag, name] = rest;
+  const [dataset, snap] = name.split('@');
+  const s = (state.datasets[dataset]?.snapshots ?? []).find((x) => x.name === snap);
+  if (!s) fail(`cannot ${cmd} snapshot '${name}': dataset does not exist`);
+  const holds = s.holds ?? [];
+  if (cmd === 'hold' && holds.includes(tag)) fail(`cannot hold snapshot '${name}': tag already exists on this dataset`);
+  if (cmd === 'release' && !holds.includes(tag)) fail(`cannot release hold from snapshot '${name}': no such tag on this dataset`);
+  s.holds = cmd === 'hold' ? [...holds, tag] : holds.filter((t) => t !== tag);
+  saveState();
+} else if (cmd === 'holds') {
+  // `holds -H SNAP…`: name, tag, timestamp per hold.
+  for (const name of rest.filter((a) => a !== '-H')) {
+    const [dataset, snap] = name.split('@');
+    const s = (state.datasets[dataset]?.snapshots ?? []).find((x) => x.name === snap);
+    if (!s) fail(`cannot open '${name}': dataset does not exist`);
+    for (const tag of s.holds ?? []) process.stdout.write(`${name}\t${tag}\tMon Nov 30 12:00 2026\n`);
+  }
 } else {
   fail(`stand-in: unsupported zfs ${args.join(' ')}`, 2);
 }

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Backend, ObjectInfo } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
@@ -22,9 +23,17 @@ export class NoArchiveError extends OperationalError {
   }
 }
 
-/** Refuses a marker that is not ours or of an incompatible (newer) version. */
-function checkMarker(backend: Backend, body: Buffer): void {
-  let marker: { format?: string; formatVersion?: string } | undefined;
+/** A target id: eight lower-case hex digits (plan/bookmarks.ts names bookmarks with it). */
+export const TARGET_ID = /^[0-9a-f]{8}$/;
+
+/**
+ * Refuses a marker that is not ours or of an incompatible (newer) version; else the target's
+ * short id: the marker's `id` (written since several targets per dataset exist), or, for a marker
+ * written before, the first 8 hex digits of the marker's SHA-256 — stable while the file is, and
+ * the marker is never rewritten. Base protection names its bookmarks with it (plan/bookmarks.ts).
+ */
+function checkMarker(backend: Backend, body: Buffer): string {
+  let marker: { format?: string; formatVersion?: string; id?: unknown } | undefined;
   try {
     marker = JSON.parse(body.toString()) as typeof marker;
   } catch {
@@ -34,14 +43,15 @@ function checkMarker(backend: Backend, body: Buffer): void {
   if (marker?.format !== ARCHIVE_FORMAT || major !== ARCHIVE_MAJOR) {
     throw new OperationalError(`${backend.location}: ${MARKER_KEY} says format ${marker?.format} ${marker?.formatVersion}; this version writes ${ARCHIVE_FORMAT} ${ARCHIVE_MAJOR}.x`);
   }
+  return typeof marker.id === 'string' && TARGET_ID.test(marker.id) ? marker.id : createHash('sha256').update(body).digest('hex').slice(0, 8);
 }
 
 /**
  * Reads the archive marker without creating anything (list, verify, restore, prune): a missing
  * marker is a NoArchiveError; a marker that is a link or special file is refused by the storage
- * layer (storage/confined.ts) as any other object would be.
+ * layer (storage/confined.ts) as any other object would be. Returns the target's id (checkMarker).
  */
-export async function readArchiveMarker(backend: Backend): Promise<void> {
+export async function readArchiveMarker(backend: Backend): Promise<string> {
   let body: Buffer;
   try {
     body = await backend.getBuffer(MARKER_KEY);
@@ -49,24 +59,26 @@ export async function readArchiveMarker(backend: Backend): Promise<void> {
     if (isNotFound(err)) throw new NoArchiveError(backend.location);
     throw err;
   }
-  checkMarker(backend, body);
+  return checkMarker(backend, body);
 }
 
 /**
- * Reads or creates the archive marker (the writers: put, send, run). An archive written by a
- * newer, incompatible version is refused rather than mixed with streams this version cannot describe.
+ * Reads or creates the archive marker (the writers: put, send, run), and returns the target's id.
+ * An archive written by a newer, incompatible version is refused rather than mixed with streams
+ * this version cannot describe.
  */
-export async function ensureArchiveMarker(backend: Backend): Promise<void> {
+export async function ensureArchiveMarker(backend: Backend): Promise<string> {
   let body: Buffer;
   try {
     body = await backend.getBuffer(MARKER_KEY);
   } catch (err) {
     if (!isNotFound(err)) throw err;
-    const marker = { format: ARCHIVE_FORMAT, formatVersion: `${ARCHIVE_MAJOR}.0`, created: new Date().toISOString(), createdBy: `zfs-offsite ${TOOL_VERSION}`, host: hostname() };
+    const id = randomBytes(4).toString('hex');
+    const marker = { format: ARCHIVE_FORMAT, formatVersion: `${ARCHIVE_MAJOR}.0`, id, created: new Date().toISOString(), createdBy: `zfs-offsite ${TOOL_VERSION}`, host: hostname() };
     await backend.put(MARKER_KEY, Buffer.from(`${JSON.stringify(marker, null, 2)}\n`));
-    return;
+    return id;
   }
-  checkMarker(backend, body);
+  return checkMarker(backend, body);
 }
 
 /**

@@ -47,9 +47,5 @@ export function snapshotName(prefix: string, now: Date): string {
     .replace(/\.\d+Z$/, 'Z')}`;
 }
 
-/** Name of the bookmark that protects an archived snapshot from local pruning. */
-export const BOOKMARK_PREFIX = 'zfs-offsite_';
-
-export function protectiveBookmark(dataset: string, snapshot: string): string {
-  return `${dataset}#${BOOKMARK_PREFIX}${snapshot}`;
-}
+/** The protective bookmark's name lives with the per-target rules (bookmarks.ts). */
+export { BOOKMARK_PREFIX, protectiveBookmark } from './bookmarks.js';

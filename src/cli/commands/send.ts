@@ -34,7 +34,7 @@ export function registerSend(program: Command, deps: CommandDeps): void {
       .option('--full', 'send a full stream even when the archive has a base')
       .addOption(new Option('--raw', 'raw send (zfs send -w); default for encrypted datasets'))
       .addOption(new Option('--no-raw', 'never raw, even for encrypted datasets (the archive then holds plaintext)'))
-      .option('--no-bookmark', 'do not keep a zfs-offsite_<snap> bookmark of the archived snapshot on the source')
+      .option('--no-bookmark', 'do not keep a zfs-offsite-<target id>_<snap> bookmark of the archived snapshot on the source')
       .option('--no-large-blocks', 'non-raw sends: split large records into 128K blocks (no zfs send -L)')
       .option('--no-compressed', 'non-raw sends: send blocks decompressed (no zfs send -c)')
       .option('--dry-run', 'print what would be sent (snapshot, the base the planner chooses, the zfs send command); send and write nothing'),
