@@ -21,6 +21,22 @@ apt_install() {
 # Command-line tools the tests use to check archives the way users would (zstd -d, sha256sum -c).
 apt_install zstd bzip2 coreutils
 
+# promtool (Debian's prometheus package) checks the --metrics-file outputs as Prometheus reads
+# them. Only its binary is taken from the package (apt-get download, dpkg-deb -x): installing the
+# package would also start a Prometheus server on this machine.
+PROMTOOL_DIR="${PROMTOOL_DIR:-/tmp/zfs-offsite-promtool}"
+if [ -z "${PROMTOOL:-}" ] && ! command -v promtool >/dev/null 2>&1 && [ ! -x "$PROMTOOL_DIR/usr/bin/promtool" ]; then
+  log "fetching promtool (Debian package prometheus, binary extracted only)"
+  mkdir -p "$PROMTOOL_DIR"
+  (
+    cd "$PROMTOOL_DIR"
+    apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq -o DPkg::Lock::Timeout=300 && apt-get download prometheus >/dev/null; }
+    dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb
+  )
+fi
+PROMTOOL="${PROMTOOL:-$(command -v promtool 2>/dev/null || echo "$PROMTOOL_DIR/usr/bin/promtool")}"
+export PROMTOOL
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm dependencies (npm ci)"
   npm ci --no-audit --no-fund

@@ -6,6 +6,7 @@ import { type Catalog, ensureArchiveMarker, inDataset, loadCatalog, type Manifes
 import { datasetFromPath, datasetPath, INDEX_NAME, JOURNAL_NAME, MANIFEST_NAME, streamPrefix, SUMS_NAME } from './format/keys.js';
 import { entryOf, type IndexedStream, indexKey, listedChunkDigest, readIndex, sameObject, writeIndex } from './format/stream-index.js';
 import type { Manifest, ManifestSummary } from './format/manifest.js';
+import { readStatusRecord, type StatusKind, type StatusRecord, writeStatusRecord } from './format/status-record.js';
 import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
 import { groupByStream, type InvalidDir, type StreamDir } from './plan/audit.js';
 
@@ -334,6 +335,16 @@ export class Repository {
   /** Aborts (or counts, in a dry run) multipart uploads older than `olderThan`; null when the backend has none. */
   async cleanupIncompleteUploads(olderThan: Date, dataset: string | undefined, dryRun: boolean): Promise<number | null> {
     return (await this.backend.cleanupIncompleteUploads?.(olderThan, { prefix: this.datasetPrefix(dataset), dryRun })) ?? null;
+  }
+
+  /** The last recorded verify or drill of a dataset (format/status-record.ts): for display only; undefined when none is usable. */
+  statusRecord(dataset: string, kind: StatusKind): Promise<StatusRecord | undefined> {
+    return readStatusRecord(this.backend, dataset, kind);
+  }
+
+  /** Records the result of a verify or drill of a dataset, replacing the previous one (display only: `status`). */
+  recordStatus(record: Omit<StatusRecord, 'host'>): Promise<void> {
+    return writeStatusRecord(this.backend, record);
   }
 
   /** Takes the dataset's lease in this target (lease.ts): the local lock too unless `localLock: false`. */

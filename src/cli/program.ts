@@ -12,6 +12,7 @@ import { registerPut } from './commands/put.js';
 import { registerRestore } from './commands/restore.js';
 import { registerRun } from './commands/run.js';
 import { registerSend } from './commands/send.js';
+import { registerStatus } from './commands/status.js';
 import { registerVerify } from './commands/verify.js';
 import { exitCodeFor, oneLineError, parserErrorLine } from './exit.js';
 import { Interrupts, interruptedLine } from './interrupt.js';
@@ -82,6 +83,7 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
   registerRun(program, deps);
   registerDrill(program, deps);
   registerCheck(program, deps);
+  registerStatus(program, deps);
   return program;
 }
 

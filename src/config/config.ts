@@ -5,6 +5,7 @@ import { camelKey, type SectionSettings, type SettingName, type SettingValues, S
 import { settingDefault } from '../settings/values.js';
 import { parseTarget } from '../storage/open.js';
 import { UsageError } from '../util/errors.js';
+import { hasPassword } from '../util/redact.js';
 import { ConfigChecker } from './checks.js';
 import { type DrillConfig, readDrillSection } from './drill-section.js';
 import { ConfigSource } from './yaml-source.js';
@@ -55,6 +56,12 @@ export interface ResolvedDatasetConfig extends TopSettings {
   chunkSize: number;
   /** Command run when this dataset fails: argv (a string is run by /bin/sh -c). */
   onFailure?: string[];
+  /** Command run when this dataset is archived: argv, as onFailure. */
+  onSuccess?: string[];
+  /** `status`: the newest archived snapshot may be this old (ms) before the dataset is CRITICAL. */
+  maxAgeMs?: number;
+  /** Pings of this entry (all its datasets, one start and one result per run): healthcheck_url of the entry. */
+  healthcheck?: HealthcheckUrls;
   s3: S3Settings;
   sftp: SftpSettings;
   /**
@@ -76,11 +83,41 @@ export interface ZfsOffsiteConfig {
   datasets: ResolvedDatasetConfig[];
   /** The `drill:` section (config/drill-section.ts), when given. */
   drill?: DrillConfig;
+  /** Pings of the whole run: the top-level healthcheck_url. */
+  healthcheck?: HealthcheckUrls;
 }
 
-const TOP_KEYS = ['defaults', 'datasets', 'drill'] as const;
+/**
+ * Where `run` pings (jobs/notify.ts): `healthcheck_url: URL` is healthchecks.io's form (`URL/start`,
+ * `URL`, `URL/fail`); a mapping `{ start, success, failure }` names each URL (Uptime Kuma's push
+ * URLs, anything taking a GET). Capability URLs: never shown whole (jobs/notify.ts pingLabel).
+ */
+export interface HealthcheckUrls {
+  start?: string;
+  success: string;
+  failure?: string;
+}
+
+const TOP_KEYS = ['defaults', 'datasets', 'drill', 'healthcheck_url'] as const;
 /** The job's own keys, then the settings of the table, then the sections. */
-const SETTING_KEYS = ['target', 'recursive', 'snapshot', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 'on_failure', 's3', 'sftp', 'targets', 'hold'];
+const SETTING_KEYS = [
+  'target',
+  'recursive',
+  'snapshot',
+  'raw',
+  'full_every',
+  'max_chain',
+  'keep',
+  ...yamlSettings('').map((s) => s.key),
+  'on_failure',
+  'on_success',
+  'max_age',
+  'healthcheck_url',
+  's3',
+  'sftp',
+  'targets',
+  'hold',
+];
 const DATASET_KEYS = ['name', ...SETTING_KEYS] as const;
 /** What one of several targets may set for itself (`targets: [{url: …, keep: …}]`): its chain, cadence, retention and transfer. */
 const TARGET_KEYS = ['url', 'hold', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 's3', 'sftp'];
@@ -106,6 +143,9 @@ interface Settings extends TopSettings {
   maxChain?: number;
   keep?: KeepCounts | false;
   onFailure?: string[];
+  onSuccess?: string[];
+  maxAgeMs?: number;
+  healthcheck?: HealthcheckUrls;
   s3?: S3Settings;
   sftp?: SftpSettings;
 }
@@ -173,6 +213,28 @@ function readOnFailure(c: ConfigChecker, value: unknown, path: string): string[]
   return value.map((arg, i) => c.string(arg, `${path}[${i}]`));
 }
 
+/** A ping URL: http(s), no password in it (a healthchecks.io or Uptime Kuma token is its path or query). */
+function readPingUrl(c: ConfigChecker, value: unknown, path: string): string {
+  const text = c.string(value, path, { re: /^https?:\/\/[^/\s]+\S*$/i, what: 'an http:// or https:// URL' });
+  if (hasPassword(text)) throw c.fail(path, 'credentials do not belong in the URL (healthchecks.io and Uptime Kuma URLs carry their token in the path or query)');
+  return text;
+}
+
+/** `healthcheck_url`: one URL (healthchecks.io: URL/start, URL, URL/fail) or `{ start, success, failure }`. */
+function readHealthcheck(c: ConfigChecker, value: unknown, path: string): HealthcheckUrls {
+  if (typeof value === 'string') {
+    const url = readPingUrl(c, value, path);
+    const at = (suffix: string) => url.replace(/\/?(?=[?#]|$)/, suffix);
+    return { start: at('/start'), success: url, failure: at('/fail') };
+  }
+  const raw = c.mapping(value, path, ['start', 'success', 'failure']);
+  if (raw.success === undefined) throw c.fail(`${path}.success`, 'missing: the URL to call when the run succeeds');
+  const out: HealthcheckUrls = { success: readPingUrl(c, raw.success, `${path}.success`) };
+  if (raw.start !== undefined) out.start = readPingUrl(c, raw.start, `${path}.start`);
+  if (raw.failure !== undefined) out.failure = readPingUrl(c, raw.failure, `${path}.failure`);
+  return out;
+}
+
 /** The keys of one section (`s3:`, `sftp:`), each read by the type the settings table gives it. */
 function readSection(c: ConfigChecker, value: unknown, path: string, section: 's3' | 'sftp'): Record<string, unknown> {
   const keys = yamlSettings(section);
@@ -216,6 +278,13 @@ function readSettings(c: ConfigChecker, raw: Record<string, unknown>, path: stri
   const top = s as Record<string, unknown>;
   for (const { name, key } of yamlSettings('')) if (raw[key] !== undefined) top[name] = c.setting(settingSpec(name), raw[key], at(key));
   if (raw.on_failure !== undefined) s.onFailure = readOnFailure(c, raw.on_failure, at('on_failure'));
+  if (raw.on_success !== undefined) s.onSuccess = readOnFailure(c, raw.on_success, at('on_success'));
+  if (raw.max_age !== undefined) s.maxAgeMs = c.duration(raw.max_age, at('max_age'));
+  if (raw.healthcheck_url !== undefined) {
+    // One check per run or per entry: under defaults it would be every entry's, pinged by each.
+    if (path === 'defaults') throw c.fail(at('healthcheck_url'), 'not a default: put it at the top level (one check for the whole run) or in a dataset entry (one per entry)');
+    s.healthcheck = readHealthcheck(c, raw.healthcheck_url, at('healthcheck_url'));
+  }
   if (raw.s3 !== undefined) s.s3 = readSection(c, raw.s3, at('s3'), 's3');
   if (raw.sftp !== undefined) s.sftp = readSection(c, raw.sftp, at('sftp'), 'sftp');
   return s;
@@ -267,7 +336,8 @@ export function parseConfig(text: string, file: string): ZfsOffsiteConfig {
       resolveEntry(c, defaults, overTarget(own, t.own), { name, url: t.url, where: listed ? t.where.replace(/^defaults\./, `${where}.`) : where, entry: i, targetCount: targets.length }),
     );
   });
-  return { file, datasets, ...(top.drill === undefined ? {} : { drill: readDrillSection(c, top.drill) }) };
+  const healthcheck = top.healthcheck_url === undefined ? undefined : readHealthcheck(c, top.healthcheck_url, 'healthcheck_url');
+  return { file, datasets, ...(top.drill === undefined ? {} : { drill: readDrillSection(c, top.drill) }), ...(healthcheck ? { healthcheck } : {}) };
 }
 
 /** One entry on one target, the defaults merged in. */
@@ -285,6 +355,9 @@ function resolveEntry(c: ConfigChecker, defaults: Settings, own: Settings, at: {
     compressionLevel: own.compressionLevel ?? defaults.compressionLevel ?? (settingDefault('compressionLevel') as number),
     chunkSize: own.chunkSize ?? defaults.chunkSize ?? (settingDefault('chunkSize') as number),
     onFailure: own.onFailure ?? defaults.onFailure,
+    onSuccess: own.onSuccess ?? defaults.onSuccess,
+    maxAgeMs: own.maxAgeMs ?? defaults.maxAgeMs,
+    healthcheck: own.healthcheck,
     s3: { ...defaults.s3, ...own.s3 },
     sftp: { ...defaults.sftp, ...own.sftp },
     hold: own.hold ?? defaults.hold ?? false,

@@ -9,6 +9,7 @@ import type { Logger } from '../util/logger.js';
 import { closest } from '../util/suggest.js';
 import { type ListedDataset, listArchive } from './list.js';
 import { type HeldLock, type PruneReport, pruneArchive } from './prune.js';
+import { type DatasetStatus, datasetStatuses, notArchived } from './status.js';
 import { type VerifyOptions, type VerifyReport, verifyArchive } from './verify.js';
 
 /**
@@ -122,6 +123,27 @@ export async function listConfig(config: ZfsOffsiteConfig, groups: ConfigTarget[
     }
     return section;
   });
+}
+
+/**
+ * `status --config`: each dataset of the config on its target, its freshness limit `maxAgeMs`
+ * gives (the flag typed, else the entry's max_age:, else the default); a dataset the target does
+ * not hold at all is `not-archived` (CRITICAL), never skipped.
+ */
+export async function statusConfig(config: ZfsOffsiteConfig, groups: ConfigTarget[], open: OpenTarget, o: { log: Logger; maxAgeMs(dataset: string): number; now: Date }): Promise<DatasetStatus[]> {
+  const sections = await eachTarget(groups, open, async (backend, group) => {
+    const out: DatasetStatus[] = [];
+    for (const d of group.datasets) {
+      try {
+        out.push(...(await datasetStatuses({ backend, log: o.log, dataset: d.name, keep: (name) => owns(config, d, name), maxAgeMs: o.maxAgeMs, now: o.now })));
+      } catch (err) {
+        if (d.named || !isUnknownDataset(err)) throw err;
+        out.push(notArchived(d.name, backend.location, o.maxAgeMs(d.name), `configured in ${config.file} (${d.entry.where}) but not in the archive: no run has archived it there yet`));
+      }
+    }
+    return out;
+  });
+  return sections.flat();
 }
 
 /** verify's options, but the target and dataset come from the config. */

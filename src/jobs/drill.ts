@@ -110,7 +110,9 @@ export async function drill(targets: (() => Promise<DrillTarget>)[], o: DrillOpt
         for (const dataset of await t.datasets(repo)) {
           o.signal?.throwIfAborted();
           const into = `${scratch}/${datasets.length + 1}`;
-          datasets.push(await drillOne(repo, t.backend, dataset, into, random, o));
+          const result = await drillOne(repo, t.backend, dataset, into, random, o);
+          datasets.push(result);
+          await recordDrill(repo, result, o.log);
         }
       } finally {
         await t.close();
@@ -250,4 +252,25 @@ async function compareGuids(zfs: Zfs, into: string, units: readonly RestoreUnit[
   }
   if (![...received.values()].includes(target)) return { checked, problem: `after zfs receive, no snapshot of ${into} has the GUID ${target} of the snapshot drilled` };
   return { checked };
+}
+
+/**
+ * The result, kept in the archive for `status` to show (format/status-record.ts): display only,
+ * so a target that refuses the write (append-only, read-only media) costs a warning, not the drill.
+ */
+async function recordDrill(repo: Repository, r: DrillResult, log: Logger): Promise<void> {
+  const summary = r.result === 'passed' ? `passed: ${r.dataset}${r.snapshot ?? ''}` : `failed: ${r.failure?.reason ?? 'unknown'}${r.failure?.stream ? ` (${r.failure.stream})` : ''}`;
+  await repo
+    .recordStatus({
+      kind: 'drill',
+      dataset: r.dataset,
+      at: new Date().toISOString(),
+      ok: r.result === 'passed',
+      summary,
+      mode: r.sampled ? 'sampled' : 'newest',
+      problems: r.result === 'passed' ? 0 : 1,
+    })
+    .catch((err: unknown) => {
+      log.warn({ dataset: r.dataset, err: (err as Error).message }, 'could not record the drill result in the archive');
+    });
 }

@@ -228,7 +228,17 @@ export class DatasetRun {
       if (error) throw new OperationalError(error);
     });
     await this.each('verify', async (leg) => {
-      const report = await verifyArchive({ backend: leg.backend!, pool: this.o.pool, log: this.o.log, dataset: this.dataset, deep: false, parallel: 4, staleAfterMs: STALE_AFTER_MS, progress: false });
+      const report = await verifyArchive({
+        backend: leg.backend!,
+        pool: this.o.pool,
+        log: this.o.log,
+        dataset: this.dataset,
+        deep: false,
+        parallel: 4,
+        staleAfterMs: STALE_AFTER_MS,
+        progress: false,
+        record: true,
+      });
       const mine = report.problems.filter((p) => p.stream === leg.result.streamId || p.kind === 'chain-broken');
       if (mine.length > 0) throw new OperationalError(`quick verify after the archive: ${mine.map((p) => `${p.kind}: ${p.message}`).join('; ')}`);
     });

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { entryHolds, type ResolvedDatasetConfig } from '../config/config.js';
 import { errorMessage, UsageError } from '../util/errors.js';
 import { redactText, redactUrl } from '../util/redact.js';
+import { ping, runHook } from './notify.js';
 import { DatasetRun, type DatasetRunResult, type RunOptions } from './run-dataset.js';
 
 /** `zfs-offsite run --config`: the nightly job, per dataset, one failure never stopping the rest. */
@@ -17,6 +17,9 @@ export interface RunReport {
 
 export async function runNightly(o: RunOptions): Promise<RunReport> {
   const results: DatasetRunResult[] = [];
+  // A dry run changes nothing and tells no one: hooks and pings are for real runs only.
+  const tell = !o.dryRun;
+  if (tell) await ping(o.config.healthcheck, 'start', o.log);
   // One entry's targets (`targets:`) run together: one snapshot, one zfs send where they can share it.
   const entries = new Map<number, ResolvedDatasetConfig[]>();
   for (const cfg of o.config.datasets) entries.set(cfg.entry, [...(entries.get(cfg.entry) ?? []), cfg]);
@@ -24,46 +27,49 @@ export async function runNightly(o: RunOptions): Promise<RunReport> {
     const cfg = cfgs[0]!;
     // --dataset: an entry that cannot hold it is not even listed (its failure is not this run's).
     if (o.only !== undefined && !entryHolds(cfg, o.only)) continue;
+    // The entry's healthcheck_url is one check for all its datasets and targets.
+    if (tell) await ping(cfg.healthcheck, 'start', o.log);
+    const mine: DatasetRunResult[] = [];
     let names: string[];
     try {
       names = cfg.recursive ? await o.zfs.listDatasets(cfg.name, true) : [cfg.name];
     } catch (err) {
-      results.push({ dataset: cfg.name, status: 'failed', step: 'list', message: errorMessage(err), seconds: 0 });
-      continue;
+      const failed: DatasetRunResult = { dataset: cfg.name, status: 'failed', step: 'list', message: errorMessage(err), seconds: 0 };
+      mine.push(failed);
+      if (tell && cfg.onFailure) await runDatasetHook('on_failure', cfg.onFailure, cfg, failed, o);
+      names = [];
     }
     for (const name of names) {
       if (o.only !== undefined && name !== o.only) continue;
       o.signal?.throwIfAborted();
       const outcome = await new DatasetRun(o, cfgs, name).execute();
-      results.push(...outcome);
-      // A dry run changes nothing and tells no one: hooks are for real runs only.
-      for (const [i, result] of outcome.entries()) if (result.status === 'failed' && cfgs[i]!.onFailure && !o.dryRun) await runOnFailure(cfgs[i]!, result, o);
+      mine.push(...outcome);
+      if (!tell) continue;
+      for (const [i, result] of outcome.entries()) {
+        const target = cfgs[i]!;
+        if (result.status === 'failed' && target.onFailure) await runDatasetHook('on_failure', target.onFailure, target, result, o);
+        if (result.status === 'ok' && target.onSuccess) await runDatasetHook('on_success', target.onSuccess, target, result, o);
+      }
     }
+    if (tell) await ping(cfg.healthcheck, mine.every((r) => r.status !== 'failed') ? 'success' : 'failure', o.log);
+    results.push(...mine);
   }
   if (o.only !== undefined && results.length === 0) throw new UsageError(`dataset ${o.only} is not in ${o.config.file}`);
-  return { config: o.config.file, dryRun: o.dryRun, results, ok: results.every((r) => r.status !== 'failed') };
+  const ok = results.every((r) => r.status !== 'failed');
+  if (tell) await ping(o.config.healthcheck, ok ? 'success' : 'failure', o.log);
+  return { config: o.config.file, dryRun: o.dryRun, results, ok };
 }
 
-/** on_failure: the configured command, told what failed through its environment. */
-async function runOnFailure(cfg: ResolvedDatasetConfig, result: DatasetRunResult, o: RunOptions): Promise<void> {
-  const [cmd, ...args] = cfg.onFailure!;
+/** on_failure, on_success: the configured command, told what happened through its environment. */
+async function runDatasetHook(name: string, argv: string[], cfg: ResolvedDatasetConfig, result: DatasetRunResult, o: RunOptions): Promise<void> {
   const env = {
-    ...process.env,
     ZFS_OFFSITE_DATASET: result.dataset,
     ZFS_OFFSITE_STEP: result.step ?? '',
     // The hook's output usually ends in mail: no password of a URL reaches it (src/util/redact.ts).
     ZFS_OFFSITE_ERROR: redactText(result.message ?? ''),
     ZFS_OFFSITE_TARGET: redactUrl(cfg.target).replace(/\/\/[^@/]*@/, '//'),
     ZFS_OFFSITE_CONFIG: o.config.file,
+    ZFS_OFFSITE_SNAPSHOT: result.snapshot ?? '',
   };
-  await new Promise<void>((resolve) => {
-    const child = spawn(cmd!, args, { env, stdio: ['ignore', 'inherit', 'inherit'] });
-    const timer = setTimeout(() => child.kill('SIGTERM'), 5 * 60_000);
-    child.on('error', (err) => o.log.error({ dataset: result.dataset, err: err.message }, 'on_failure could not be run'));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) o.log.error({ dataset: result.dataset, code }, 'on_failure exited with an error');
-      resolve();
-    });
-  });
+  await runHook(name, argv, env, o.log, result.dataset);
 }

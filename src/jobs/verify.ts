@@ -8,7 +8,7 @@ import { ChunkFetcher, ChunkIntegrityError, type ChunkRef } from '../archive/pip
 import { type SampleLimit, sampleChunks } from '../archive/plan/sampling.js';
 import type { Backend } from '../storage/backend.js';
 import { StreamValidator } from '../stream/validator.js';
-import { StreamFormatError } from '../util/errors.js';
+import { errorMessage, StreamFormatError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
 
@@ -23,6 +23,11 @@ export interface VerifyOptions {
   parallel: number;
   staleAfterMs: number;
   progress: boolean;
+  /**
+   * Store each dataset's result in the archive (format/status-record.ts) for `status` to show;
+   * best effort: a target that refuses the write (read-only credentials) is a warning.
+   */
+  record?: boolean;
 }
 
 export interface DatasetReport {
@@ -82,7 +87,19 @@ export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
       problems: problems.filter((p) => p.dataset === dataset).length,
     };
   });
+  if (o.record) await recordResults(o, repo, mode, datasets);
   return { target: repo.location, mode, seed, datasets, problems, sampledObjects, seconds: (Date.now() - started) / 1000 };
+}
+
+/** verify --record: one status record per dataset verified (display only: `status`). */
+async function recordResults(o: VerifyOptions, repo: Repository, mode: VerifyReport['mode'], datasets: DatasetReport[]): Promise<void> {
+  const at = new Date().toISOString();
+  for (const d of datasets) {
+    const summary = `${mode}: ${d.problems} problem${d.problems === 1 ? '' : 's'}, ${d.streams} stream${d.streams === 1 ? '' : 's'}`;
+    await repo.recordStatus({ kind: 'verify', dataset: d.dataset, at, ok: d.problems === 0, summary, mode, problems: d.problems }).catch((err: unknown) => {
+      o.log.warn({ dataset: d.dataset, err: errorMessage(err) }, 'could not record the verify result in the archive');
+    });
+  }
 }
 
 /** Downloads and checks chunks; for whole streams also walks every ZFS record. */

@@ -8,6 +8,7 @@
  *   <dataset path>/<stream id>/journal.json            while in progress
  *   <dataset path>/~index.json                         stream index: a cache (stream-index.ts)
  *   ~zfs-offsite-check/…                               probes of `zfs-offsite check` (jobs/check.ts)
+ *   <dataset path>/~verify.json, ~drill.json           last recorded results, display only (status-record.ts)
  *
  * Keys use only [A-Za-z0-9._-], '%' escapes and '/', which every backend (S3, SFTP,
  * FAT/exFAT removable media) accepts. ZFS names may also hold ':' and ' '.
@@ -31,6 +32,12 @@ export const INDEX_NAME = '~index.json';
  * them. `~` is escaped in every dataset directory's name, so no dataset can be named so.
  */
 export const CHECK_PREFIX = '~zfs-offsite-check/';
+
+/**
+ * `<dataset path>/~verify.json`, `<dataset path>/~drill.json`: the last result of a recorded
+ * verify or drill of the dataset (format/status-record.ts), shown by `status`; named as the index is.
+ */
+export const STATUS_NAMES = { verify: '~verify.json', drill: '~drill.json' } as const;
 
 const SAFE = /[A-Za-z0-9_-]/;
 

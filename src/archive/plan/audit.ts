@@ -1,6 +1,7 @@
 import type { ObjectInfo } from '../../storage/backend.js';
 import { buildChains } from './chains.js';
 import { CHECK_PREFIX, chunkName, INDEX_NAME, JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
+import { isStatusRecordKey } from '../format/status-record.js';
 import type { DamagedStream } from '../format/catalog.js';
 import type { Manifest, ManifestSummary } from '../format/manifest.js';
 import type { IndexedStream } from '../format/stream-index.js';
@@ -90,9 +91,10 @@ export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<st
       continue;
     }
     if (!parsed) {
-      // The archive marker and a dataset's lease (held by a running job) belong where they are, and
-      // so do the probes `check` could not remove with an append-only key (format/keys.ts).
-      if (o.key !== MARKER_KEY && !o.key.endsWith(`/${LEASE_NAME}`) && !o.key.startsWith(CHECK_PREFIX)) loose.push(o);
+      // The archive marker, a dataset's lease (held by a running job), its recorded verify and
+      // drill results (format/status-record.ts) and the probes `check` could not remove with an
+      // append-only key (format/keys.ts) belong where they are.
+      if (o.key !== MARKER_KEY && !o.key.endsWith(`/${LEASE_NAME}`) && !o.key.startsWith(CHECK_PREFIX) && !isStatusRecordKey(o.key)) loose.push(o);
       continue;
     }
     if ('invalid' in parsed) {

@@ -7,11 +7,13 @@ import { parseSettingText } from '../../settings/values.js';
 import type { SettingValues } from '../../settings/table.js';
 import { UsageError } from '../../util/errors.js';
 import { Zfs } from '../../zfs/zfs.js';
+import { drillOutcomes, writeCommandMetrics } from '../../jobs/metrics.js';
 import { formatDrillReport } from '../output/drill.js';
 import { printJson } from '../output/json.js';
 import { printText } from '../output/print.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
 import { type CommandDeps, fromTarget, openTarget } from './common.js';
+import { addMetricsFileOption } from './metrics-option.js';
 import { addConfigOptions, type ConfigCliOptions, checkConfigUse, explicitSettings } from './config-option.js';
 import { loadConfig } from '../../config/config.js';
 
@@ -23,6 +25,7 @@ interface DrillCliOptions extends ConfigCliOptions {
   parallel: string;
   progress: boolean;
   json?: boolean;
+  metricsFile?: string;
 }
 
 /**
@@ -34,8 +37,7 @@ interface DrillCliOptions extends ConfigCliOptions {
 export function registerDrill(program: Command, deps: CommandDeps): void {
   addSettingFlags(
     addConfigOptions(
-      program
-        .command('drill')
+      addMetricsFileOption(program.command('drill'))
         .description('restore drill: receive the newest (or a sampled) snapshot of each dataset into a scratch dataset, check its GUIDs, destroy it')
         .argument('[datasets...]', 'datasets as archived (default: every dataset of the archive, or of the config)')
         .option('--from <target>', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path (default: $ZFS_OFFSITE_TARGET)')
@@ -80,6 +82,7 @@ export function registerDrill(program: Command, deps: CommandDeps): void {
     } finally {
       await chunkPool.close();
     }
+    if (o.metricsFile !== undefined) writeCommandMetrics(o.metricsFile, 'drill', drillOutcomes(report));
     if (o.json) printJson(report);
     else printText(formatDrillReport(report));
     if (!report.passed) deps.setExitCode(3);

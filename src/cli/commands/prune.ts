@@ -2,7 +2,8 @@ import { type Command, Option } from 'commander';
 import { checkRetentionPolicy, RetentionPolicyError, type RetentionPolicy } from '../../archive/plan/retention.js';
 import { acquireDatasetLock } from '../../archive/lease.js';
 import { pruneConfig } from '../../jobs/config-targets.js';
-import { pruneArchive } from '../../jobs/prune.js';
+import { pruneArchive, type PruneReport } from '../../jobs/prune.js';
+import { pruneOutcomes, writeCommandMetrics } from '../../jobs/metrics.js';
 import { formatConfigPrune } from '../output/config.js';
 import { parseDuration } from '../../util/duration.js';
 import { OperationalError, UsageError } from '../../util/errors.js';
@@ -11,6 +12,7 @@ import { printText } from '../output/print.js';
 import { formatPruneReport } from '../output/prune.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
 import { type CommandDeps, openTarget, targetAndDataset } from './common.js';
+import { addMetricsFileOption } from './metrics-option.js';
 import { addConfigOptions, type ConfigCliOptions, checkConfigUse, loadConfigTargets, openGroup } from './config-option.js';
 
 interface PruneCliOptions extends ConfigCliOptions {
@@ -23,6 +25,12 @@ interface PruneCliOptions extends ConfigCliOptions {
   staleAfter: string;
   dryRun?: boolean;
   json?: boolean;
+  metricsFile?: string;
+}
+
+/** --metrics-file: what was pruned, per dataset (a dry run deleted nothing: no file). */
+function writeMetrics(o: PruneCliOptions, reports: PruneReport[]): void {
+  if (o.metricsFile !== undefined && !o.dryRun) writeCommandMetrics(o.metricsFile, 'prune', pruneOutcomes(reports));
 }
 
 const KEEP_FLAGS = ['--keep-last', '--keep-daily', '--keep-weekly', '--keep-monthly', '--keep-yearly', '--min-fulls'];
@@ -56,8 +64,7 @@ export function policyFromOptions(o: PruneCliOptions): RetentionPolicy {
 export function registerPrune(program: Command, deps: CommandDeps): void {
   addSettingFlags(
     addConfigOptions(
-      program
-        .command('prune')
+      addMetricsFileOption(program.command('prune'))
         .description('delete streams the retention policy no longer needs (never one a kept stream depends on), and uploads abandoned long ago')
         .argument('[target]', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path (default: $ZFS_OFFSITE_TARGET)')
         .argument('[dataset]', 'only this dataset (default: every dataset in the archive) (with $ZFS_OFFSITE_TARGET set, a single argument is the dataset)')
@@ -85,6 +92,7 @@ export function registerPrune(program: Command, deps: CommandDeps): void {
       const { config, groups } = await loadConfigTargets(cmd, o);
       const log = deps.getLog();
       const report = await pruneConfig(config, groups, openGroup, { log, staleAfterMs, dryRun: Boolean(o.dryRun), lockDataset: (ds, backend) => acquireDatasetLock({ dataset: ds, backend, log }) });
+      writeMetrics(o, report.reports);
       if (o.json) printJson(report);
       else printText(formatConfigPrune(report));
       const failed = report.reports.flatMap((r) => r.datasets.filter((d) => d.error));
@@ -104,6 +112,7 @@ export function registerPrune(program: Command, deps: CommandDeps): void {
         dryRun: Boolean(o.dryRun),
         lockDataset: (ds) => acquireDatasetLock({ dataset: ds, backend, log }),
       });
+      writeMetrics(o, [report]);
       if (o.json) printJson(report);
       else printText(formatPruneReport(report));
       const failed = report.datasets.filter((d) => d.error);

@@ -3,6 +3,7 @@ import { ChunkPool } from '../../archive/pipeline/chunk-pool.js';
 import type { SampleLimit } from '../../archive/plan/sampling.js';
 import { verifyConfig } from '../../jobs/config-targets.js';
 import { verifyArchive } from '../../jobs/verify.js';
+import { verifyOutcomes, writeCommandMetrics } from '../../jobs/metrics.js';
 import { formatConfigVerify } from '../output/config.js';
 import { parseSettingText } from '../../settings/values.js';
 import { parseSize } from '../../util/bytes.js';
@@ -13,6 +14,7 @@ import { printText } from '../output/print.js';
 import { formatVerifyReport } from '../output/verify.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
 import { type CommandDeps, targetAndDataset, withTarget } from './common.js';
+import { addMetricsFileOption } from './metrics-option.js';
 import { addConfigOptions, type ConfigCliOptions, checkConfigUse, loadConfigTargets, openGroup } from './config-option.js';
 
 interface VerifyCliOptions extends ConfigCliOptions {
@@ -24,6 +26,8 @@ interface VerifyCliOptions extends ConfigCliOptions {
   parallel: string;
   progress: boolean;
   json?: boolean;
+  record?: boolean;
+  metricsFile?: string;
 }
 
 function sampleLimit(o: VerifyCliOptions): SampleLimit | undefined {
@@ -40,8 +44,7 @@ function sampleLimit(o: VerifyCliOptions): SampleLimit | undefined {
 export function registerVerify(program: Command, deps: CommandDeps): void {
   addSettingFlags(
     addConfigOptions(
-      program
-        .command('verify')
+      addMetricsFileOption(program.command('verify'))
         .description('audit the archive: quick (listing and manifests), --deep (every byte and ZFS record), or sampled')
         .argument('[target]', 'file:///path, /path, s3://bucket/prefix or sftp://user@host/path (default: $ZFS_OFFSITE_TARGET)')
         .argument('[dataset]', 'only this dataset (with $ZFS_OFFSITE_TARGET set, a single argument is the dataset)')
@@ -52,7 +55,8 @@ export function registerVerify(program: Command, deps: CommandDeps): void {
         .option('--stale-after <duration>', 'report in-progress streams older than this', '24h')
         .option('--parallel <n>', 'chunks fetched ahead', '4')
         .option('--no-progress', 'no progress line on a terminal')
-        .option('--json', 'one entry per problem, for monitors'),
+        .option('--json', 'one entry per problem, for monitors')
+        .option('--record', "store each dataset's result in the archive (<dataset>/~verify.json) for `status` to show"),
       true,
     ),
     'target',
@@ -69,7 +73,8 @@ export function registerVerify(program: Command, deps: CommandDeps): void {
       const { config, groups } = await loadConfigTargets(cmd, o);
       const pool = new ChunkPool();
       try {
-        const report = await verifyConfig(config, groups, openGroup, { pool, log: deps.getLog(), deep: Boolean(o.deep), sample, seed, parallel, staleAfterMs, progress: o.progress });
+        const report = await verifyConfig(config, groups, openGroup, { pool, log: deps.getLog(), deep: Boolean(o.deep), sample, seed, parallel, staleAfterMs, progress: o.progress, record: o.record });
+        if (o.metricsFile !== undefined) writeCommandMetrics(o.metricsFile, 'verify', verifyOutcomes(report.targets));
         if (o.json) printJson(report);
         else printText(formatConfigVerify(report));
         if (report.problems.length > 0) deps.setExitCode(3);
@@ -80,7 +85,8 @@ export function registerVerify(program: Command, deps: CommandDeps): void {
     }
     const { target, dataset } = targetAndDataset(first, second);
     await withTarget(target, settingsFromFlags(o, ['target']), async (backend, pool) => {
-      const report = await verifyArchive({ backend, pool, log: deps.getLog(), dataset, deep: Boolean(o.deep), sample, seed, parallel, staleAfterMs, progress: o.progress });
+      const report = await verifyArchive({ backend, pool, log: deps.getLog(), dataset, deep: Boolean(o.deep), sample, seed, parallel, staleAfterMs, progress: o.progress, record: o.record });
+      if (o.metricsFile !== undefined) writeCommandMetrics(o.metricsFile, 'verify', verifyOutcomes([report]));
       if (o.json) printJson(report);
       else printText(formatVerifyReport(report));
       if (report.problems.length > 0) deps.setExitCode(3);
