@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what it needs
-# (npm packages, zstd/bzip2, Ceph RGW, OpenSSH), builds, starts the servers, runs vitest, stops them.
+# (npm packages, zstd/bzip2, Ceph RGW, OpenStack Swift, OpenSSH), builds, starts the servers, runs
+# vitest, stops them.
 #   npm test                 everything
 #   npm test -- test/stream  only some files (arguments go to vitest)
 set -euo pipefail
@@ -48,9 +49,11 @@ npm run --silent typecheck
 npm run --silent lint
 
 STARTED_RGW=0
+STARTED_SWIFT=0
 STARTED_SSHD=0
 cleanup() {
   if [ "$STARTED_RGW" = 1 ]; then scripts/rgw.sh stop || true; fi
+  if [ "$STARTED_SWIFT" = 1 ]; then scripts/swift.sh stop || true; fi
   if [ "$STARTED_SSHD" = 1 ]; then scripts/sshd.sh stop || true; fi
 }
 trap cleanup EXIT
@@ -61,6 +64,13 @@ if ! scripts/rgw.sh status >/dev/null 2>&1; then
 fi
 # shellcheck disable=SC1091
 source "${RGW_DIR:-/tmp/zfs-offsite-rgw}/env"
+
+# The second real S3 implementation: OpenStack Swift with s3api; the tests read its env file
+# themselves (the AWS_* variables above stay those of RGW).
+if ! scripts/swift.sh status >/dev/null 2>&1; then
+  scripts/swift.sh start
+  STARTED_SWIFT=1
+fi
 
 # The SFTP storage box (OpenSSH); the tests read its env file themselves.
 if ! scripts/sshd.sh status >/dev/null 2>&1; then

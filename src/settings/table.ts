@@ -124,6 +124,18 @@ export const SETTINGS = {
     use: 'backend',
     help: 'profile of the AWS shared config and credentials files',
   },
+  s3Provider: {
+    type: 'string',
+    default: 'other',
+    flag: '--s3-provider <name>',
+    yaml: 's3.provider',
+    targets: ['s3'],
+    commands: 'target',
+    use: 'backend',
+    help: 'S3 server kind whose quirks to follow: other (safe everywhere), aws, ceph, swift, b2',
+    // The rows of src/storage/s3-quirks.ts (a leaf cannot import them; a test keeps both equal).
+    pattern: { re: /^(other|aws|ceph|swift|b2)$/, what: 'one of other, aws, ceph, swift, b2' },
+  },
   s3Timeout: {
     type: 'duration',
     default: '2m',

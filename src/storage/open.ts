@@ -113,6 +113,7 @@ export async function openBackend(target: string, options: OpenOptions = {}): Pr
       ...(options.s3Queue !== undefined ? { queueSize: options.s3Queue } : {}),
       ...(options.s3StorageClass !== undefined ? { storageClass: options.s3StorageClass } : {}),
       ...(options.s3Timeout !== undefined ? { idleTimeoutMs: options.s3Timeout } : {}),
+      ...(options.s3Provider !== undefined ? { provider: options.s3Provider } : {}),
       ...(credentials !== undefined ? { credentials } : {}),
       ...(options.s3Profile !== undefined ? { profile: options.s3Profile } : {}),
     });

@@ -51,7 +51,7 @@ const NETWORK = new Set([
  * can help, and a reason a user can act on. Only the server's error code and our own words go
  * into the reason, so no request detail (and never a secret) can leak into a message.
  */
-export function describeS3Error(err: unknown, ctx: { bucket: string; endpoint: string }): DescribedError {
+export function describeS3Error(err: unknown, ctx: { bucket: string; endpoint: string; unknownKeyLooksLikeWrongSecret?: boolean }): DescribedError {
   const e = (err ?? {}) as { name?: string; Code?: string; code?: string; message?: string };
   const status = httpStatus(err);
   const code = e.Code ?? (e.name && e.name !== 'Error' ? e.name : undefined) ?? e.code ?? 'UnknownError';
@@ -66,6 +66,13 @@ export function describeS3Error(err: unknown, ctx: { bucket: string; endpoint: s
     case 'InvalidAccessKeyId':
       return permanent('credentials', `the access key ID is unknown to ${ctx.endpoint} (${tag}); check AWS_ACCESS_KEY_ID or the profile in use`);
     case 'SignatureDoesNotMatch':
+      // Some servers (Swift's s3api) say this for an unknown key too: src/storage/s3-quirks.ts.
+      if (ctx.unknownKeyLooksLikeWrongSecret) {
+        return permanent(
+          'credentials',
+          `the secret access key is wrong, or the access key ID is unknown to ${ctx.endpoint}, which does not tell which: the request signature does not match (${tag}); check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or the profile in use`,
+        );
+      }
       return permanent(
         'credentials',
         `the secret access key is wrong: ${ctx.endpoint} knows the access key ID but the request signature does not match (${tag}); check AWS_SECRET_ACCESS_KEY or the profile in use`,

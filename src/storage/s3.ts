@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
-  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
@@ -31,7 +30,9 @@ import {
 } from './backend.js';
 import { consumeRead, enforceSize, rangeOf } from './bodies.js';
 import { describeS3Error, endpointForMessages, httpStatus } from './s3-errors.js';
+import { S3Deleter } from './s3-delete.js';
 import { putInParts, signWithSha256 } from './s3-parts.js';
+import { isS3Provider, type S3Quirks, s3Quirks } from './s3-quirks.js';
 
 const MiB = 1024 * 1024;
 /** S3's limits on multipart part sizes (every part but the last). */
@@ -39,8 +40,6 @@ const MIN_PART_SIZE = 5 * MiB;
 const MAX_PART_SIZE = 5 * 1024 * MiB;
 /** S3's limit for one PutObject. */
 const MAX_SINGLE_PUT = 5 * 1024 * MiB;
-/** DeleteObjects accepts at most this many keys per request. */
-const DELETE_BATCH = 1000;
 
 export interface S3BackendOptions {
   bucket: string;
@@ -62,6 +61,10 @@ export interface S3BackendOptions {
   credentials?: S3ClientConfig['credentials'];
   /** Parallel requests the layers above should issue. Default 8. */
   connections?: number;
+  /** Whose quirks to follow (src/storage/s3-quirks.ts); default `other`, safe everywhere. */
+  provider?: string;
+  /** Single quirks overridden (tests, embedding). */
+  quirks?: Partial<S3Quirks>;
 }
 
 /**
@@ -92,6 +95,8 @@ export class S3Backend implements Backend {
   private readonly queueSize: number;
   private readonly storageClass: StorageClass | undefined;
   private readonly endpoint: string;
+  readonly quirks: S3Quirks;
+  private readonly deleter: S3Deleter;
 
   constructor(options: S3BackendOptions & { idleTimeoutMs?: number; profile?: string }) {
     this.bucket = options.bucket;
@@ -110,6 +115,9 @@ export class S3Backend implements Backend {
     this.connections = options.connections ?? 8;
     this.storageClass = options.storageClass as StorageClass | undefined;
     this.endpoint = endpointForMessages(options.endpoint);
+    const provider = options.provider ?? (settingDefault('s3Provider') as string);
+    if (!isS3Provider(provider)) throw new UsageError(`unknown S3 provider ${JSON.stringify(provider)}`);
+    this.quirks = s3Quirks(provider, options.quirks);
     // The SDK warns on every run under Node 20 that *future* SDK releases will need Node 22.
     // This build supports Node 20 (package.json engines) and such noise on stderr breaks cron
     // mails and `--json` consumers, so it is silenced unless the user set the variable.
@@ -139,6 +147,15 @@ export class S3Backend implements Backend {
         socketTimeout: options.idleTimeoutMs ?? (settingDefault('s3Timeout') as number),
       },
     });
+    this.deleter = new S3Deleter({
+      client: this.client,
+      bucket: this.bucket,
+      endpoint: this.endpoint,
+      location: this.location,
+      quirks: this.quirks,
+      objectKey: (key) => this.objectKey(key),
+      fail: (err, action, key) => this.fail(err, action, key),
+    });
   }
 
   /**
@@ -160,7 +177,7 @@ export class S3Backend implements Backend {
   private fail(err: unknown, action: string, key?: string): Error {
     if (err instanceof StorageError || err instanceof NotFoundError) return err;
     const what = key === undefined ? action : `${action} ${key}`;
-    const described = describeS3Error(err, { bucket: this.bucket, endpoint: this.endpoint });
+    const described = describeS3Error(err, { bucket: this.bucket, endpoint: this.endpoint, unknownKeyLooksLikeWrongSecret: this.quirks.unknownKeyLooksLikeWrongSecret });
     if (described.notFound && key !== undefined) return new NotFoundError(key, this.location);
     return new StorageError(`${this.location}: cannot ${what}: ${described.reason}`, described.permanent, described.kind, {
       cause: err,
@@ -288,28 +305,7 @@ export class S3Backend implements Backend {
   }
 
   async delete(keys: string[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-      const batch = keys.slice(i, i + DELETE_BATCH);
-      let res;
-      try {
-        res = await this.client.send(
-          new DeleteObjectsCommand({
-            Bucket: this.bucket,
-            Delete: { Objects: batch.map((key) => ({ Key: this.objectKey(key) })), Quiet: true },
-          }),
-        );
-      } catch (err) {
-        throw this.fail(err, 'delete', `${batch.length} objects`);
-      }
-      // DeleteObjects answers 200 even when single keys failed; those are in Errors.
-      const failures = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
-      const first = failures[0];
-      if (first) {
-        const relKey = (first.Key ?? '').slice(this.keyPrefix.length);
-        const described = describeS3Error({ name: first.Code ?? 'UnknownError', message: first.Message ?? '' }, { bucket: this.bucket, endpoint: this.endpoint });
-        throw new StorageError(`${this.location}: cannot delete ${relKey}${failures.length > 1 ? ` and ${failures.length - 1} more` : ''}: ${described.reason}`, described.permanent, described.kind);
-      }
-    }
+    await this.deleter.delete(keys);
   }
 
   /**

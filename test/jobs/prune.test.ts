@@ -18,7 +18,7 @@ import type { Backend, ObjectInfo } from '../../src/storage/backend.js';
 import { openBackend } from '../../src/storage/open.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { runCli } from '../support/cli.js';
-import { rgwClient, rgwSettings } from '../support/rgw.js';
+import { rgwClient } from '../support/rgw.js';
 import { buildStream, type ContentRecord, type SubstreamSpec } from '../support/synthetic-stream.js';
 import { openTestTarget, type TestTarget, testTargets } from '../support/targets.js';
 
@@ -173,7 +173,10 @@ describe.each(testTargets())('prune on $name', (target: TestTarget) => {
     await backend.put(`${journalDir}journal.json`, Buffer.from('{}'));
     await backend.put(`${journalDir}000000.zst`, randomBytes(1000));
     await backend.put(`${orphanDir}000000.zst`, randomBytes(500));
-    const s3 = url.startsWith('s3://') ? rgwClient(rgwSettings()!) : undefined;
+    // The S3 server of this target (RGW or Swift), as the CLI reaches it: from the target's env.
+    const s3 = url.startsWith('s3://')
+      ? rgwClient({ endpoint: env.AWS_ENDPOINT_URL!, accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY!, region: env.AWS_REGION ?? 'us-east-1' })
+      : undefined;
     const [, bucket = '', prefix = ''] = /^s3:\/\/([^/]+)\/(.*)$/.exec(url) ?? [];
     if (s3) {
       const key = `${prefix}/${DS}/20260203T000000Z-full-z-0000abcf/000000.zst`;

@@ -36,6 +36,8 @@ const FLAGS = [
   'backup',
   '--s3-timeout',
   '90s',
+  '--s3-provider',
+  'swift',
   '--retries',
   '3',
   '--retry-time',
@@ -67,7 +69,7 @@ defaults:
   parallel: 4
   bwlimit: 20M
   stall_timeout: 1h
-  s3: { endpoint: "https://s3.example.test", path_style: true, part_size: 32M, queue: 8, storage_class: STANDARD_IA, region: eu-central-1, profile: backup, timeout: 90s }
+  s3: { endpoint: "https://s3.example.test", path_style: true, part_size: 32M, queue: 8, storage_class: STANDARD_IA, region: eu-central-1, profile: backup, timeout: 90s, provider: swift }
   sftp: { key: /etc/zfs-offsite/id_ed25519, known_hosts: /etc/zfs-offsite/known_hosts, accept_new: true }
 datasets:
   - name: tank/home
@@ -95,6 +97,7 @@ describe('one settings table', () => {
     expect(() => fromFlags(['--s3-part-size', '1M'])).toThrow(new UsageError('--s3-part-size must be between 5M and 5G, got 1M'));
     expect(() => fromFlags(['--parallel', '0'])).toThrow(new UsageError('invalid --parallel: "0" (expected a whole number ≥ 1)'));
     expect(() => fromFlags(['--storage-class', 'cold'])).toThrow(/expected an S3 storage class/);
+    expect(() => fromFlags(['--s3-provider', 'minio'])).toThrow('invalid --s3-provider: "minio" (expected one of other, aws, ceph, swift, b2)');
     const problem = (extra: string) => () => parseConfig(`datasets:\n  - name: tank/a\n    target: /srv/a\n${extra}`, '/c.yaml');
     expect(problem('    s3: { part_size: 1M }\n')).toThrow('/c.yaml:4: datasets[0].s3.part_size: "1M" is out of range (5M to 5G)');
     expect(problem('    parallel: 0\n')).toThrow('/c.yaml:4: datasets[0].parallel: expected a whole number ≥ 1, got 0');

@@ -13,6 +13,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { parseEnvFile } from './env-file.js';
+import { s3Quirks, withDeleteChecksum } from '../../src/storage/s3-quirks.js';
 
 /**
  * The real S3 server of the test suite: Ceph RGW started by `scripts/rgw.sh start` (which
@@ -98,7 +99,8 @@ async function emptyBucket(client: S3Client, bucket: string): Promise<void> {
     const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1000 }));
     const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
     if (keys.length === 0) return;
-    await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+    // With Content-MD5 (the default quirks): Swift's s3api refuses a multi-object delete without it.
+    await client.send(withDeleteChecksum(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }), s3Quirks()));
   }
 }
 

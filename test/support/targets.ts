@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../../src/storage/backend.js';
 import { openBackend } from '../../src/storage/open.js';
-import { createTestBucket, rgwSettings } from './rgw.js';
+import { createTestBucket, type RgwSettings, rgwSettings } from './rgw.js';
 import { SSHD_HINT, sshdSettings, uniqueSftpDir } from './sshd.js';
+import { SWIFT_HINT, swiftSettings } from './swift.js';
 
 export interface TestTarget {
   name: string;
@@ -44,8 +45,9 @@ export async function openTestTarget(target: TestTarget): Promise<OpenedTarget> 
 }
 
 /**
- * The targets every archive test runs against: a local directory, the real Ceph RGW and the
- * real OpenSSH SFTP server (both started by `npm test`). Without a server its target is reported
+ * The targets every archive test runs against: a local directory, two real S3 implementations
+ * (Ceph RGW and OpenStack Swift with s3api) and the real OpenSSH SFTP server (all started by
+ * `npm test`). Without a server its target is reported
  * as skipped, saying why (under CI a missing server is an error).
  */
 export function testTargets(): TestTarget[] {
@@ -60,26 +62,21 @@ export function testTargets(): TestTarget[] {
   ];
   const rgw = rgwSettings();
   if (rgw) {
-    targets.push({
-      name: 'S3 (Ceph RGW)',
-      async make() {
-        const bucket = await createTestBucket();
-        return {
-          url: `s3://${bucket.name}/archive`,
-          env: {
-            AWS_ENDPOINT_URL: rgw.endpoint,
-            AWS_ACCESS_KEY_ID: rgw.accessKeyId,
-            AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey,
-            AWS_REGION: rgw.region,
-          },
-          cleanup: bucket.cleanup,
-        };
-      },
-    });
+    targets.push(s3Target('S3 (Ceph RGW)', rgw));
   } else if (process.env.CI) {
     throw new Error('CI must test S3: no Ceph RGW is running (scripts/rgw.sh start)');
   } else {
     console.warn('S3 tests skipped: no Ceph RGW running. Start it with `scripts/rgw.sh start`, or run `npm test`, which does.');
+  }
+  // The second real S3 implementation: OpenStack Swift with s3api, under the CLI's default
+  // provider settings (src/storage/s3-quirks.ts), as a user who names no provider runs it.
+  const swift = swiftSettings();
+  if (swift) {
+    targets.push(s3Target('S3 (Swift s3api)', swift));
+  } else if (process.env.CI) {
+    throw new Error(`CI must test S3 on Swift: it is not running (${SWIFT_HINT})`);
+  } else {
+    console.warn(`S3 tests on Swift skipped: it is not running; ${SWIFT_HINT}.`);
   }
   const sshd = sshdSettings();
   if (sshd) {
@@ -101,4 +98,24 @@ export function testTargets(): TestTarget[] {
     console.warn(`SFTP tests skipped: the test SFTP server is not running; ${SSHD_HINT}.`);
   }
   return targets;
+}
+
+/** A fresh bucket on an S3 test server, reached through the standard AWS_* variables. */
+function s3Target(name: string, server: RgwSettings): TestTarget {
+  return {
+    name,
+    async make() {
+      const bucket = await createTestBucket(server);
+      return {
+        url: `s3://${bucket.name}/archive`,
+        env: {
+          AWS_ENDPOINT_URL: server.endpoint,
+          AWS_ACCESS_KEY_ID: server.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: server.secretAccessKey,
+          AWS_REGION: server.region,
+        },
+        cleanup: bucket.cleanup,
+      };
+    },
+  };
 }
