@@ -327,6 +327,29 @@ export class Repository {
     return this.backend.delete(dirs.map((dir) => dir.prefix + JOURNAL_NAME));
   }
 
+  /**
+   * Every object of a stream directory as listed now, the journal left out and the manifest last:
+   * Object Lock extends them in this order (jobs/object-lock.ts), so a manifest retained until a
+   * date says the whole stream is.
+   */
+  async streamObjectKeys(stream: { dataset: string; streamId: string }): Promise<string[]> {
+    const prefix = this.streamPrefix(stream);
+    const keys: string[] = [];
+    await this.backend.list(prefix, (o) => keys.push(o.key));
+    const manifest = prefix + MANIFEST_NAME;
+    return [...keys.filter((k) => k !== manifest && k !== prefix + JOURNAL_NAME).sort(), ...(keys.includes(manifest) ? [manifest] : [])];
+  }
+
+  /** The objects a listing showed of a stream directory, its journal left out (what Object Lock retains). */
+  listedStreamObjects(dir: StreamDir): string[] {
+    return dir.objects.map((obj) => obj.key).filter((k) => k !== dir.prefix + JOURNAL_NAME);
+  }
+
+  /** The key of a stream's manifest. */
+  manifestKey(stream: { dataset: string; streamId: string }): string {
+    return this.streamPrefix(stream) + MANIFEST_NAME;
+  }
+
   /** Deletes what the listing showed of a stream directory without a manifest. */
   deleteListed(dir: StreamDir): Promise<void> {
     return this.backend.delete(dir.objects.map((obj) => obj.key));

@@ -21,7 +21,7 @@ import { ConfigSource } from './yaml-source.js';
  *       recursive: true
  *       snapshot: { mode: pick, pattern: "autosnap_*_daily" }
  *
- * Merging: a dataset's value replaces the default; `keep`, `s3` and `sftp` merge key by key
+ * Merging: a dataset's value replaces the default; `keep`, `s3`, `sftp` and `object_lock` merge key by key
  * (a dataset may change one count), `snapshot` is replaced whole (its keys depend on its mode).
  * `keep: false` on a dataset turns pruning off for it. Secrets are never in the file: only the
  * names of environment variables or files that hold them.
@@ -32,6 +32,8 @@ export type SnapshotPolicy = { mode: 'create'; prefix: string } | { mode: 'pick'
 /** The `s3:` and `sftp:` keys of src/settings/table.ts, camel-cased (files made absolute). */
 export type S3Settings = SectionSettings<'s3'>;
 export type SftpSettings = SectionSettings<'sftp'>;
+/** `object_lock: { days, mode }` (docs/object-lock.md): `days` is held in milliseconds, as the flag's duration. */
+export type ObjectLockSettings = SectionSettings<'object_lock'>;
 
 /**
  * One dataset with the defaults merged in. The settings of src/settings/table.ts that sit at the
@@ -69,6 +71,8 @@ export interface ResolvedDatasetConfig extends TopSettings {
    * archived (no snapshot-pruning tool can destroy it while held; jobs/protect.ts).
    */
   hold: boolean;
+  /** Absent when neither the entry nor the defaults set `object_lock`. */
+  objectLock?: ObjectLockSettings;
   /** "datasets[1]" or, for one of several targets, "datasets[1].targets[0]": where it is defined, for messages. */
   where: string;
   /** The index of its entry in `datasets:`: the targets of one entry share it (run sends to them together). */
@@ -117,11 +121,16 @@ const SETTING_KEYS = [
   'sftp',
   'targets',
   'hold',
+  'object_lock',
 ];
 const DATASET_KEYS = ['name', ...SETTING_KEYS] as const;
 /** What one of several targets may set for itself (`targets: [{url: …, keep: …}]`): its chain, cadence, retention and transfer. */
-const TARGET_KEYS = ['url', 'hold', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 's3', 'sftp'];
+const TARGET_KEYS = ['url', 'hold', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 's3', 'sftp', 'object_lock'];
 const KEEP_KEYS = ['daily', 'weekly', 'monthly', 'yearly', 'last', 'min_fulls'] as const;
+
+const DAY_MS = 86_400_000;
+/** The field of a resolved dataset that holds a config section's settings. */
+const SECTION_FIELD = { s3: 's3', sftp: 'sftp', object_lock: 'objectLock' } as const;
 
 const SNAPSHOT_PART = { re: /^[A-Za-z0-9_.:-]+$/, what: 'a snapshot name part (letters, digits, _ . : -)' };
 const SNAPSHOT_GLOB = { re: /^[A-Za-z0-9_.:*?-]+$/, what: 'a snapshot name pattern (letters, digits, _ . : - and the wildcards * ?)' };
@@ -148,6 +157,7 @@ interface Settings extends TopSettings {
   healthcheck?: HealthcheckUrls;
   s3?: S3Settings;
   sftp?: SftpSettings;
+  objectLock?: ObjectLockSettings;
 }
 
 function readSnapshot(c: ConfigChecker, value: unknown, path: string): SnapshotPolicy {
@@ -236,7 +246,7 @@ function readHealthcheck(c: ConfigChecker, value: unknown, path: string): Health
 }
 
 /** The keys of one section (`s3:`, `sftp:`), each read by the type the settings table gives it. */
-function readSection(c: ConfigChecker, value: unknown, path: string, section: 's3' | 'sftp'): Record<string, unknown> {
+function readSection(c: ConfigChecker, value: unknown, path: string, section: 's3' | 'sftp' | 'object_lock'): Record<string, unknown> {
   const keys = yamlSettings(section);
   const raw = c.mapping(
     value,
@@ -244,7 +254,11 @@ function readSection(c: ConfigChecker, value: unknown, path: string, section: 's
     keys.map((k) => k.key),
   );
   const out: Record<string, unknown> = {};
-  for (const { name, key } of keys) if (raw[key] !== undefined) out[camelKey(key)] = c.setting(settingSpec(name), raw[key], `${path}.${key}`);
+  for (const { name, key } of keys) {
+    if (raw[key] === undefined) continue;
+    // Object Lock is set in whole days in the file (as S3's default retention rules are).
+    out[camelKey(key)] = name === 'objectLock' ? c.wholeNumber(raw[key], `${path}.${key}`, 1) * DAY_MS : c.setting(settingSpec(name), raw[key], `${path}.${key}`);
+  }
   return out;
 }
 
@@ -287,6 +301,7 @@ function readSettings(c: ConfigChecker, raw: Record<string, unknown>, path: stri
   }
   if (raw.s3 !== undefined) s.s3 = readSection(c, raw.s3, at('s3'), 's3');
   if (raw.sftp !== undefined) s.sftp = readSection(c, raw.sftp, at('sftp'), 'sftp');
+  if (raw.object_lock !== undefined) s.objectLock = readSection(c, raw.object_lock, at('object_lock'), 'object_lock');
   return s;
 }
 
@@ -342,6 +357,8 @@ export function parseConfig(text: string, file: string): ZfsOffsiteConfig {
 
 /** One entry on one target, the defaults merged in. */
 function resolveEntry(c: ConfigChecker, defaults: Settings, own: Settings, at: { name: string; url: string; where: string; entry: number; targetCount: number }): ResolvedDatasetConfig {
+  const lock = defaults.objectLock || own.objectLock ? { ...defaults.objectLock, ...own.objectLock } : undefined;
+  if (lock && lock.days === undefined) throw c.fail(`${at.where}.object_lock.days`, 'missing: how many days each stream is retained (mode alone locks nothing)');
   return {
     name: at.name,
     recursive: own.recursive ?? defaults.recursive ?? false,
@@ -361,6 +378,7 @@ function resolveEntry(c: ConfigChecker, defaults: Settings, own: Settings, at: {
     s3: { ...defaults.s3, ...own.s3 },
     sftp: { ...defaults.sftp, ...own.sftp },
     hold: own.hold ?? defaults.hold ?? false,
+    ...(lock ? { objectLock: lock } : {}),
     where: at.where,
     entry: at.entry,
     targetCount: at.targetCount,
@@ -384,7 +402,10 @@ export function datasetSettings(cfg: ResolvedDatasetConfig): SettingValues {
     const yaml: string | undefined = settingSpec(name).yaml;
     if (yaml === undefined) continue;
     const [section, key] = yaml.includes('.') ? yaml.split('.') : [undefined, yaml];
-    const value = section === undefined ? (cfg as unknown as Record<string, unknown>)[name as SettingName] : (cfg[section as 's3' | 'sftp'] as Record<string, unknown>)[camelKey(key!)];
+    const value =
+      section === undefined
+        ? (cfg as unknown as Record<string, unknown>)[name as SettingName]
+        : ((cfg[SECTION_FIELD[section as keyof typeof SECTION_FIELD]] ?? {}) as Record<string, unknown>)[camelKey(key!)];
     if (value !== undefined) out[name] = value;
   }
   return out as SettingValues;

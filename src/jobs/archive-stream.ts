@@ -11,6 +11,8 @@ import type { Logger } from '../util/logger.js';
 import { Progress } from '../util/progress.js';
 import type { DatasetLock, HeldLease } from '../archive/lease.js';
 import { Repository } from '../archive/repository.js';
+import type { ManifestSubstream } from '../archive/format/manifest.js';
+import { checkLockTarget, extendChainRetention, extendObjects, type LockRequest, lockRequest, retentionFor } from './object-lock.js';
 
 export interface ArchiveSettings {
   chunkSize: number;
@@ -19,12 +21,15 @@ export interface ArchiveSettings {
   progress: boolean;
   /** No input for this long is an error (a stalled zfs send); 0 = wait forever. */
   stallMs: number;
+  /** `--object-lock` / `object_lock:`: every object of the stream retained, its chain extended (jobs/object-lock.ts). */
+  lock?: LockRequest;
 }
 
 /** The writer's settings from the values of src/settings/table.ts (defaults filled in). */
 export function archiveSettings(values: SettingValues, progress: boolean): ArchiveSettings {
   const v = archiveSettingValues(values);
-  return { chunkSize: v.chunkSize, level: v.compressionLevel, parallel: v.parallel, stallMs: v.stallTimeout, progress };
+  const lock = lockRequest(v);
+  return { chunkSize: v.chunkSize, level: v.compressionLevel, parallel: v.parallel, stallMs: v.stallTimeout, progress, ...(lock ? { lock } : {}) };
 }
 
 export interface ArchiveStreamResult {
@@ -74,10 +79,14 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
   const started = Date.now();
   const repo = new Repository(job.backend);
   await repo.check();
+  // A lock the target cannot keep is refused before anything is written (exit 2).
+  const lockStore = await checkLockTarget(job.backend, job.settings.lock);
+  const lock = job.settings.lock;
   await repo.ensureMarker();
   const progress = new Progress(showsProgress(job.settings));
   let alreadyArchived = false;
   let taken: DatasetLock | undefined;
+  let dataset = job.dataset ?? '';
   try {
     const result = await writeArchiveStream({
       backend: job.backend,
@@ -91,7 +100,9 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
       log: job.log,
       sendArgs: job.sendArgs,
       zfsVersion: job.zfsVersion,
+      ...(lock ? { retention: () => retentionFor(lock) } : {}),
       onIdentified: async (identity: StreamIdentity) => {
+        dataset = identity.dataset;
         // Live from here on: no prune deletes this stream (or the chain it extends) as abandoned.
         if (!job.lease) taken = await repo.lease({ dataset: identity.dataset, log: job.log, localLock: false });
         alreadyArchived = await archivedAlready(repo, job, identity);
@@ -102,6 +113,11 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
         await job.beforeCommit?.(summary);
         // A writer whose lease was taken over may have lost chunks to the new holder's prune.
         await (job.lease ?? taken)?.assertHeld();
+        // Before the manifest: a stream is never committed while a stream it needs could expire first.
+        if (lockStore && lock) {
+          const substreams = summary.substreams.map((sub) => ({ fromguid: sub.fromguid.toString(), toguid: sub.toguid.toString() }) as ManifestSubstream);
+          await extendChainRetention({ repo, store: lockStore, dataset, stream: { substreams, finishedAt: new Date().toISOString() }, retention: retentionFor(lock), log: job.log });
+        }
       },
       onProgress: (p) =>
         progress.update({
@@ -115,11 +131,13 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
       signal: job.signal,
     });
     const seconds = (Date.now() - started) / 1000;
-    const { dataset, streamId } = result.identity;
+    const { streamId } = result.identity;
     if (result.status === 'stopped') {
       return { status: alreadyArchived ? 'already-archived' : 'archived', dataset, streamId, seconds, uploadedBytes: 0, chunksReused: 0 };
     }
     const { uploadedBytes, chunksReused } = result.progress;
+    // Chunks an interrupted run stored were written with that run's (earlier) date, or none.
+    if (lockStore && lock && chunksReused > 0) await extendObjects(lockStore, await repo.streamObjectKeys(result.identity), retentionFor(lock));
     await refreshIndex(repo, job.log, dataset, streamId);
     return { status: 'archived', dataset, streamId, manifest: result.manifest, seconds, uploadedBytes, chunksReused };
   } finally {

@@ -5,7 +5,9 @@ import type { Manifest, ManifestSummary } from '../archive/format/manifest.js';
 import { planRetention, type RetentionPolicy } from '../archive/plan/retention.js';
 import { DeletionRefusedError, deletionRefused, probeDeletion } from '../archive/leftovers.js';
 import { Repository } from '../archive/repository.js';
-import type { Backend } from '../storage/backend.js';
+import { expiredDeletions } from '../archive/plan/object-lock.js';
+import type { Backend, ObjectLockStore, ObjectVersion } from '../storage/backend.js';
+import { deleteVersions, streamVersions } from './object-lock.js';
 import { errorMessage, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
@@ -74,6 +76,11 @@ export interface PruneDatasetReport {
   /** Streams kept because no full leads to them (verify reports them as chain-broken). */
   brokenKept: { streamId: string; reason: string }[];
   abandoned: AbandonedStream[];
+  /**
+   * Streams the retention policy lets go that Object Lock still holds (docs/object-lock.md): kept
+   * until `until`, their own retention or that of the locked stream (`neededBy`) that needs them.
+   */
+  locked: { streamId: string; until: string; neededBy?: string }[];
   /** Streams whose manifest is damaged: while there are any, nothing of the dataset is deleted. */
   damaged?: { streamId: string; object: string; message: string }[];
   /** Why this dataset was not pruned (damaged manifest, held lock, storage failure). */
@@ -108,10 +115,11 @@ export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
     datasets = layout.datasets;
     for (const d of layout.invalid) warnInvalid(o.log, repo, d);
   }
+  const versions = await versionedBucket(o);
   const reports: PruneDatasetReport[] = [];
   let deletedSoFar = 0;
   for (const dataset of datasets) {
-    const report = await pruneDataset(o, repo, dataset, now, deletedSoFar);
+    const report = await pruneDataset(o, repo, dataset, now, deletedSoFar, versions);
     deletedSoFar += report.deleted.length;
     reports.push(report);
   }
@@ -135,8 +143,30 @@ export async function pruneArchive(o: PruneOptions): Promise<PruneReport> {
   };
 }
 
-async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, now: Date, deletedBefore: number): Promise<PruneDatasetReport> {
-  const report: PruneDatasetReport = { dataset, keptStreams: 0, keptBytes: 0, deleted: [], keptSnapshots: [], lostSnapshots: [], brokenKept: [], abandoned: [] };
+/** A versioned bucket: deleting is removing versions (and what Object Lock holds is kept). */
+interface Versioned {
+  store: ObjectLockStore;
+  objectLock: boolean;
+}
+
+/**
+ * Whether the target keeps versions. A server that cannot say is taken as not versioned, with a
+ * warning: plain deletes then add delete markers at worst, never remove what a lock holds.
+ */
+async function versionedBucket(o: PruneOptions): Promise<Versioned | undefined> {
+  const store = o.backend.objectLock;
+  if (!store) return undefined;
+  try {
+    const state = await store.state();
+    return state.versioning ? { store, objectLock: state.objectLock } : undefined;
+  } catch (err) {
+    o.log.warn(`cannot tell whether the bucket keeps versions (${errorMessage(err)}): deleting as if it did not (a versioned bucket keeps the data behind delete markers)`);
+    return undefined;
+  }
+}
+
+async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, now: Date, deletedBefore: number, versioned?: Versioned): Promise<PruneDatasetReport> {
+  const report: PruneDatasetReport = { dataset, keptStreams: 0, keptBytes: 0, deleted: [], keptSnapshots: [], lostSnapshots: [], brokenKept: [], locked: [], abandoned: [] };
   let lock: HeldLock | undefined;
   let deletedHere = 0;
   try {
@@ -166,13 +196,30 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
       report.brokenKept = plan.broken.map((m) => ({ streamId: m.streamId, reason: plan.reasons.get(m.streamId)! }));
       // Newest first: dependents go before the streams they are based on. plan.delete is oldest
       // first by the snapshot order (snapshot-order.ts); stream ids would put `s10` before `s9`.
-      const doomed = [...plan.delete].reverse();
+      let doomed = [...plan.delete].reverse();
+      const versionsOf = new Map<ManifestSummary, ObjectVersion[]>();
+      if (versioned) {
+        // Only what has expired goes, and nothing a stream still locked needs (plan/object-lock.ts).
+        const until = new Map<ManifestSummary, Date | null>();
+        for (const m of doomed) {
+          const found = await streamVersions(versioned.store, repo.streamPrefix(m), versioned.objectLock);
+          versionsOf.set(m, found.versions);
+          until.set(m, found.lockedUntil);
+        }
+        const split = expiredDeletions([...manifests.values()], doomed, (m) => until.get(m) ?? null, now);
+        report.locked = split.locked.map((l) => ({ streamId: l.stream.streamId, until: l.until.toISOString(), ...(l.neededBy ? { neededBy: l.neededBy.streamId } : {}) }));
+        report.keptStreams += split.locked.length;
+        report.keptBytes += split.locked.reduce((n, l) => n + l.stream.storedBytes, 0);
+        const deletable = new Set(split.deletable);
+        doomed = doomed.filter((m) => deletable.has(m));
+      }
       report.deleted = doomed.map((m) => describeStream(repo, fullOf.get(m)!, dirOf.get(m)!, plan.reasons.get(m.streamId)!));
       if (!o.dryRun && doomed.length > 0) {
         await lock?.assertHeld?.();
         for (const m of doomed) {
           try {
-            await repo.deleteStream(fullOf.get(m)!, dirOf.get(m)!);
+            if (versioned) await deleteVersions(versioned.store, versionsOf.get(m)!, repo.manifestKey(m));
+            else await repo.deleteStream(fullOf.get(m)!, dirOf.get(m)!);
           } catch (err) {
             // The first refusal ends the prune (archive/leftovers.ts): the manifest goes first, so a
             // stream is whole or gone, and dependents went before their bases.
@@ -192,6 +239,7 @@ async function pruneDataset(o: PruneOptions, repo: Repository, dataset: string, 
       repo,
       dirs.filter((d) => !manifests.has(d) && !repo.hasManifest(d)),
       now,
+      versioned,
     );
     // The one full rebuild of the stream index (writers only add their stream): without the
     // streams deleted, with any a failed index write missed. Written only when it differs.
@@ -240,13 +288,18 @@ function describeStream(repo: Repository, m: Manifest, dir: StreamDir, reason: s
  * writer holds that lease for as long as it writes, so an upload whose input merely paused
  * longer than `--stale-after` is never taken for abandoned (archive/lease.ts).
  */
-async function removeAbandoned(o: PruneOptions, repo: Repository, dirs: StreamDir[], now: Date): Promise<AbandonedStream[]> {
+async function removeAbandoned(o: PruneOptions, repo: Repository, dirs: StreamDir[], now: Date, versioned?: Versioned): Promise<AbandonedStream[]> {
   const out: AbandonedStream[] = [];
   for (const d of dirs) {
     const times = d.objects.map((obj) => obj.modified?.getTime());
     if (times.some((t) => t === undefined)) continue; // cannot tell its age: leave it
     const age = now.getTime() - Math.max(...(times as number[]));
     if (age < o.staleAfterMs) continue;
+    const found = versioned && (await streamVersions(versioned.store, d.prefix, versioned.objectLock));
+    if (found && found.lockedUntil !== null && found.lockedUntil > now) {
+      o.log.info({ dataset: d.dataset, stream: d.streamId, until: found.lockedUntil.toISOString() }, 'abandoned upload kept: Object Lock holds it');
+      continue;
+    }
     out.push({
       dataset: d.dataset,
       streamId: d.streamId,
@@ -255,7 +308,7 @@ async function removeAbandoned(o: PruneOptions, repo: Repository, dirs: StreamDi
       bytes: d.objects.reduce((n, obj) => n + obj.size, 0),
       ageSeconds: Math.round(age / 1000),
     });
-    if (!o.dryRun) await repo.deleteListed(d);
+    if (!o.dryRun) await (found ? versioned!.store.deleteVersions(found.versions) : repo.deleteListed(d));
   }
   return out;
 }

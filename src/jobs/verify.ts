@@ -7,6 +7,7 @@ import { Repository } from '../archive/repository.js';
 import { ChunkFetcher, ChunkIntegrityError, type ChunkRef } from '../archive/pipeline/chunk-fetcher.js';
 import { type SampleLimit, sampleChunks } from '../archive/plan/sampling.js';
 import type { Backend } from '../storage/backend.js';
+import { retentionProblems } from './object-lock.js';
 import { StreamValidator } from '../stream/validator.js';
 import { errorMessage, StreamFormatError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -63,6 +64,8 @@ export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
   // Another archive below this one's root is not part of it (not verified, not orphan objects): said, not a problem.
   for (const root of nested) o.log.warn(`${repo.where(root.slice(0, -1))} is another archive (it has its own zfs-offsite.json): not part of this one, not verified here; verify it on its own`);
   const problems = quickAudit({ streams, loose: o.dataset ? [] : loose, invalid, unsafe, now: new Date(), staleAfterMs: o.staleAfterMs, location: repo.location });
+  // On a bucket with Object Lock: streams retained for less time than a stream that needs them.
+  problems.push(...(await retentionProblems(repo, streams)));
   const manifests = streams.flatMap((s) => (s.manifest ? [s.manifest] : []));
   const checked = new Map<Manifest, { chunks: number; bytes: number }>();
   const seed = o.sample ? (o.seed ?? randomInt(2 ** 31)) : undefined;

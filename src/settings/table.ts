@@ -301,6 +301,30 @@ export const SETTINGS = {
     help: 'fail when the stream produces no data for this long (0 = never)',
     min: 0,
   },
+  objectLock: {
+    // In the config file a number of days (`object_lock: { days: 30 }`, src/config/config.ts);
+    // on the command line any duration. S3 only: other targets refuse it (jobs/object-lock.ts).
+    type: 'duration',
+    flag: '--object-lock <duration>',
+    yaml: 'object_lock.days',
+    targets: ['s3'],
+    commands: 'upload',
+    use: 'archive',
+    help: 'S3 Object Lock: retain every object of the stream this long, and extend the chain it depends on (docs/object-lock.md)',
+    min: 1,
+  },
+  objectLockMode: {
+    // No table default: governance is applied where the lock is (archive-stream.ts), so a
+    // command without --object-lock carries no lock setting at all.
+    type: 'string',
+    flag: '--object-lock-mode <mode>',
+    yaml: 'object_lock.mode',
+    targets: ['s3'],
+    commands: 'upload',
+    use: 'archive',
+    help: 'governance (default: a key allowed to bypass it can lift it) or compliance (nobody can, not even the account owner)',
+    pattern: { re: /^(governance|compliance)$/, what: 'governance or compliance' },
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 type Specs = typeof SETTINGS;
@@ -316,12 +340,12 @@ type NamesFor<U extends SettingSpec['use']> = { [N in SettingName]: Specs[N]['us
 /** What openBackend takes (storage/open.ts). */
 export type BackendSettings = Pick<SettingValues, NamesFor<'backend'>>;
 /** What the archive writer takes besides progress (jobs/archive-stream.ts). */
-export type ArchiveSettingValues = Required<Pick<SettingValues, NamesFor<'archive'>>>;
+export type ArchiveSettingValues = Required<Pick<SettingValues, Exclude<NamesFor<'archive'>, 'objectLock' | 'objectLockMode'>>> & Pick<SettingValues, 'objectLock' | 'objectLockMode'>;
 
 type Camel<S extends string> = S extends `${infer A}_${infer B}` ? `${A}${Capitalize<Camel<B>>}` : S;
 
 /** The settings of a config section as config.ts resolves them: `s3.part_size` → `{ partSize }`. */
-export type SectionSettings<Sec extends 's3' | 'sftp'> = {
+export type SectionSettings<Sec extends 's3' | 'sftp' | 'object_lock'> = {
   -readonly [N in SettingName as Specs[N] extends { yaml: `${Sec}.${infer Key}` } ? Camel<Key> : never]?: ValueOf<Specs[N]['type']>;
 };
 /** The settings at the top level of a dataset entry, under their table names. */
@@ -341,7 +365,7 @@ export function settingSpec(name: SettingName): SettingSpec {
 }
 
 /** The settings read from the config file at one level: top ('') or inside `s3:` / `sftp:`. */
-export function yamlSettings(section: '' | 's3' | 'sftp'): { name: SettingName; key: string }[] {
+export function yamlSettings(section: '' | 's3' | 'sftp' | 'object_lock'): { name: SettingName; key: string }[] {
   const out: { name: SettingName; key: string }[] = [];
   for (const name of SETTING_NAMES) {
     const yaml: string | undefined = settingSpec(name).yaml;

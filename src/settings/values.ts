@@ -82,5 +82,12 @@ export function backendOptions(values: SettingValues): BackendSettings {
 /** The archive writer's settings, defaults filled in. */
 export function archiveSettingValues(values: SettingValues): ArchiveSettingValues {
   const v = withDefaults(values);
-  return { chunkSize: v.chunkSize!, compressionLevel: v.compressionLevel!, parallel: v.parallel!, stallTimeout: v.stallTimeout! };
+  return {
+    chunkSize: v.chunkSize!,
+    compressionLevel: v.compressionLevel!,
+    parallel: v.parallel!,
+    stallTimeout: v.stallTimeout!,
+    ...(v.objectLock !== undefined ? { objectLock: v.objectLock } : {}),
+    ...(v.objectLockMode !== undefined ? { objectLockMode: v.objectLockMode } : {}),
+  };
 }

@@ -67,6 +67,54 @@ export interface PutOptions {
    * `--bwlimit`, or for a retry) with the signal's reason; a put under way completes.
    */
   signal?: AbortSignal;
+  /**
+   * Object Lock: the object is written with this retention (S3 ObjectLockMode and
+   * ObjectLockRetainUntilDate, with Content-MD5 as AWS requires). Given only to a backend with
+   * `objectLock`: jobs refuse `--object-lock` for any other before writing (jobs/object-lock.ts).
+   */
+  retention?: ObjectRetention;
+}
+
+/**
+ * An object's retention (S3 Object Lock): until `until` no version of it can be deleted or
+ * overwritten in place; `governance` can be lifted by a key allowed to bypass it,
+ * `compliance` by nobody, and can only be extended.
+ */
+export interface ObjectRetention {
+  mode: 'governance' | 'compliance';
+  until: Date;
+}
+
+/** One stored version of an object (a versioned bucket), or a delete marker. */
+export interface ObjectVersion {
+  key: string;
+  versionId: string;
+  deleteMarker: boolean;
+  size: number;
+}
+
+/**
+ * Object Lock and object versions, for backends that have them (S3): retention read and
+ * extended, versions listed and deleted. Backends without them (local directory, SFTP) omit
+ * `Backend.objectLock`, and a lock asked of them is refused (jobs check before writing).
+ */
+export interface ObjectLockStore {
+  /** What the bucket has on: versioning (Enabled or Suspended) and Object Lock. */
+  state(): Promise<{ versioning: boolean; objectLock: boolean }>;
+  /** The retention of an object's current version (or of `versionId`); null when it has none. NotFoundError when absent. */
+  getRetention(key: string, versionId?: string): Promise<ObjectRetention | null>;
+  /**
+   * Makes the current version's retention last at least until `retention.until`: never shortened,
+   * and compliance never weakened to governance. Returns the retention the object has afterwards.
+   */
+  extendRetention(key: string, retention: ObjectRetention): Promise<ObjectRetention>;
+  /** Every version and delete marker of the objects whose key starts with `prefix`. */
+  listVersions(prefix: string): Promise<ObjectVersion[]>;
+  /**
+   * Deletes these versions for good (not a delete marker). A version still under retention fails
+   * with an `ObjectLockedError` naming it and its date; absent versions are not an error.
+   */
+  deleteVersions(versions: readonly ObjectVersion[]): Promise<void>;
 }
 
 /** Parallel requests for one object at most (ranged reads, part uploads). */
@@ -194,6 +242,9 @@ export interface Backend {
    */
   cleanupIncompleteUploads?(olderThan: Date, options?: { prefix?: string; dryRun?: boolean }): Promise<number>;
 
+  /** Object Lock and versions (S3); absent where the storage has neither (ObjectLockStore). */
+  readonly objectLock?: ObjectLockStore;
+
   close(): Promise<void>;
 }
 
@@ -210,7 +261,8 @@ export class NotFoundError extends OperationalError {
 }
 
 /** `unsafe-entry`: a symbolic link or special file inside a file-tree target, refused (storage/confined.ts). */
-export type StorageErrorKind = 'permission' | 'not-found-container' | 'credentials' | 'no-space' | 'unsafe-entry' | 'other';
+/** `locked`: a version under Object Lock retention refused a delete (ObjectLockedError). */
+export type StorageErrorKind = 'permission' | 'not-found-container' | 'credentials' | 'no-space' | 'unsafe-entry' | 'locked' | 'other';
 
 /**
  * A storage failure. `permanent` failures (access denied, no such bucket, no space)
@@ -226,6 +278,24 @@ export class StorageError extends OperationalError {
     options?: { cause?: unknown },
   ) {
     super(message, { ...options, kind });
+  }
+}
+
+/**
+ * A delete refused because the version is under Object Lock retention: told apart from any other
+ * AccessDenied by the version's retention read back from the server (s3-errors.ts
+ * `lockedRefusal`), never by the message text. Permanent until `until`.
+ */
+export class ObjectLockedError extends StorageError {
+  override name = 'ObjectLockedError';
+  declare readonly kind: 'locked';
+  constructor(
+    readonly key: string,
+    readonly retention: ObjectRetention,
+    location: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${location}: cannot delete ${key}: it is locked (${retention.mode}) until ${retention.until.toISOString()}`, true, 'locked', options);
   }
 }
 

@@ -1,6 +1,17 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleepMs } from 'node:timers/promises';
-import { type Backend, type ByteRange, type EntryType, type LoadConsumer, type ListOptions, type LoadOptions, type ObjectInfo, type PutOptions, StorageError } from './backend.js';
+import {
+  type Backend,
+  type ByteRange,
+  type EntryType,
+  type LoadConsumer,
+  type ListOptions,
+  type LoadOptions,
+  type ObjectInfo,
+  type ObjectLockStore,
+  type PutOptions,
+  StorageError,
+} from './backend.js';
 
 /**
  * Retrying is done ONCE, here, around any backend (restic's RetryBackend model), so the
@@ -221,6 +232,23 @@ export class RetryingBackend implements Backend {
     const inner = this.inner;
     if (!inner.cleanupIncompleteUploads) return undefined;
     return (olderThan, options) => this.retry(() => inner.cleanupIncompleteUploads!(olderThan, options));
+  }
+
+  /**
+   * Present exactly when the wrapped backend has it. Every call is retried: reading retention and
+   * listing versions are reads, extending a retention to a date is idempotent, and deleting a
+   * version that is gone already is not an error.
+   */
+  get objectLock(): ObjectLockStore | undefined {
+    const lock = this.inner.objectLock;
+    if (!lock) return undefined;
+    return {
+      state: () => this.retry(() => lock.state()),
+      getRetention: (key, versionId) => this.retry(() => lock.getRetention(key, versionId)),
+      extendRetention: (key, retention) => this.retry(() => lock.extendRetention(key, retention)),
+      listVersions: (prefix) => this.retry(() => lock.listVersions(prefix)),
+      deleteVersions: (versions) => this.retry(() => lock.deleteVersions(versions)),
+    };
   }
 
   close(): Promise<void> {

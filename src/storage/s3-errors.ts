@@ -1,5 +1,5 @@
 import { redactUrl } from '../util/redact.js';
-import type { StorageError } from './backend.js';
+import { ObjectLockedError, type ObjectRetention, type StorageError } from './backend.js';
 
 /**
  * How S3 failures map onto the storage contract. Kept apart from s3.ts because it is a table
@@ -124,4 +124,21 @@ export function endpointForMessages(endpoint?: string): string {
 
 export function httpStatus(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+/** The server's error code of an SDK error (`Code`, else its name), for the few callers that branch on one. */
+export function errorCode(err: unknown): string | undefined {
+  const e = (err ?? {}) as { name?: string; Code?: string };
+  return e.Code ?? (e.name && e.name !== 'Error' ? e.name : undefined);
+}
+
+/**
+ * Whether an AccessDenied of a version delete was Object Lock: decided by the retention the
+ * server reports for that version (under retention at `now`), never by the message text, which
+ * differs between AWS ("Access Denied") and Ceph RGW ("forbidden by object lock"). A denial of
+ * an unlocked version stays what it was: a permission problem.
+ */
+export function lockedRefusal(key: string, retention: ObjectRetention | null, now: Date, location: string, cause: unknown): ObjectLockedError | undefined {
+  if (!retention || retention.until.getTime() <= now.getTime()) return undefined;
+  return new ObjectLockedError(key, retention, location, { cause });
 }

@@ -7,13 +7,22 @@ import {
   type StorageClass,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { StorageError } from './backend.js';
+import { createHash } from 'node:crypto';
+import { type ObjectRetention, StorageError } from './backend.js';
 
 /** Bucket, key and storage class of an object being written. */
 export interface ObjectTarget {
   Bucket: string;
   Key: string;
   StorageClass?: StorageClass;
+  ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE';
+  ObjectLockRetainUntilDate?: Date;
+}
+
+/** The Object Lock fields of a PutObject or CreateMultipartUpload for a retention (none without). */
+export function lockHeaders(retention: ObjectRetention | undefined): Pick<ObjectTarget, 'ObjectLockMode' | 'ObjectLockRetainUntilDate'> {
+  if (!retention) return {};
+  return { ObjectLockMode: retention.mode === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE', ObjectLockRetainUntilDate: retention.until };
 }
 
 /** The one part of the SDK's middleware stack used here, the same for every command. */
@@ -56,7 +65,10 @@ export async function putInParts(client: S3Client, target: ObjectTarget, body: B
   try {
     const settled = await Promise.allSettled(
       parts.map(async ({ offset, length }, i) => {
-        const command = new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body: body.subarray(offset, offset + length), ContentLength: length });
+        const part = body.subarray(offset, offset + length);
+        // AWS wants Content-MD5 on every part of an object written with a retention.
+        const md5 = target.ObjectLockMode ? { ContentMD5: createHash('md5').update(part).digest('base64') } : {};
+        const command = new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body: part, ContentLength: length, ...md5 });
         const { ETag } = await client.send(signWithSha256(command, partSha256s[i]!));
         return { ETag, PartNumber: i + 1 };
       }),

@@ -31,7 +31,8 @@ import {
 import { consumeRead, enforceSize, rangeOf } from './bodies.js';
 import { describeS3Error, endpointForMessages, httpStatus } from './s3-errors.js';
 import { S3Deleter } from './s3-delete.js';
-import { putInParts, signWithSha256 } from './s3-parts.js';
+import { S3ObjectLock } from './s3-lock.js';
+import { lockHeaders, putInParts, signWithSha256 } from './s3-parts.js';
 import { isS3Provider, type S3Quirks, s3Quirks } from './s3-quirks.js';
 
 const MiB = 1024 * 1024;
@@ -88,6 +89,8 @@ export class S3Backend implements Backend {
   /** A denied DeleteObjects is AccessDenied whether the keys exist or not (backend.ts). */
   readonly deletionAsksPermission = true;
   readonly client: S3Client;
+  /** Object Lock and versions (s3-lock.ts); what the bucket has on is asked of the server. */
+  readonly objectLock: S3ObjectLock;
   readonly bucket: string;
   /** '' or ending in '/'. */
   readonly keyPrefix: string;
@@ -156,6 +159,7 @@ export class S3Backend implements Backend {
       objectKey: (key) => this.objectKey(key),
       fail: (err, action, key) => this.fail(err, action, key),
     });
+    this.objectLock = new S3ObjectLock({ client: this.client, bucket: this.bucket, keyPrefix: this.keyPrefix, location: this.location, fail: (err, action, key) => this.fail(err, action, key) });
   }
 
   /**
@@ -192,8 +196,16 @@ export class S3Backend implements Backend {
       if (Buffer.isBuffer(body) && size !== undefined && body.length !== size) {
         throw new StorageError(`${this.location}: cannot put ${key}: body has ${body.length} bytes, expected ${size}`, true);
       }
-      const common = { Bucket: this.bucket, Key: this.objectKey(key), ...(this.storageClass ? { StorageClass: this.storageClass } : {}) };
+      const common = {
+        Bucket: this.bucket,
+        Key: this.objectKey(key),
+        ...(this.storageClass ? { StorageClass: this.storageClass } : {}),
+        ...lockHeaders(options?.retention),
+      };
       const sha256 = options?.sha256;
+      if (options?.retention && !Buffer.isBuffer(body)) {
+        throw new StorageError(`${this.location}: cannot put ${key} with a retention from a stream (Content-MD5 needs the whole body first)`, true);
+      }
       if (Buffer.isBuffer(body) && sha256 !== undefined && body.length <= MAX_SINGLE_PUT) {
         // The caller's SHA-256, signed as the payload hash: the server checks the body against it
         // (a damaged body is XAmzContentSHA256Mismatch) and neither side of this process hashes
@@ -204,7 +216,9 @@ export class S3Backend implements Backend {
           await putInParts(this.client, common, body, parts, options.partSha256s);
           return;
         }
-        await this.client.send(signWithSha256(new PutObjectCommand({ ...common, Body: body, ContentLength: body.length }), sha256));
+        // With a retention AWS also wants Content-MD5 (one more pass over the body, only then).
+        const md5 = options?.retention ? { ContentMD5: createHash('md5').update(body).digest('base64') } : {};
+        await this.client.send(signWithSha256(new PutObjectCommand({ ...common, ...md5, Body: body, ContentLength: body.length }), sha256));
         return;
       }
       if (Buffer.isBuffer(body) && body.length <= this.partSize) {

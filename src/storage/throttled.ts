@@ -81,4 +81,7 @@ export class ThrottledBackend implements Backend {
   get cleanupIncompleteUploads(): Backend['cleanupIncompleteUploads'] {
     return this.inner.cleanupIncompleteUploads?.bind(this.inner);
   }
+  get objectLock(): Backend['objectLock'] {
+    return this.inner.objectLock;
+  }
 }

@@ -107,6 +107,29 @@ describe('one settings table', () => {
     expect(datasetSettings(problem('    stall_timeout: 0s\n')().datasets[0]!).stallTimeout).toBe(0);
   });
 
+  it('object lock: --object-lock 30d --object-lock-mode compliance is object_lock: { days: 30, mode: compliance }, and reaches the writer', () => {
+    const viaFlags = fromFlags(['--object-lock', '30d', '--object-lock-mode', 'compliance']);
+    const cfg = parseConfig('datasets:\n  - { name: tank/a, target: s3://bkt/p, object_lock: { days: 30, mode: compliance } }\n', '/c.yaml').datasets[0]!;
+    const lockOf = (v: { objectLock?: number; objectLockMode?: string }) => ({ objectLock: v.objectLock, objectLockMode: v.objectLockMode });
+    expect(lockOf(datasetSettings(cfg))).toEqual(lockOf(viaFlags));
+    expect(viaFlags).toMatchObject({ objectLock: 30 * 86_400_000, objectLockMode: 'compliance' });
+    expect(archiveSettings(viaFlags, false).lock).toEqual({ mode: 'compliance', durationMs: 30 * 86_400_000 });
+    // Governance unless asked; no lock at all without the duration; a dataset merges with defaults key by key.
+    expect(archiveSettings(fromFlags(['--object-lock', '12h']), false).lock).toEqual({ mode: 'governance', durationMs: 12 * 3_600_000 });
+    expect(archiveSettings(fromFlags([]), false).lock).toBeUndefined();
+    const merged = parseConfig('defaults: { object_lock: { days: 7 } }\ndatasets:\n  - { name: tank/a, target: s3://bkt/p, object_lock: { mode: compliance } }\n', '/c.yaml').datasets[0]!;
+    expect(archiveSettings(datasetSettings(merged), false).lock).toEqual({ mode: 'compliance', durationMs: 7 * 86_400_000 });
+    // Refused, one line each.
+    expect(() => archiveSettings(fromFlags(['--object-lock-mode', 'compliance']), false)).toThrow('--object-lock-mode needs --object-lock DURATION (or object_lock.days in the config)');
+    expect(() => fromFlags(['--object-lock-mode', 'strict'])).toThrow('invalid --object-lock-mode: "strict" (expected governance or compliance)');
+    const problem = (lock: string) => () => parseConfig(`datasets:\n  - name: tank/a\n    target: s3://bkt/p\n    object_lock: ${lock}\n`, '/c.yaml');
+    expect(problem('{ mode: compliance }')).toThrow('/c.yaml:4: datasets[0].object_lock.days: missing');
+    expect(problem('{ days: 0 }')).toThrow(/datasets\[0\]\.object_lock\.days: expected a whole number ≥ 1/);
+    expect(problem('{ days: 30d }')).toThrow(/datasets\[0\]\.object_lock\.days: expected a whole number ≥ 1/);
+    expect(problem('{ days: 3, mode: strict }')).toThrow(/object_lock\.mode/);
+    expect(problem('{ day: 3 }')).toThrow(/object_lock/);
+  });
+
   it('declares every setting with a config key, and a flag unless it names an environment variable or file of secrets', () => {
     for (const name of SETTING_NAMES) {
       const spec = settingSpec(name);

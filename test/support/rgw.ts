@@ -6,9 +6,11 @@ import {
   AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutBucketPolicyCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -65,13 +67,17 @@ export interface TestBucket {
   cleanup(): Promise<void>;
 }
 
-/** Creates a uniquely named bucket on the test server. */
-export async function createTestBucket(settings: RgwSettings | undefined = rgwSettings()): Promise<TestBucket> {
+/**
+ * Creates a uniquely named bucket on the test server; with `objectLock`, created with
+ * ObjectLockEnabledForBucket (versioning turns on with it). Its cleanup removes every version,
+ * bypassing governance retention: tests lock in governance mode only, so nothing outlives them.
+ */
+export async function createTestBucket(settings: RgwSettings | undefined = rgwSettings(), options: { objectLock?: boolean } = {}): Promise<TestBucket> {
   if (!settings) throw new Error(`no S3 test server: ${RGW_HINT}`);
   const name = `zfs-offsite-test-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   const client = rgwClient(settings);
   try {
-    await client.send(new CreateBucketCommand({ Bucket: name }));
+    await client.send(new CreateBucketCommand({ Bucket: name, ...(options.objectLock ? { ObjectLockEnabledForBucket: true } : {}) }));
   } catch (err) {
     client.destroy();
     throw err;
@@ -81,6 +87,7 @@ export async function createTestBucket(settings: RgwSettings | undefined = rgwSe
     settings,
     async cleanup() {
       try {
+        if (options.objectLock) await removeVersions(client, name);
         await emptyBucket(client, name);
         await client.send(new DeleteBucketCommand({ Bucket: name }));
       } finally {
@@ -188,5 +195,15 @@ export async function applyAppendOnlyPolicy(settings: RgwSettings, bucket: strin
     await client.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: appendOnlyPolicy(bucket, uid) }));
   } finally {
     client.destroy();
+  }
+}
+
+/** Every version and delete marker of a bucket, removed with governance retention bypassed. */
+async function removeVersions(client: S3Client, bucket: string): Promise<void> {
+  for (;;) {
+    const page = await client.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+    const all = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])];
+    if (all.length === 0) return;
+    for (const v of all) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key, VersionId: v.VersionId, BypassGovernanceRetention: true }));
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Backend, ObjectInfo } from '../../storage/backend.js';
+import type { Backend, ObjectInfo, ObjectRetention } from '../../storage/backend.js';
 import { peekStreamStart, type StreamStart, type StreamSummary } from '../../stream/validator.js';
 import { errorMessage, OperationalError, StreamFormatError, UsageError } from '../../util/errors.js';
 import { interruptionOf } from '../../util/interrupted.js';
@@ -80,6 +80,12 @@ export interface ArchiveWriteOptions {
    * saved, and the run fails with the InterruptedError saying how many chunks the journal lists.
    */
   signal?: AbortSignal;
+  /**
+   * Object Lock: every chunk, SHA256SUMS and the manifest are written with the retention this
+   * gives at the time of its put (docs/object-lock.md): "retained for D" counts from each write,
+   * so an upload that outlasts D never sends a date already past.
+   */
+  retention?: () => ObjectRetention;
 }
 
 export type ArchiveWriteResult = { status: 'archived'; identity: StreamIdentity; manifest: Manifest; progress: WriteProgress } | { status: 'stopped'; identity: StreamIdentity };
@@ -275,6 +281,7 @@ class StreamWriteRun {
         chunkData: true,
         ...(packed.partSha256s ? { partSha256s: packed.partSha256s } : {}),
         ...(this.o.signal ? { signal: this.o.signal } : {}),
+        ...(this.o.retention ? { retention: this.o.retention() } : {}),
       });
       packed.timed?.(frame.length, started, performance.now());
       stored = await this.o.backend.head(key);
@@ -321,8 +328,8 @@ class StreamWriteRun {
     const strays = await this.proveComplete(manifest);
     // Append-only credentials (archive/leftovers.ts): what cannot be deleted is left, harmless.
     await deleteOrLeave(this.o.backend, strays, this.o.log, `${strays.length} object(s) of an interrupted longer upload of ${identity.streamId}`);
-    await putWhole(this.o.backend, identity.prefix + SUMS_NAME, sha256sums(manifest.chunks));
-    await putWhole(this.o.backend, identity.prefix + MANIFEST_NAME, serializeManifest(manifest));
+    await putWhole(this.o.backend, identity.prefix + SUMS_NAME, sha256sums(manifest.chunks), this.o.retention?.());
+    await putWhole(this.o.backend, identity.prefix + MANIFEST_NAME, serializeManifest(manifest), this.o.retention?.());
     await deleteOrLeave(this.o.backend, [identity.prefix + JOURNAL_NAME], this.o.log, `the journal of ${identity.streamId} (committed)`);
     this.o.log.info({ dataset: identity.dataset, streamId: identity.streamId, rawBytes: manifest.rawBytes, storedBytes: manifest.storedBytes }, 'stream committed');
     return manifest;
@@ -385,8 +392,8 @@ class StreamWriteRun {
 }
 
 /** With its SHA-256 an S3 backend stores it as one checked PutObject, never a multipart upload. */
-function putWhole(backend: Backend, key: string, body: Buffer): Promise<void> {
-  return backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex') });
+function putWhole(backend: Backend, key: string, body: Buffer, retention?: ObjectRetention): Promise<void> {
+  return backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex'), ...(retention ? { retention } : {}) });
 }
 
 /** Input that is not a ZFS stream at all (empty, bad magic at offset 0) is bad usage: exit 2. */

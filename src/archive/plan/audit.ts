@@ -28,7 +28,8 @@ export type ProblemKind =
   | 'stream-invalid'
   | 'stream-hash-mismatch'
   | 'unsafe-entry'
-  | 'not-archived';
+  | 'not-archived'
+  | 'retention-short';
 
 export interface Problem {
   kind: ProblemKind;

@@ -25,6 +25,7 @@ export function formatPruneReport(r: PruneReport): string {
     }
     if (d.lostSnapshots.length > 0) lines.push(`  no longer restorable afterwards: ${d.lostSnapshots.join(', ')}`);
     for (const b of d.brokenKept) lines.push(`  kept (broken chain): ${b.streamId}: ${b.reason}`);
+    for (const l of d.locked) lines.push(`  kept (Object Lock): ${l.streamId} locked until ${l.until}${l.neededBy ? ` (needed by ${l.neededBy})` : ''}`);
     for (const a of d.abandoned) {
       const what = a.hasJournal ? 'abandoned upload (journal, no manifest)' : 'objects without a manifest';
       lines.push(`  ${verb} ${what}: ${a.streamId}, ${a.objects} object${a.objects === 1 ? '' : 's'}, ${formatBytes(a.bytes)}, ${formatAge(a.ageSeconds * 1000)} old`);
