@@ -2,10 +2,23 @@ import type { Backend, EntryType, ObjectInfo } from '../storage/backend.js';
 import { isNotFound } from '../storage/backend.js';
 import { OperationalError, UsageError } from '../util/errors.js';
 import { closest } from '../util/suggest.js';
-import { type Catalog, ensureArchiveMarker, inDataset, loadCatalog, type ManifestRead, readArchiveMarker, readIndexes, readManifest, readManifests, withoutNestedArchives } from './format/catalog.js';
-import { datasetFromPath, datasetPath, INDEX_NAME, JOURNAL_NAME, MANIFEST_NAME, streamPrefix, SUMS_NAME } from './format/keys.js';
+import {
+  type Catalog,
+  ensureArchiveMarker,
+  inDataset,
+  loadCatalog,
+  type ManifestRead,
+  NoArchiveError,
+  readArchiveMarker,
+  readIndexes,
+  readManifest,
+  readManifests,
+  withoutNestedArchives,
+} from './format/catalog.js';
+import { createHash } from 'node:crypto';
+import { datasetFromPath, datasetPath, INDEX_NAME, JOURNAL_NAME, MANIFEST_NAME, shownKey, streamPrefix, SUMS_NAME } from './format/keys.js';
 import { entryOf, type IndexedStream, indexKey, listedChunkDigest, readIndex, sameObject, writeIndex } from './format/stream-index.js';
-import type { Manifest, ManifestSummary } from './format/manifest.js';
+import type { Manifest, ManifestAttachment, ManifestSummary } from './format/manifest.js';
 import { readStatusRecord, type StatusKind, type StatusRecord, writeStatusRecord } from './format/status-record.js';
 import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
 import { groupByStream, type InvalidDir, type StreamDir } from './plan/audit.js';
@@ -82,6 +95,32 @@ export class Repository {
       if (err instanceof OperationalError && err.kind === 'no-archive') return undefined;
       throw err;
     }
+  }
+
+  /**
+   * For `copy` into a target: its marker, or a new one when the target holds nothing at all. A
+   * target with objects but no marker is someone else's directory or bucket (or an archive given
+   * one level too deep): nothing is written into it (exit 2).
+   */
+  async ensureMarkerInEmpty(): Promise<void> {
+    try {
+      await readArchiveMarker(this.backend);
+      return;
+    } catch (err) {
+      if (!(err instanceof NoArchiveError)) throw err;
+    }
+    let found: string | undefined;
+    const note = (o: { key: string }) => {
+      found ??= o.key;
+    };
+    await this.backend.list('', note, { onUnsafe: note });
+    if (found !== undefined) {
+      throw new UsageError(`${this.location} holds no archive (no zfs-offsite.json) but is not empty (${shownKey(found)}…): give an empty target or an archive`, {
+        kind: 'target-not-empty',
+        context: { object: this.where(found) },
+      });
+    }
+    await ensureArchiveMarker(this.backend);
   }
 
   /** Key prefix of a dataset's objects (its children's too), or '' for the whole archive. */
@@ -306,9 +345,40 @@ export class Repository {
     return this.listed(dir, JOURNAL_NAME);
   }
 
+  /**
+   * One attachment of a stream, read whole (at most MAX_ATTACHMENT_BYTES) and checked against the
+   * size and SHA-256 its manifest names: its bytes, or what is wrong (restore writes nothing of a
+   * damaged one; deep verify reports it).
+   */
+  async readAttachment(
+    m: ManifestSummary,
+    a: ManifestAttachment,
+  ): Promise<{ body: Buffer } | { kind: 'attachment-missing' | 'attachment-corrupt'; object: string; expected?: string; found?: string; message: string }> {
+    const object = this.where(this.streamPrefix(m) + a.key);
+    let body: Buffer;
+    try {
+      body = await this.backend.getBuffer(this.streamPrefix(m) + a.key);
+    } catch (err) {
+      if (isNotFound(err)) return { kind: 'attachment-missing', object, message: `attachment ${a.name} is missing` };
+      throw err;
+    }
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    if (body.length !== a.size || sha256 !== a.sha256) {
+      const found = body.length !== a.size ? `${body.length} bytes` : sha256;
+      return {
+        kind: 'attachment-corrupt',
+        object,
+        expected: body.length !== a.size ? `${a.size} bytes` : a.sha256,
+        found,
+        message: `attachment ${a.name} is damaged (${body.length !== a.size ? `${body.length} bytes, the manifest says ${a.size}` : `SHA-256 ${sha256}, the manifest says ${a.sha256}`})`,
+      };
+    }
+    return { body };
+  }
+
   /** Every object of a stream but its manifest: SHA256SUMS, chunks, and whatever else was listed there. */
   objectsBesideManifest(m: Manifest, dir: StreamDir): string[] {
-    const keys = new Set([dir.prefix + SUMS_NAME, ...m.chunks.map((c) => dir.prefix + c.key), ...dir.objects.map((obj) => obj.key)]);
+    const keys = new Set([dir.prefix + SUMS_NAME, ...m.chunks.map((c) => dir.prefix + c.key), ...(m.attachments ?? []).map((a) => dir.prefix + a.key), ...dir.objects.map((obj) => obj.key)]);
     keys.delete(dir.prefix + MANIFEST_NAME);
     return [...keys];
   }

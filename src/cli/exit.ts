@@ -3,10 +3,12 @@ import { StorageError } from '../storage/backend.js';
 import { errorMessage, OperationalError, UsageError } from '../util/errors.js';
 import { redactText } from '../util/redact.js';
 
-/** Exit codes (README, "Exit codes"): 2 bad input, nothing changed; 4 no archive at the target; 1 operational failure. */
+/** Exit codes (README, "Exit codes"): 2 bad input, nothing changed; 4 no archive at the target; 3 copy met a damaged stream; 1 operational failure. */
 export function exitCodeFor(err: unknown): number {
   // archive/format/catalog.ts NoArchiveError, by its kind (as it would be after a worker boundary too).
   if (err instanceof OperationalError && err.kind === 'no-archive') return 4;
+  // cli/commands/copy.ts: a stream of the source is damaged (a chunk whose hash does not match).
+  if (err instanceof OperationalError && err.kind === 'copy-damaged') return 3;
   if (err instanceof UsageError) return 2;
   if (err instanceof StorageError && err.kind === 'not-found-container') return 2;
   return 1;

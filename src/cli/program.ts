@@ -6,6 +6,7 @@ import { TOOL_VERSION } from '../util/version.js';
 import { registerCheck } from './commands/check.js';
 import type { CommandDeps } from './commands/common.js';
 import { registerDrill } from './commands/drill.js';
+import { registerCopy } from './commands/copy.js';
 import { registerList } from './commands/list.js';
 import { registerPrune } from './commands/prune.js';
 import { registerPut } from './commands/put.js';
@@ -84,6 +85,7 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
   registerDrill(program, deps);
   registerCheck(program, deps);
   registerStatus(program, deps);
+  registerCopy(program, deps);
   return program;
 }
 

@@ -73,6 +73,8 @@ export interface ResolvedDatasetConfig extends TopSettings {
   hold: boolean;
   /** Absent when neither the entry nor the defaults set `object_lock`. */
   objectLock?: ObjectLockSettings;
+  /** Commands whose output is kept with each stream of this dataset (jobs/attachments.ts). */
+  attach?: { name: string; command: string }[];
   /** "datasets[1]" or, for one of several targets, "datasets[1].targets[0]": where it is defined, for messages. */
   where: string;
   /** The index of its entry in `datasets:`: the targets of one entry share it (run sends to them together). */
@@ -123,7 +125,7 @@ const SETTING_KEYS = [
   'hold',
   'object_lock',
 ];
-const DATASET_KEYS = ['name', ...SETTING_KEYS] as const;
+const DATASET_KEYS = ['name', 'attach', ...SETTING_KEYS] as const;
 /** What one of several targets may set for itself (`targets: [{url: …, keep: …}]`): its chain, cadence, retention and transfer. */
 const TARGET_KEYS = ['url', 'hold', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 's3', 'sftp', 'object_lock'];
 const KEEP_KEYS = ['daily', 'weekly', 'monthly', 'yearly', 'last', 'min_fulls'] as const;
@@ -347,9 +349,11 @@ export function parseConfig(text: string, file: string): ZfsOffsiteConfig {
     if (single === undefined && listed === undefined)
       throw c.fail(`${where}.target`, 'missing: set target here or in defaults (s3://bucket/prefix, sftp://user@host/path or a directory; or targets: a list of them)');
     const targets = listed ?? [{ url: single!, own: {}, where }];
-    return targets.map((t) =>
-      resolveEntry(c, defaults, overTarget(own, t.own), { name, url: t.url, where: listed ? t.where.replace(/^defaults\./, `${where}.`) : where, entry: i, targetCount: targets.length }),
-    );
+    const attach = raw.attach === undefined ? undefined : readAttach(c, raw.attach, `${where}.attach`);
+    return targets.map((t) => ({
+      ...resolveEntry(c, defaults, overTarget(own, t.own), { name, url: t.url, where: listed ? t.where.replace(/^defaults\./, `${where}.`) : where, entry: i, targetCount: targets.length }),
+      ...(attach ? { attach } : {}),
+    }));
   });
   const healthcheck = top.healthcheck_url === undefined ? undefined : readHealthcheck(c, top.healthcheck_url, 'healthcheck_url');
   return { file, datasets, ...(top.drill === undefined ? {} : { drill: readDrillSection(c, top.drill) }), ...(healthcheck ? { healthcheck } : {}) };
@@ -383,6 +387,21 @@ function resolveEntry(c: ConfigChecker, defaults: Settings, own: Settings, at: {
     entry: at.entry,
     targetCount: at.targetCount,
   };
+}
+
+/** `attach: [{name: vmadm.json, command: "vmadm get <uuid>"}]`: a list of names (safe file names, unique) and commands. */
+function readAttach(c: ConfigChecker, value: unknown, path: string): { name: string; command: string }[] {
+  if (!Array.isArray(value)) throw c.fail(path, 'expected a list of {name, command}');
+  const seen = new Set<string>();
+  return value.map((item, i) => {
+    const at = `${path}[${i}]`;
+    const m = c.mapping(item, at, ['name', 'command']);
+    if (m.name === undefined || m.command === undefined) throw c.fail(at, 'expected name and command, e.g. {name: vmadm.json, command: "vmadm get <uuid>"}');
+    const name = c.string(m.name, `${at}.name`, { re: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, what: "a file name of letters, digits, '.', '_' and '-'" });
+    if (seen.has(name)) throw c.fail(`${at}.name`, `${name} is given twice`);
+    seen.add(name);
+    return { name, command: c.string(m.command, `${at}.command`) };
+  });
 }
 
 /** The top-level table settings of a dataset: its own value, else the default's. */

@@ -67,6 +67,8 @@ export interface ArchiveStreamJob {
   estimate?: boolean;
   /** Ctrl-C / SIGTERM (src/cli/interrupt.ts): the writer saves its journal and fails with an InterruptedError. */
   signal?: AbortSignal;
+  /** Files kept with the stream (jobs/attachments.ts), read before the upload starts. */
+  attachments?: readonly { name: string; body: Buffer }[];
 }
 
 /** Whether a command shows the progress line: asked for, and stderr is a terminal. */
@@ -129,6 +131,7 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
         }),
       snapshotTxgs: job.snapshotTxgs,
       signal: job.signal,
+      attachments: job.attachments,
     });
     const seconds = (Date.now() - started) / 1000;
     const { streamId } = result.identity;

@@ -20,6 +20,8 @@ export interface ListedStream {
   chunks: number;
   created: string | undefined;
   archivedAt: string;
+  /** Files kept with the stream (`--attach`, config `attach:`): `restore --attachments DIR` writes them out. */
+  attachments: { name: string; size: number; sha256: string }[];
 }
 
 export interface ListedDataset {
@@ -73,5 +75,6 @@ function describe(m: ManifestSummary, chunks: number): ListedStream {
     chunks,
     created: m.to.creation,
     archivedAt: m.finishedAt,
+    attachments: (m.attachments ?? []).map(({ name, size, sha256 }) => ({ name, size, sha256 })),
   };
 }

@@ -2,6 +2,7 @@ import { type DamagedStream, invalidKeyWarning } from '../archive/format/catalog
 import { ChunkFetcher } from '../archive/pipeline/chunk-fetcher.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
 import { OutputError, readStreamSpans, SinkWatch, UnitCheck, unitSpans, writeReleasing } from '../archive/pipeline/reader.js';
+import { checkAttachmentDir, chosenAttachments, type RestoredAttachment, restoreAttachments } from './restore-attachments.js';
 import { planRestore, type RestorePlan, type RestoreUnit } from '../archive/plan/restore-plan.js';
 import type { Manifest } from '../archive/format/manifest.js';
 import { Repository } from '../archive/repository.js';
@@ -39,6 +40,10 @@ export interface RestoreOptions {
   signal?: AbortSignal;
   /** Into zfs receive: told each unit before its receive starts (drill: which stream failed). */
   onUnit?(unit: RestoreUnit): void;
+  /** Write the attachments of the restored streams into this directory (restore-attachments.ts). */
+  attachmentsDir?: string;
+  /** Only the attachments: no stream is received or written. */
+  attachmentsOnly?: boolean;
 }
 
 export interface RestoreResult {
@@ -51,6 +56,8 @@ export interface RestoreResult {
   into?: string;
   /** With `outputDir`: the file of each stream, in order, and the command that receives it. */
   files?: { path: string; receive: string }[];
+  /** With `attachmentsDir`: the files written (or, in a dry run, that would be). */
+  attachments?: RestoredAttachment[];
 }
 
 /** Plans the chain from the archive and replays it into `zfs receive` (or a file). */
@@ -64,7 +71,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const receiveInto = o.into ?? dataset;
   checkDatasetName(receiveInto);
   if (o.output !== undefined && o.outputDir !== undefined) throw new UsageError('--output and --output-dir exclude each other');
-  const toFiles = o.output !== undefined || o.outputDir !== undefined;
+  if (o.attachmentsOnly && o.attachmentsDir === undefined) throw new UsageError('--attachments-only goes with --attachments DIR');
+  const toFiles = o.output !== undefined || o.outputDir !== undefined || o.attachmentsOnly === true;
   if (!toFiles && !o.zfs) throw new UsageError('restore needs zfs (or --output FILE|- or --output-dir DIR to write the stream instead)');
   const destination = o.outputDir ?? (o.output === undefined ? receiveInto : o.output === '-' ? 'stdout' : o.output);
   // Before anything is read from the archive: an existing FILE or a missing directory is bad input.
@@ -88,7 +96,19 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     if (existsSync(o.outputDir)) for (const f of files ?? []) checkReplaceable(f.path, { force: o.force });
     else checkReplaceable(o.outputDir); // its parent must exist: only DIR itself is created
   }
+  const chosen = o.attachmentsDir === undefined ? [] : chosenAttachments(plan, streams);
+  if (o.attachmentsDir !== undefined) {
+    checkAttachmentDir(
+      o.attachmentsDir,
+      chosen.map((c) => c.attachment.name),
+      Boolean(o.force),
+    );
+  }
   const result = { plan, destination, done: false, bytes: 0, seconds: 0, ...(toFiles ? {} : { into: receiveInto }), ...(files ? { files } : {}) };
+  // Written first (all read and checked before any is): a zone's config is needed before its datasets.
+  const attachments = o.attachmentsDir === undefined ? undefined : await restoreAttachments(repo, o.attachmentsDir, chosen, { force: Boolean(o.force), dryRun: Boolean(o.dryRun) });
+  if (attachments) Object.assign(result, { attachments });
+  if (o.attachmentsOnly) return { ...result, plan: { ...plan, units: [] }, done: !o.dryRun, seconds: (Date.now() - started) / 1000 };
   if (o.dryRun || plan.units.length === 0) {
     return { ...result, done: plan.units.length === 0, seconds: (Date.now() - started) / 1000 };
   }

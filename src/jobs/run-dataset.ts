@@ -15,6 +15,7 @@ import { InterruptedError } from '../util/interrupted.js';
 import { redactUrl } from '../util/redact.js';
 import { archiveSettings } from './archive-stream.js';
 import { holdBase } from './protect.js';
+import { runAttachments } from './attachments.js';
 import { pruneArchive } from './prune.js';
 import type { ChunkPool } from '../archive/pipeline/chunk-pool.js';
 import type { ZfsOffsiteConfig } from '../config/config.js';
@@ -248,6 +249,17 @@ export class DatasetRun {
   private async send(snapshot: string): Promise<void> {
     const legs = this.live();
     if (legs.length === 0) return;
+    // attach: before the upload, so a failing command fails the dataset with nothing committed;
+    // a recursive entry's attachments belong to the entry's own dataset only.
+    for (const leg of legs) leg.step = 'attach';
+    let attachments;
+    try {
+      const cfg = legs[0]!.cfg;
+      attachments = await runAttachments(cfg.name === this.dataset ? (cfg.attach ?? []) : []);
+    } catch (err) {
+      for (const leg of legs) this.fail(leg, err);
+      return;
+    }
     for (const leg of legs) leg.step = 'send';
     let source;
     try {
@@ -257,7 +269,7 @@ export class DatasetRun {
       return;
     }
     const outcomes = await sendToTargets(
-      { snapshot, zfs: this.o.zfs, pool: this.o.pool, log: this.o.log, signal: this.o.signal },
+      { snapshot, zfs: this.o.zfs, pool: this.o.pool, log: this.o.log, signal: this.o.signal, attachments },
       source,
       legs.map((leg) => ({
         backend: leg.backend!,

@@ -31,6 +31,8 @@ export interface SendCommon {
   compressed?: boolean;
   /** Ctrl-C / SIGTERM: the upload stops and saves its journal (archive-stream.ts). */
   signal?: AbortSignal;
+  /** Files kept with the stream, the same for every target (jobs/attachments.ts). */
+  attachments?: readonly { name: string; body: Buffer }[];
 }
 
 /** One target of a send: where, its writer's settings, and its own chain's choices. */

@@ -209,6 +209,7 @@ async function archiveOne(
     totalBytes: estimate,
     estimate: true,
     signal: o.signal,
+    attachments: o.attachments,
     snapshotTxgs: async (summary) => {
       const txgs = await localSnapshotTxgs(o.zfs, summary);
       // What zfs said when the send was planned, should the listing have failed since.

@@ -76,7 +76,12 @@ export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
       const sample = sampleChunks(manifests, o.sample, seed!);
       sampledObjects = sample.map((s) => repo.streamPrefix(s.manifest) + s.chunk.key);
       await deep.chunks(sample);
-    } else for (const m of manifests) await deep.stream(m);
+    } else {
+      for (const m of manifests) {
+        await deep.stream(m);
+        await deep.attachments(m);
+      }
+    }
     deep.done();
   }
   const datasets = [...new Set([...streams.map((s) => s.dataset)])].sort().map((dataset) => {
@@ -195,6 +200,17 @@ class DeepCheck {
     } catch (err) {
       if (!(err instanceof StreamFormatError)) throw err;
       this.streamProblem(m, err.message);
+    }
+  }
+
+  /** Each attachment read and hashed (the quick audit has reported a missing one already). */
+  async attachments(m: Manifest): Promise<void> {
+    for (const a of m.attachments ?? []) {
+      const read = await this.repo.readAttachment(m, a);
+      if ('body' in read) continue;
+      if (this.problems.some((p) => p.object === read.object && p.stream === m.streamId)) continue;
+      const { kind, object, expected, found, message } = read;
+      this.problems.push({ kind, dataset: m.dataset, stream: m.streamId, object, ...(expected === undefined ? {} : { expected }), ...(found === undefined ? {} : { found }), message });
     }
   }
 

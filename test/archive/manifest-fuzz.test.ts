@@ -17,7 +17,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chunkName, isArchivableDataset, parseStreamId } from '../../src/archive/format/keys.js';
+import { attachmentKey, chunkName, isArchivableDataset, parseStreamId } from '../../src/archive/format/keys.js';
 import { type Manifest, ManifestError, type ManifestLocation, parseManifest } from '../../src/archive/format/manifest.js';
 import { seededRandom } from '../../src/util/random.js';
 import { runCli } from '../support/cli.js';
@@ -127,7 +127,7 @@ function mutate(root: Json, random: () => number, raw: { token?: string }): stri
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const all = paths(root);
   // Half the edits go where readers compute: chunks, sizes, substreams, GUIDs, the id.
-  const hot = all.filter((p) => ['chunks', 'rawBytes', 'storedBytes', 'chunkSize', 'substreams', 'to', 'from', 'streamId', 'formatVersion'].includes(String(p[0])));
+  const hot = all.filter((p) => ['chunks', 'rawBytes', 'storedBytes', 'chunkSize', 'substreams', 'to', 'from', 'streamId', 'formatVersion', 'attachments'].includes(String(p[0])));
   const path = random() < 0.5 && hot.length > 0 ? pick(hot) : pick(all);
   const { parent, key } = parentOf(root, path);
   const value = parent[key]!;
@@ -261,6 +261,17 @@ function assertSound(m: Manifest, location: ManifestLocation): void {
     expect(s.endChecksum.length === 4 && s.endChecksum.every((w) => /^[0-9a-f]{16}$/.test(w))).toBe(true);
     expect(printable(s.toname) && iso(s.creation) && Array.isArray(s.features) && s.features.every((f) => typeof f === 'string')).toBe(true);
   }
+  // Attachments (format 1.1): optional; each a safe name, its fixed key, a size, a SHA-256; names unique.
+  if (m.attachments !== undefined) {
+    expect(Array.isArray(m.attachments)).toBe(true);
+    for (const a of m.attachments) {
+      expect(a.name).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
+      expect(a.key).toBe(attachmentKey(a.name));
+      expect(safe(a.size) && a.size <= 64 * 1024 * 1024).toBe(true);
+      expect(a.sha256).toMatch(/^[0-9a-f]{64}$/);
+    }
+    expect(new Set(m.attachments.map((a) => a.name)).size).toBe(m.attachments.length);
+  }
   if (!m.compound) expect([subs.length, subs[0]!.offset, subs[0]!.bytes]).toEqual([1, 0, m.rawBytes]);
   else {
     for (let i = 1; i < subs.length; i++) expect(subs[i]!.offset).toBe(subs[i - 1]!.offset + subs[i - 1]!.bytes);
@@ -333,8 +344,12 @@ describe('manifest fuzz', () => {
     root = mkdtempSync(join(tmpdir(), 'zfs-offsite-fuzz-'));
     url = `file://${join(root, 'archive')}`;
     const inputs: [string, Buffer][] = [['fz/big', BIG], ...fixtureNames().map((name): [string, Buffer] => [`fz/${name.replace(/\..*$/, '')}`, fixtureBytes(name)])];
+    // One stream with attachments (format 1.1, issue 19), so mutations reach that list too.
+    writeFileSync(join(root, 'vmadm.json'), '{"uuid":"fuzz"}\n');
+    writeFileSync(join(root, 'layout.txt'), 'pool layout\n');
+    const attach = ['--attach', `vmadm.json=${join(root, 'vmadm.json')}`, '--attach', `layout.txt=${join(root, 'layout.txt')}`];
     for (const [dataset, input] of inputs) {
-      const r = await runCli(['put', '--to', url, '--dataset', dataset, '--chunk-size', '1M'], { input, env: env() });
+      const r = await runCli(['put', '--to', url, '--dataset', dataset, '--chunk-size', '1M', ...(dataset === 'fz/big' ? attach : [])], { input, env: env() });
       expect(r.code, `${dataset}: ${r.stderr}`).toBe(0);
     }
     const walk = (d: string): void => {
@@ -357,6 +372,7 @@ describe('manifest fuzz', () => {
     expect(originals.length).toBe(1 + fixtureNames().length);
     expect(originals.some((o) => (JSON.parse(o.text) as Manifest).compound)).toBe(true);
     expect(originals.some((o) => (JSON.parse(o.text) as Manifest).chunks.length >= 4)).toBe(true);
+    expect(originals.some((o) => (JSON.parse(o.text) as Manifest).attachments?.length === 2 && JSON.parse(o.text).formatVersion === '1.1')).toBe(true);
     for (const o of originals) assertSound(parseManifest(o.text, o.dir, o.location), o.location);
   });
 

@@ -6,6 +6,7 @@
  *   <dataset path>/<stream id>/SHA256SUMS
  *   <dataset path>/<stream id>/000000.zst …            chunk objects
  *   <dataset path>/<stream id>/journal.json            while in progress
+ *   <dataset path>/<stream id>/attachment.<name>       files kept with the stream
  *   <dataset path>/~index.json                         stream index: a cache (stream-index.ts)
  *   ~zfs-offsite-check/…                               probes of `zfs-offsite check` (jobs/check.ts)
  *   <dataset path>/~verify.json, ~drill.json           last recorded results, display only (status-record.ts)
@@ -109,6 +110,18 @@ export function isArchivableDataset(dataset: string): boolean {
 
 export function streamPrefix(dataset: string, streamId: string): string {
   return `${datasetPath(dataset)}/${streamId}/`;
+}
+
+/** An attachment's name: a safe file name of its own (no '/', no leading '.', no escapes needed). */
+const ATTACHMENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function isAttachmentName(name: string): boolean {
+  return ATTACHMENT_NAME.test(name);
+}
+
+/** `attachment.<name>`: never a chunk, manifest, SHA256SUMS or journal name. */
+export function attachmentKey(name: string): string {
+  return `attachment.${name}`;
 }
 
 export function chunkName(index: number): string {

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { StreamSummary, SubstreamInfo } from '../../stream/validator.js';
 import { splitSnapshotName } from './keys.js';
-import { type Manifest, type ManifestChunk, type ManifestSubstream, MANIFEST_FORMAT, MANIFEST_VERSION } from './manifest.js';
+import { type Manifest, type ManifestAttachment, type ManifestChunk, type ManifestSubstream, MANIFEST_FORMAT, MANIFEST_VERSION, MANIFEST_VERSION_ATTACHMENTS } from './manifest.js';
 
 const OBJSET_TYPES: Record<number, ManifestSubstream['objsetType']> = { 2: 'filesystem', 3: 'volume' };
 
@@ -69,6 +69,8 @@ export interface ManifestInputs {
    * orders snapshots taken in the same second (snapshot-order.ts). Absent: not recorded.
    */
   txgs?: ReadonlyMap<string, string>;
+  /** Files stored beside the manifest (already written): listed in it, format 1.1. */
+  attachments?: readonly ManifestAttachment[];
 }
 
 /** Turns what the validator proved about the stream into the manifest (docs/archive-format.md, "Manifest"). */
@@ -79,9 +81,10 @@ export function buildManifest(i: ManifestInputs): Manifest {
   const txgs = validTxgs(i.txgs);
   const toTxg = txgs.get(last.toguid.toString());
   const fromTxg = txgs.get(first.fromguid.toString());
+  const attachments = i.attachments && i.attachments.length > 0 ? [...i.attachments] : undefined;
   return {
     format: MANIFEST_FORMAT,
-    formatVersion: MANIFEST_VERSION,
+    formatVersion: attachments ? MANIFEST_VERSION_ATTACHMENTS : MANIFEST_VERSION,
     toolVersion: i.toolVersion,
     streamId: i.identity.streamId,
     dataset: i.identity.dataset,
@@ -102,5 +105,6 @@ export function buildManifest(i: ManifestInputs): Manifest {
     compression: { algorithm: 'zstd', level: i.level, checksum: true },
     chunkSize: i.chunkSize,
     chunks: i.chunks,
+    ...(attachments ? { attachments } : {}),
   };
 }

@@ -1,6 +1,6 @@
 import { constants } from 'node:buffer';
 import { OperationalError } from '../../util/errors.js';
-import { chunkName, isArchivableDataset, parseStreamId, type StreamKind } from './keys.js';
+import { attachmentKey, chunkName, isArchivableDataset, isAttachmentName, parseStreamId, type StreamKind } from './keys.js';
 
 /**
  * The manifest of one archived stream: the commit point (docs/archive-format.md, "Manifest" and "Commit protocol"). Written LAST, only
@@ -10,6 +10,21 @@ import { chunkName, isArchivableDataset, parseStreamId, type StreamKind } from '
 export const MANIFEST_FORMAT = 'zfs-offsite-manifest';
 export const MANIFEST_MAJOR = 1;
 export const MANIFEST_VERSION = '1.0';
+/**
+ * The minor version of a manifest that lists attachments: a reader of 1.0 still reads it (it
+ * ignores the field it does not know), and one without attachments stays 1.0.
+ */
+export const MANIFEST_VERSION_ATTACHMENTS = '1.1';
+
+/** A file kept with the stream (`--attach NAME=FILE`, config `attach:`): an object beside the manifest. */
+export interface ManifestAttachment {
+  /** [A-Za-z0-9][A-Za-z0-9._-]* (keys.ts isAttachmentName), unique in the stream. */
+  name: string;
+  /** `attachment.<name>` (keys.ts attachmentKey): fixed by the name. */
+  key: string;
+  size: number;
+  sha256: string;
+}
 
 export interface ManifestSnapshot {
   /** Short snapshot name (after '@'), or a bookmark name starting with '#'; '' when unknown. */
@@ -80,6 +95,8 @@ export interface Manifest {
   compression: { algorithm: 'zstd'; level: number; checksum: true };
   chunkSize: number;
   chunks: ManifestChunk[];
+  /** Files kept with the stream (format 1.1); absent in manifests without any. */
+  attachments?: ManifestAttachment[];
 }
 
 /**
@@ -294,6 +311,25 @@ function checkSnapshot(f: Fields, v: unknown, at: string): ManifestSnapshot {
   return s as unknown as ManifestSnapshot;
 }
 
+/** The largest attachment a manifest may describe (the writer reads one whole into memory). */
+export const MAX_ATTACHMENT_BYTES = 64 * 1024 * 1024;
+
+function checkAttachments(f: Fields, v: unknown): void {
+  const seen = new Set<string>();
+  for (const [i, x] of f.array(v, 'attachments').entries()) {
+    const at = `attachments[${i}]`;
+    const a = f.object(x, at);
+    const name = f.string(a.name, `${at}.name`, true);
+    if (!isAttachmentName(name)) f.fail(`${at}.name`, `expected letters, digits, '.', '_' or '-' (not first), found ${describe(name)}`);
+    if (seen.has(name)) f.fail(`${at}.name`, `${describe(name)} is listed twice`);
+    seen.add(name);
+    // The key is fixed by the name: an attachment is never read from outside its stream directory.
+    if (a.key !== attachmentKey(name)) f.fail(`${at}.key`, `expected ${JSON.stringify(attachmentKey(name))}, found ${describe(a.key)}`);
+    f.int(a.size, `${at}.size`, 0, MAX_ATTACHMENT_BYTES);
+    f.hex(a.sha256, `${at}.sha256`, 64);
+  }
+}
+
 /** Structure and arithmetic: what list, verify, restore and prune compute from must add up. */
 function checkManifest(m: Record<string, unknown>, f: Fields, location?: ManifestLocation): Manifest {
   const streamId = f.string(m.streamId, 'streamId', true);
@@ -342,6 +378,7 @@ function checkManifest(m: Record<string, unknown>, f: Fields, location?: Manifes
   if (rawSum !== rawBytes) f.fail('rawBytes', `${rawBytes}, but the chunks hold ${rawSum} bytes`);
   const storedSum = chunks.reduce((n, c) => n + c.storedSize, 0);
   if (storedSum !== storedBytes) f.fail('storedBytes', `${storedBytes}, but the chunk objects hold ${storedSum} bytes`);
+  f.optional(m.attachments, (x) => checkAttachments(f, x));
   // Substreams tile the stream: after the compound header (BEGIN + nvlist + END) one after
   // another, then the conclusion END (reader.ts unitSpans cuts -I streams on these offsets).
   if (!compound && (first.offset !== 0 || first.bytes !== rawBytes)) f.fail('substreams[0]', `offset ${first.offset} and ${first.bytes} bytes do not cover the stream's ${rawBytes} bytes`);

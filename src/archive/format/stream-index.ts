@@ -99,6 +99,8 @@ const isStamp = (v: unknown): v is ObjectStamp =>
   isObject(v) && isCount(v.size) && (v.etag === undefined || typeof v.etag === 'string') && (v.modified === undefined || (typeof v.modified === 'string' && !Number.isNaN(Date.parse(v.modified))));
 const isSnapshot = (v: unknown) => isObject(v) && typeof v.name === 'string' && typeof v.guid === 'string';
 
+const isAttachment = (a: unknown) => isObject(a) && typeof a.name === 'string' && typeof a.key === 'string' && isCount(a.size) && typeof a.sha256 === 'string';
+
 /** The shape planners rely on; the values came from a manifest parseManifest accepted. */
 function isStream(v: unknown, dataset: string, streamId: string): v is IndexedStream {
   if (!isObject(v) || v.format !== MANIFEST_FORMAT || v.dataset !== dataset || v.streamId !== streamId) return false;
@@ -106,6 +108,7 @@ function isStream(v: unknown, dataset: string, streamId: string): v is IndexedSt
   if (typeof v.raw !== 'boolean' || typeof v.compound !== 'boolean' || !isCount(v.chunkCount) || v.chunkCount < 1) return false;
   if (!isCount(v.rawBytes) || !isCount(v.storedBytes) || !isCount(v.chunkSize) || typeof v.sha256 !== 'string' || typeof v.finishedAt !== 'string' || typeof v.startedAt !== 'string') return false;
   if (!Array.isArray(v.substreams) || v.substreams.length === 0) return false;
+  if (v.attachments !== undefined && !(Array.isArray(v.attachments) && v.attachments.every(isAttachment))) return false;
   return v.substreams.every(
     (s: unknown) =>
       isObject(s) &&

@@ -11,9 +11,9 @@ import { type ChunkPool, type CompressResult, frameBound } from './chunk-pool.js
 import { type Timed, UploadShape } from './upload-shape.js';
 import { readChunks, type RawChunk } from './chunker.js';
 import { type JournalChunk, manifestChunk, ResumeJournal } from '../format/journal.js';
-import { chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from '../format/keys.js';
+import { attachmentKey, chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from '../format/keys.js';
 import { buildManifest } from '../format/manifest-builder.js';
-import { type Manifest, type ManifestChunk, serializeManifest, sha256sums } from '../format/manifest.js';
+import { type Manifest, type ManifestAttachment, type ManifestChunk, serializeManifest, sha256sums } from '../format/manifest.js';
 import { deleteOrLeave } from '../leftovers.js';
 import { SharedBufferPool } from './shared-buffer-pool.js';
 import { StreamCheck } from './stream-check.js';
@@ -69,6 +69,11 @@ export interface ArchiveWriteOptions {
   onIdentified?(identity: StreamIdentity): Promise<boolean>;
   /** Name of the from-snapshot for the manifest ('' when unknown). */
   fromName?(fromguid: bigint, dataset: string): Promise<string>;
+  /**
+   * Files kept with the stream (`--attach`, config `attach:`; jobs/attachments.ts): stored beside
+   * the manifest after the chunks are proven, before SHA256SUMS and the manifest that lists them.
+   */
+  attachments?: readonly { name: string; body: Buffer }[];
   /** Last check before commit (e.g. `zfs send` exit status, GUIDs against `zfs get guid`, the lease). Throw to abort. */
   beforeCommit?(summary: StreamSummary): Promise<void>;
   onProgress?(progress: WriteProgress): void;
@@ -323,11 +328,13 @@ class StreamWriteRun {
       startedAt: this.startedAt,
       toolVersion: TOOL_VERSION,
       txgs: await this.o.snapshotTxgs?.(summary).catch(() => undefined),
+      attachments: (this.o.attachments ?? []).map(describeAttachment),
     });
     await this.journal!.flush();
     const strays = await this.proveComplete(manifest);
     // Append-only credentials (archive/leftovers.ts): what cannot be deleted is left, harmless.
     await deleteOrLeave(this.o.backend, strays, this.o.log, `${strays.length} object(s) of an interrupted longer upload of ${identity.streamId}`);
+    for (const a of this.o.attachments ?? []) await putWhole(this.o.backend, identity.prefix + attachmentKey(a.name), a.body, this.o.retention?.());
     await putWhole(this.o.backend, identity.prefix + SUMS_NAME, sha256sums(manifest.chunks), this.o.retention?.());
     await putWhole(this.o.backend, identity.prefix + MANIFEST_NAME, serializeManifest(manifest), this.o.retention?.());
     await deleteOrLeave(this.o.backend, [identity.prefix + JOURNAL_NAME], this.o.log, `the journal of ${identity.streamId} (committed)`);
@@ -392,6 +399,10 @@ class StreamWriteRun {
 }
 
 /** With its SHA-256 an S3 backend stores it as one checked PutObject, never a multipart upload. */
+function describeAttachment(a: { name: string; body: Buffer }): ManifestAttachment {
+  return { name: a.name, key: attachmentKey(a.name), size: a.body.length, sha256: createHash('sha256').update(a.body).digest('hex') };
+}
+
 function putWhole(backend: Backend, key: string, body: Buffer, retention?: ObjectRetention): Promise<void> {
   return backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex'), ...(retention ? { retention } : {}) });
 }

@@ -29,7 +29,10 @@ export type ProblemKind =
   | 'stream-hash-mismatch'
   | 'unsafe-entry'
   | 'not-archived'
-  | 'retention-short';
+  | 'retention-short'
+  | 'attachment-missing'
+  | 'attachment-size'
+  | 'attachment-corrupt';
 
 export interface Problem {
   kind: ProblemKind;
@@ -136,6 +139,24 @@ export interface QuickAuditInput {
   location: string;
 }
 
+function attachmentKeys(m: ManifestSummary): string[] {
+  return (m.attachments ?? []).map((a) => a.key);
+}
+
+/** Quick verify of a stream's attachments: each present with the size its manifest names. */
+function attachmentProblems(m: ManifestSummary, prefix: string, names: Map<string, ObjectInfo>, where: (key: string) => string): Problem[] {
+  const problems: Problem[] = [];
+  for (const a of m.attachments ?? []) {
+    const o = names.get(a.key);
+    const base = { dataset: m.dataset, stream: m.streamId, object: where(prefix + a.key) };
+    if (!o) problems.push({ ...base, kind: 'attachment-missing', message: `attachment ${a.name} is missing` });
+    else if (o.size !== a.size) {
+      problems.push({ ...base, kind: 'attachment-size', expected: String(a.size), found: String(o.size), message: `attachment ${a.name} has ${o.size} bytes, the manifest says ${a.size}` });
+    }
+  }
+  return problems;
+}
+
 export function quickAudit(input: QuickAuditInput): Problem[] {
   const problems: Problem[] = [];
   const where = (key: string) => `${input.location}/${key}`;
@@ -152,7 +173,8 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
       // its writer left it. Only objects beyond those are left to report.
       const m = s.indexed;
       committed.set(m.dataset, [...(committed.get(m.dataset) ?? []), m]);
-      const expected = new Set([MANIFEST_NAME, SUMS_NAME, JOURNAL_NAME, ...Array.from({ length: m.chunkCount }, (_, i) => chunkName(i))]);
+      const expected = new Set([MANIFEST_NAME, SUMS_NAME, JOURNAL_NAME, ...Array.from({ length: m.chunkCount }, (_, i) => chunkName(i)), ...attachmentKeys(m)]);
+      problems.push(...attachmentProblems(m, s.prefix, names, where));
       for (const [name, o] of names) if (!expected.has(name)) problems.push({ ...base, kind: 'orphan-object', object: where(o.key), message: 'object not listed in the manifest' });
       continue;
     }
@@ -177,7 +199,8 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
     }
     const m = s.manifest;
     committed.set(m.dataset, [...(committed.get(m.dataset) ?? []), m]);
-    const expected = new Set([MANIFEST_NAME, SUMS_NAME, ...m.chunks.map((c) => c.key)]);
+    const expected = new Set([MANIFEST_NAME, SUMS_NAME, ...m.chunks.map((c) => c.key), ...attachmentKeys(m)]);
+    problems.push(...attachmentProblems(m, s.prefix, names, where));
     for (const c of m.chunks) {
       const o = names.get(c.key);
       if (!o) problems.push({ ...base, kind: 'chunk-missing', object: where(s.prefix + c.key), message: 'chunk object is missing' });

@@ -11,7 +11,7 @@ import { Zfs } from '../../zfs/zfs.js';
 import { archiveSummaryLine } from '../output/archive.js';
 import { printJson } from '../output/json.js';
 import { printText } from '../output/print.js';
-import { addUploadFlags, type UploadCliOptions } from './upload-flags.js';
+import { addUploadFlags, attachFlags, type UploadCliOptions } from './upload-flags.js';
 import { type CommandDeps, openTarget, withTarget } from './common.js';
 import { planPut } from '../../jobs/dry-run.js';
 import { formatUploadPlan } from '../output/dry-run.js';
@@ -33,6 +33,7 @@ export function registerPut(program: Command, deps: CommandDeps): void {
     const settings = archiveSettings(values, o.progress);
     if (o.input && !existsSync(o.input)) throw new UsageError(`input file not found: ${o.input}`);
     if (!o.input && isatty(0)) throw new UsageError('no input: pipe a zfs send stream into put, or use --input FILE');
+    const attachments = attachFlags(o);
     const input = o.input ? fileSource(o.input) : stdinSource();
     if (o.dryRun) {
       const backend = await openTarget(o.to, values);
@@ -49,7 +50,7 @@ export function registerPut(program: Command, deps: CommandDeps): void {
       // createtxg of the stream's snapshots when this host has them (best effort: snapshot-txgs.ts).
       const zfs = Zfs.fromCommand(deps.zfsCommand());
       const snapshotTxgs = (summary: StreamSummary) => localSnapshotTxgs(zfs, summary);
-      const result = await archiveStream({ backend, input, pool, settings, log: deps.getLog(), dataset: o.dataset, sendArgs: null, zfsVersion: null, snapshotTxgs, signal });
+      const result = await archiveStream({ backend, input, pool, settings, log: deps.getLog(), dataset: o.dataset, sendArgs: null, zfsVersion: null, snapshotTxgs, signal, attachments });
       if (o.json) printJson(result);
       else printText(`${archiveSummaryLine(result, backend.location)}\n`);
     });

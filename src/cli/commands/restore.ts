@@ -7,7 +7,7 @@ import { parseSettingText } from '../../settings/values.js';
 import { Zfs } from '../../zfs/zfs.js';
 import { printJson } from '../output/json.js';
 import { printText } from '../output/print.js';
-import { describePlan, restoreJson } from '../output/restore.js';
+import { describeAttachments, describePlan, restoreJson } from '../output/restore.js';
 import { addSettingFlags, settingsFromFlags } from '../setting-flags.js';
 import { type CommandDeps, fromTarget, withTarget } from './common.js';
 import { addConfigOptions, type ConfigCliOptions, checkConfigUse, explicitSettings } from './config-option.js';
@@ -24,6 +24,8 @@ interface RestoreCliOptions extends ConfigCliOptions {
   parallel: string;
   progress: boolean;
   json?: boolean;
+  attachments?: string;
+  attachmentsOnly?: boolean;
 }
 
 export function registerRestore(program: Command, deps: CommandDeps): void {
@@ -41,6 +43,8 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
         .option('--force', 'zfs receive -F: roll the destination back / overwrite it; with --output FILE: replace an existing file (or symbolic link) FILE')
         .option('--resumable', 'zfs receive -s: keep partial state when interrupted')
         .option('--no-mount', 'zfs receive -u: do not mount what is received')
+        .option('--attachments <dir>', 'write the files kept with the restored streams (put/send --attach) into DIR, SHA-256 checked, before the streams')
+        .option('--attachments-only', 'with --attachments DIR: write only the attachments, receive nothing')
         .option('--parallel <n>', 'chunks fetched ahead', '2')
         .option('--no-progress', 'no progress line on a terminal')
         .option('--json', 'print the plan and result as JSON'),
@@ -49,7 +53,7 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
     'target',
   ).action(async (what: string, o: RestoreCliOptions, cmd: Command) => {
     checkConfigUse(o, o.from !== undefined, '--from');
-    const zfs = o.output || o.outputDir ? undefined : Zfs.fromCommand(deps.zfsCommand());
+    const zfs = o.output || o.outputDir || o.attachmentsOnly ? undefined : Zfs.fromCommand(deps.zfsCommand());
     // Chunks fetched ahead: a count like the upload setting, read by the same rules.
     const parallel = parseSettingText('parallel', o.parallel, '--parallel') as number;
     // --config: the target and settings of the entry that holds the dataset, as run uses them.
@@ -70,11 +74,17 @@ export function registerRestore(program: Command, deps: CommandDeps): void {
         resumable: o.resumable,
         noMount: !o.mount,
         progress: o.progress,
+        attachmentsDir: o.attachments,
+        attachmentsOnly: o.attachmentsOnly,
       });
       // With --output -, stdout carries the stream: the report goes to stderr.
       const report = o.output === '-' ? process.stderr : process.stdout;
       if (o.json) printJson(restoreJson(result), report);
-      else printText(describePlan(result, o.dryRun ? 'dry-run' : 'done'), report);
+      else {
+        const mode = o.dryRun ? 'dry-run' : 'done';
+        if (result.attachments) printText(describeAttachments(result, mode), report);
+        if (!o.attachmentsOnly) printText(describePlan(result, mode), report);
+      }
     });
   });
 }

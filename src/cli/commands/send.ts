@@ -8,7 +8,7 @@ import { printJson } from '../output/json.js';
 import { printText } from '../output/print.js';
 import { settingsFromFlags } from '../setting-flags.js';
 import { type CommandDeps, withTarget } from './common.js';
-import { addUploadFlags, type UploadCliOptions } from './upload-flags.js';
+import { addUploadFlags, attachFlags, type UploadCliOptions } from './upload-flags.js';
 
 interface SendCliOptions extends UploadCliOptions {
   to: string;
@@ -43,6 +43,7 @@ export function registerSend(program: Command, deps: CommandDeps): void {
     const values = settingsFromFlags(o, ['target', 'upload']);
     const settings = archiveSettings(values, o.progress);
     const zfs = Zfs.fromCommand(deps.zfsCommand());
+    const attachments = attachFlags(o);
     await withTarget(o.to, values, async (backend, pool) => {
       const job = {
         snapshot,
@@ -59,6 +60,7 @@ export function registerSend(program: Command, deps: CommandDeps): void {
         largeBlocks: o.largeBlocks,
         compressed: o.compressed,
         signal,
+        attachments,
       };
       if (o.dryRun) {
         const plan = await planSend(job);

@@ -23,6 +23,9 @@ export function formatListing(datasets: ListedDataset[]): string {
       ]);
     }
     if (rows.length > 1) lines.push(...renderTable(rows));
+    for (const s of d.streams) {
+      if (s.attachments.length > 0) lines.push(`  attached to ${s.snapshot} (${s.streamId}): ${s.attachments.map((a) => `${a.name} (${formatBytes(a.size)})`).join(', ')}`);
+    }
     for (const [i, c] of d.chains.entries()) lines.push(`  chain ${i + 1}: ${c.snapshots.join(' → ')} (${c.streams.length} stream${c.streams.length === 1 ? '' : 's'})`);
     for (const b of d.broken) lines.push(`  broken: ${b} (its base is not in the archive)`);
     for (const p of d.inProgress) lines.push(`  in progress or interrupted: ${p}`);

@@ -21,6 +21,13 @@ export function describePlan(result: RestoreResult, mode: 'dry-run' | 'done'): s
   return `${lines.join('\n')}\n`;
 }
 
+/** The attachments `restore --attachments DIR` wrote (or would write), one line each. */
+export function describeAttachments(result: RestoreResult, mode: 'dry-run' | 'done'): string {
+  const list = result.attachments ?? [];
+  if (list.length === 0) return 'no attachments kept with these streams\n';
+  return list.map((a) => `${mode === 'dry-run' ? 'would write' : 'wrote'} attachment ${a.name} (${a.size} bytes, of ${a.stream}, SHA-256 checked) to ${a.path}\n`).join('');
+}
+
 /** The machine-readable plan and result (`--json`). */
 export function restoreJson(result: RestoreResult): object {
   const { plan } = result;
@@ -28,6 +35,7 @@ export function restoreJson(result: RestoreResult): object {
     dataset: plan.dataset,
     destination: result.destination,
     ...(result.files ? { files: result.files } : {}),
+    ...(result.attachments ? { attachments: result.attachments } : {}),
     target: plan.target,
     raw: plan.raw,
     startsAfter: plan.startsAfter,
