@@ -320,8 +320,8 @@ async function readLease(backend: Backend, dataset: string): Promise<LeaseRecord
   return { format: LEASE_FORMAT, dataset, host: '(unreadable lease)', pid: 0, runId: '', acquired: '', refreshed: '', expires: new Date(0).toISOString() };
 }
 
-function writeLease(backend: Backend, lease: LeaseRecord): Promise<void> {
-  return backend.put(leaseKey(lease.dataset), Buffer.from(`${JSON.stringify(lease, null, 2)}\n`));
+async function writeLease(backend: Backend, lease: LeaseRecord): Promise<void> {
+  await backend.put(leaseKey(lease.dataset), Buffer.from(`${JSON.stringify(lease, null, 2)}\n`));
 }
 
 /** Takes the local lock, then the lease in the target; LockHeldError names the holder when either is taken. */

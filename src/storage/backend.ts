@@ -117,6 +117,16 @@ export interface ObjectLockStore {
   deleteVersions(versions: readonly ObjectVersion[]): Promise<void>;
 }
 
+/**
+ * What a put learnt of the stored object, when the server said it: S3's ETag of a PutObject (or
+ * of a multipart upload) that it checked against `PutOptions.sha256` (or each part's SHA-256),
+ * the same ETag `head` and `list` then report. Absent: nothing said (local, SFTP, a put without
+ * a SHA-256); a caller that must know what is stored asks `head`.
+ */
+export interface PutResult {
+  etag?: string;
+}
+
 /** Parallel requests for one object at most (ranged reads, part uploads). */
 export const MAX_PARTS_PER_OBJECT = 4;
 
@@ -190,7 +200,8 @@ export interface Backend {
    * caller: a backend whose server can check it does so (S3 signs it as x-amz-content-sha256,
    * so a body damaged on the way fails the put) instead of hashing the body again.
    */
-  put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: a backend that says nothing of what it stored (local, SFTP) keeps returning Promise<void>
+  put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<PutResult | void>;
 
   /**
    * Read an object, or a byte range of it. Throws NotFoundError when absent (checked before

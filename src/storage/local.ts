@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Dirent } from 'node:fs';
-import { type FileHandle, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import type { Dir, Dirent } from 'node:fs';
+import { type FileHandle, lstat, mkdir, open, opendir, readlink, realpath, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { type Backend, type ByteRange, checkRange, type ListOptions, type LoadConsumer, type LoadOptions, NotFoundError, type ObjectInfo, StorageError } from './backend.js';
@@ -260,37 +260,55 @@ export class LocalBackend implements Backend {
 
   private async walk(rel: string, prefix: string, onObject: (info: ObjectInfo) => void, options: ListOptions): Promise<void> {
     const dir = this.abs(rel);
-    let entries: Dirent[];
+    // Entries one at a time (opendir), not the whole directory as an array: a stream of 500,000
+    // chunks is one directory of as many files (issue 17).
+    let entries: Dir;
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      entries = await opendir(dir, { bufferSize: 256 });
     } catch (err) {
       if (isAbsent(err)) return; // nothing stored under this prefix
       throw storageErrorFrom(err, 'list', dir);
     }
-    for (const entry of entries) {
-      if (entry.name.startsWith(TEMP_PREFIX)) continue;
-      const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
-      // Dirent types come from the directory itself (lstat): a link is a link, not what it points to.
-      if (entry.isDirectory()) {
-        const asDir = `${key}/`;
-        if (asDir.startsWith(prefix) || prefix.startsWith(asDir)) await this.walk(key, prefix, onObject, options);
-        continue;
+    const it = entries[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        let next: IteratorResult<Dirent>;
+        try {
+          next = await it.next();
+        } catch (err) {
+          throw storageErrorFrom(err, 'list', dir);
+        }
+        if (next.done) return;
+        await this.walkEntry(rel, dir, next.value, prefix, onObject, options);
       }
-      if (!key.startsWith(prefix)) continue;
-      if (!entry.isFile()) {
-        options.onUnsafe?.({ key, type: direntType(entry) });
-        continue;
-      }
-      const path = join(dir, entry.name);
-      let st;
-      try {
-        st = await lstat(path);
-      } catch (err) {
-        if (errCode(err) === 'ENOENT') continue; // deleted while we were listing
-        throw storageErrorFrom(err, 'list', path);
-      }
-      if (st.isFile()) onObject({ key, size: st.size, modified: st.mtime });
+    } finally {
+      await it.return?.().catch(() => undefined);
     }
+  }
+
+  private async walkEntry(rel: string, dir: string, entry: Dirent, prefix: string, onObject: (info: ObjectInfo) => void, options: ListOptions): Promise<void> {
+    if (entry.name.startsWith(TEMP_PREFIX)) return;
+    const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
+    // Dirent types come from the directory itself (lstat): a link is a link, not what it points to.
+    if (entry.isDirectory()) {
+      const asDir = `${key}/`;
+      if (asDir.startsWith(prefix) || prefix.startsWith(asDir)) await this.walk(key, prefix, onObject, options);
+      return;
+    }
+    if (!key.startsWith(prefix)) return;
+    if (!entry.isFile()) {
+      options.onUnsafe?.({ key, type: direntType(entry) });
+      return;
+    }
+    const path = join(dir, entry.name);
+    let st;
+    try {
+      st = await lstat(path);
+    } catch (err) {
+      if (errCode(err) === 'ENOENT') return; // deleted while we were listing
+      throw storageErrorFrom(err, 'list', path);
+    }
+    if (st.isFile()) onObject({ key, size: st.size, modified: st.mtime });
   }
 
   /**

@@ -10,6 +10,7 @@ import {
   type ObjectInfo,
   type ObjectLockStore,
   type PutOptions,
+  type PutResult,
   StorageError,
 } from './backend.js';
 
@@ -125,7 +126,8 @@ export class RetryingBackend implements Backend {
     }
   }
 
-  put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
+  // biome-ignore lint/suspicious/noConfusingVoidType: a backend that says nothing of what it stored (local, SFTP) keeps returning Promise<void>
+  put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<PutResult | void> {
     // A stream is consumed by the first attempt and cannot be replayed: one attempt only.
     // Callers that want retries pass a Buffer.
     if (body instanceof Readable) return this.inner.put(key, body, size, options);

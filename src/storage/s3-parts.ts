@@ -57,7 +57,13 @@ export function signWithSha256<C extends PutObjectCommand | UploadPartCommand>(c
  * link from the one buffer the frame is already in. A failed upload is aborted once no part is
  * in flight any more (an abort while parts are still arriving can leave them stored and billed).
  */
-export async function putInParts(client: S3Client, target: ObjectTarget, body: Buffer, parts: readonly { offset: number; length: number }[], partSha256s: readonly string[]): Promise<void> {
+export async function putInParts(
+  client: S3Client,
+  target: ObjectTarget,
+  body: Buffer,
+  parts: readonly { offset: number; length: number }[],
+  partSha256s: readonly string[],
+): Promise<string | undefined> {
   if (parts.length !== partSha256s.length) throw new StorageError(`${target.Key}: ${partSha256s.length} part hashes for ${parts.length} parts`, true);
   const { UploadId } = await client.send(new CreateMultipartUploadCommand(target));
   if (!UploadId) throw new StorageError(`${target.Key}: the server started a multipart upload without an upload id`, false);
@@ -76,7 +82,8 @@ export async function putInParts(client: S3Client, target: ObjectTarget, body: B
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     const uploaded = settled.map((s) => (s as PromiseFulfilledResult<{ ETag: string | undefined; PartNumber: number }>).value);
-    await client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: uploaded } }));
+    const done = await client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: uploaded } }));
+    return done.ETag;
   } catch (err) {
     await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
     throw err;

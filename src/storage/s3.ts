@@ -26,6 +26,7 @@ import {
   NotFoundError,
   type ObjectInfo,
   type PutOptions,
+  type PutResult,
   StorageError,
 } from './backend.js';
 import { consumeRead, enforceSize, rangeOf } from './bodies.js';
@@ -188,7 +189,7 @@ export class S3Backend implements Backend {
     });
   }
 
-  async put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
+  async put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<PutResult> {
     // Errors of the caller's own stream (e.g. a failing zfs send) are passed on unchanged.
     let bodyError: unknown;
     if (!Buffer.isBuffer(body)) body.on('error', (err) => (bodyError ??= err));
@@ -213,19 +214,19 @@ export class S3Backend implements Backend {
         const parts = evenParts(body.length, this.partUploadBytes, MAX_PARTS_PER_OBJECT);
         if (parts.length > 1 && options?.partSha256s?.length === parts.length) {
           // With the hash of each part: parts in parallel, each signed the same way.
-          await putInParts(this.client, common, body, parts, options.partSha256s);
-          return;
+          return etagOf(await putInParts(this.client, common, body, parts, options.partSha256s));
         }
         // With a retention AWS also wants Content-MD5 (one more pass over the body, only then).
         const md5 = options?.retention ? { ContentMD5: createHash('md5').update(body).digest('base64') } : {};
-        await this.client.send(signWithSha256(new PutObjectCommand({ ...common, ...md5, Body: body, ContentLength: body.length }), sha256));
-        return;
+        const put = await this.client.send(signWithSha256(new PutObjectCommand({ ...common, ...md5, Body: body, ContentLength: body.length }), sha256));
+        // The server checked the body against our SHA-256: its ETag names exactly these bytes.
+        return etagOf(put.ETag);
       }
       if (Buffer.isBuffer(body) && body.length <= this.partSize) {
         // Content-MD5 makes the server reject a body corrupted in transit (BadDigest).
         const md5 = createHash('md5').update(body).digest('base64');
         await this.client.send(new PutObjectCommand({ ...common, Body: body, ContentLength: body.length, ContentMD5: md5 }));
-        return;
+        return {};
       }
       const source = Buffer.isBuffer(body) || size === undefined ? body : enforceSize(body, size, `${this.location}: cannot put ${key}`);
       // A failed multipart upload is aborted (leavePartsOnError: false), so its parts do not
@@ -238,6 +239,7 @@ export class S3Backend implements Backend {
         leavePartsOnError: false,
       });
       await upload.done();
+      return {};
     } catch (err) {
       // Do not leave the producer blocked on a stream nobody reads any more.
       if (!Buffer.isBuffer(body)) body.destroy();

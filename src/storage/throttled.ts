@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, ByteRange, ListOptions, LoadConsumer, LoadOptions, ObjectInfo, PutOptions } from './backend.js';
+import type { Backend, ByteRange, ListOptions, LoadConsumer, LoadOptions, ObjectInfo, PutOptions, PutResult } from './backend.js';
 
 /**
  * An upload bandwidth limit (`--bwlimit`): each chunk put (`PutOptions.chunkData`) waits for its
@@ -33,7 +33,8 @@ export class ThrottledBackend implements Backend {
     return this.inner.deletionAsksPermission;
   }
 
-  async put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<void> {
+  // biome-ignore lint/suspicious/noConfusingVoidType: a backend that says nothing of what it stored (local, SFTP) keeps returning Promise<void>
+  async put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<PutResult | void> {
     if (!options?.chunkData) return this.inner.put(key, body, size, options);
     const bytes = size ?? (Buffer.isBuffer(body) ? body.length : 0);
     const now = Date.now();

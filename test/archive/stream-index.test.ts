@@ -26,12 +26,14 @@ const CHAIN = Array.from({ length: N }, (_, i) =>
   Buffer.from(buildStream({ substreams: [{ toname: `${DS}@s${i}`, toguid: guid(i + 1), fromguid: i === 0 ? 0n : guid(i), creationTime: day(i + 1) }] }).bytes),
 );
 
-/** A LocalBackend that counts what is read whole (manifests, indexes, SHA256SUMS, the marker) and the prefixes listed. */
+/** A LocalBackend that counts what is read whole (manifests, indexes, SHA256SUMS, the marker: getBuffer or load) and the prefixes listed. */
 function counting(backend: Backend): { backend: Backend; reads: string[]; lists: string[] } {
   const reads: string[] = [];
   const lists: string[] = [];
   const wrapped = Object.create(backend, {
     getBuffer: { value: (key: string) => (reads.push(key), backend.getBuffer(key)) },
+    // Manifests are read piece by piece (format/catalog.ts readManifest): a whole read too.
+    load: { value: (key: string, ...rest: Parameters<Backend['load']> extends [string, ...infer R] ? R : never) => (reads.push(key), backend.load(key, ...rest)) },
     list: { value: (prefix: string, ...rest: Parameters<Backend['list']> extends [string, ...infer R] ? R : never) => (lists.push(prefix), backend.list(prefix, ...rest)) },
   }) as Backend;
   return { reads, lists, backend: wrapped };

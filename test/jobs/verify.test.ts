@@ -123,7 +123,7 @@ describe.each(testTargets())('verify on $name', (target: TestTarget) => {
     );
     await withDamage(
       key,
-      async (original) => backend.put(key, original.subarray(0, original.length - 1)),
+      async (original) => void (await backend.put(key, original.subarray(0, original.length - 1))),
       async () => {
         const r = await verify();
         expect(r.code).toBe(3);

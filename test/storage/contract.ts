@@ -241,7 +241,7 @@ export function runBackendContract(name: string, makeBackend: () => Promise<Back
       'lists 1200 objects under a prefix (several S3 pages), with sizes, and deletes them in one call',
       async () => {
         const keys = Array.from({ length: 1200 }, (_, i) => `many/${String(i).padStart(5, '0')}.obj`);
-        await parallel(keys, 32, (key) => backend.put(key, Buffer.from(key)));
+        await parallel(keys, 32, async (key) => void (await backend.put(key, Buffer.from(key))));
         await backend.put('many-not/x', Buffer.from('outside the prefix'));
 
         const listed = await listAll(backend, 'many/');

@@ -5,7 +5,7 @@ import { isNotFound } from '../../storage/backend.js';
 import { OperationalError } from '../../util/errors.js';
 import { TOOL_VERSION } from '../../util/version.js';
 import { datasetFromPath, datasetPath, INDEX_NAME, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey } from './keys.js';
-import { type Manifest, ManifestError, type ManifestProblemKind, type ManifestSummary, parseManifest } from './manifest.js';
+import { type Manifest, ManifestError, type ManifestProblemKind, ManifestReader, type ManifestSummary } from './manifest.js';
 import { entryOf, type IndexedStream, readIndex, sameObject, type StreamIndex } from './stream-index.js';
 
 export const ARCHIVE_FORMAT = 'zfs-offsite-archive';
@@ -121,15 +121,16 @@ export type ManifestRead = { manifest: Manifest } | { damaged: DamagedStream } |
  */
 export async function readManifest(backend: Backend, stream: { dataset: string; streamId: string; prefix: string }): Promise<ManifestRead> {
   const key = stream.prefix + MANIFEST_NAME;
-  let body: Buffer;
+  // Read piece by piece: a manifest of 500,000 chunks is ≈ 150 MB of JSON (issue 17).
+  const reader = new ManifestReader(`${backend.location}/${key}`, stream);
   try {
-    body = await backend.getBuffer(key);
+    await backend.load(key, (piece) => reader.push(piece));
   } catch (err) {
     if (isNotFound(err)) return { absent: true };
     throw err;
   }
   try {
-    return { manifest: parseManifest(body, `${backend.location}/${key}`, stream) };
+    return { manifest: reader.finish() };
   } catch (err) {
     if (!(err instanceof ManifestError)) throw err;
     return { damaged: { kind: err.kind, dataset: stream.dataset, streamId: stream.streamId, object: err.object, ...(err.field === undefined ? {} : { field: err.field }), message: err.detail } };
@@ -203,7 +204,11 @@ export async function loadCatalog(backend: Backend, dataset?: string, options: {
   const invalid = new Map<string, InvalidKey>();
   const listed: ObjectInfo[] = [];
   const indexed = new Set<string>();
-  await backend.list(dataset ? `${datasetPath(dataset)}/` : '', (info) => listed.push(info));
+  // Only what the catalog reads is kept: a stream of 500,000 chunks lists as many chunk objects (issue 17).
+  const kept = new Set([MANIFEST_NAME, JOURNAL_NAME, INDEX_NAME, MARKER_KEY]);
+  await backend.list(dataset ? `${datasetPath(dataset)}/` : '', (info) => {
+    if (kept.has(info.key.slice(info.key.lastIndexOf('/') + 1))) listed.push(info);
+  });
   const wanted = (name: string) => !dataset || name === dataset || (options.children === true && name.startsWith(`${dataset}/`));
   for (const info of withoutNestedArchives(listed).kept) {
     const name = info.key.slice(info.key.lastIndexOf('/') + 1);

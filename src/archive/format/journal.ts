@@ -181,7 +181,7 @@ export class ResumeJournal {
     // With its SHA-256 an S3 backend sends it as one PutObject, never as a multipart upload
     // (a big stream's journal exceeds a part) that prune's cleanup of old ones could abort.
     const sha256 = createHash('sha256').update(body).digest('hex');
-    this.writing = this.writing.catch(() => undefined).then(() => this.backend.put(this.id.prefix + JOURNAL_NAME, body, body.length, { sha256 }));
+    this.writing = this.writing.catch(() => undefined).then(() => this.backend.put(this.id.prefix + JOURNAL_NAME, body, body.length, { sha256 }).then(() => undefined));
     return this.writing;
   }
 

@@ -1,12 +1,16 @@
 import { constants } from 'node:buffer';
-import { OperationalError } from '../../util/errors.js';
+import { ChunkTable } from './chunk-table.js';
+import { describe, Fields, ManifestError } from './manifest-fields.js';
 import { attachmentKey, chunkName, isArchivableDataset, isAttachmentName, parseStreamId, type StreamKind } from './keys.js';
+import { type ChunkSink, ManifestScanner, SyntaxFault } from './manifest-scan.js';
 
 /**
  * The manifest of one archived stream: the commit point (docs/archive-format.md, "Manifest" and "Commit protocol"). Written LAST, only
  * when every chunk is stored and checked. GUIDs are decimal strings, as `zfs get -Hp guid`
  * prints them (JSON numbers cannot hold 64 bits).
  */
+export { ManifestError, type ManifestProblemKind } from './manifest-fields.js';
+
 export const MANIFEST_FORMAT = 'zfs-offsite-manifest';
 export const MANIFEST_MAJOR = 1;
 export const MANIFEST_VERSION = '1.0';
@@ -106,31 +110,6 @@ export interface Manifest {
  */
 export type ManifestSummary = Omit<Manifest, 'chunks'>;
 
-/**
- * What is wrong with a stored manifest: 'manifest-unreadable' (empty, not JSON, not a manifest,
- * a newer major format) or 'manifest-invalid' (a field is missing, of the wrong type, or its
- * arithmetic disagrees with the rest). Readers turn it into a problem of that one stream.
- */
-export type ManifestProblemKind = 'manifest-unreadable' | 'manifest-invalid';
-
-export class ManifestError extends OperationalError {
-  override name = 'ManifestError';
-  /** The message without the object: what is wrong with it. */
-  readonly detail: string;
-  constructor(
-    override readonly kind: ManifestProblemKind,
-    /** Where the manifest is (`<target>/<key>`). */
-    readonly object: string,
-    /** The offending field as a path (`chunks[3].rawSize`), when one is to blame. */
-    readonly field: string | undefined,
-    readonly reason: string,
-  ) {
-    const detail = field === undefined ? `manifest ${reason}` : `invalid manifest: ${field}: ${reason}`;
-    super(`${object}: ${detail}`, { kind, context: { object } });
-    this.detail = detail;
-  }
-}
-
 /** The directory a manifest was read from: its content must describe that stream. */
 export interface ManifestLocation {
   dataset: string;
@@ -143,110 +122,70 @@ export interface ManifestLocation {
  * arithmetic on a manifest another would reject. Throws only ManifestError.
  */
 export function parseManifest(text: string | Buffer, where: string, location?: ManifestLocation): Manifest {
-  // A string cannot hold more (toString would throw a RangeError); no real manifest comes near.
-  if (typeof text !== 'string' && text.length > constants.MAX_STRING_LENGTH) throw new ManifestError('manifest-unreadable', where, undefined, `is too large (${text.length} bytes)`);
-  const body = text.toString();
-  if (body.trim() === '') throw new ManifestError('manifest-unreadable', where, undefined, `is empty (${Buffer.byteLength(body)} bytes)`);
-  let data: unknown;
-  try {
-    data = JSON.parse(body);
-  } catch (err) {
-    throw new ManifestError('manifest-unreadable', where, undefined, `is not valid JSON (${(err as Error).message})`);
-  }
-  const m = data as Partial<Manifest> | null;
-  if (typeof m !== 'object' || m === null || Array.isArray(m) || m.format !== MANIFEST_FORMAT || typeof m.formatVersion !== 'string') {
-    throw new ManifestError('manifest-unreadable', where, undefined, 'is not a zfs-offsite manifest');
-  }
-  const version = /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$/.exec(m.formatVersion);
-  if (!version) throw new ManifestError('manifest-invalid', where, 'formatVersion', `expected MAJOR.MINOR, found ${describe(m.formatVersion)}`);
-  if (Number(version[1]) !== MANIFEST_MAJOR) {
-    throw new ManifestError('manifest-unreadable', where, undefined, `format ${m.formatVersion} is not supported by this version (supports ${MANIFEST_MAJOR}.x); upgrade zfs-offsite`);
-  }
-  return checkManifest(m as Record<string, unknown>, new Fields(where), location);
+  const reader = new ManifestReader(where, location);
+  reader.push(typeof text === 'string' ? Buffer.from(text) : text);
+  return reader.finish();
 }
 
 /**
- * What was found in a field, short and safe: JSON for a string, number or boolean (cut at 60
- * characters), the shape for a list or object — whose JSON could be megabytes, or nested deeper
- * than JSON.stringify's stack allows (issue 15).
+ * parseManifest fed piece by piece (a manifest read with `Backend.load`): the chunk list goes
+ * straight into a ChunkTable (manifest-scan.ts), never held as text or as objects, so reading a
+ * stream of 500,000 chunks costs tens of MiB, not the ≈ 150 MB of its JSON twice over (issue 17).
  */
-function describe(v: unknown): string {
-  if (v === undefined) return 'missing';
-  if (Array.isArray(v)) return `a list of ${v.length}`;
-  if (typeof v === 'object' && v !== null) return 'an object';
-  const text = JSON.stringify(v);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
+export class ManifestReader {
+  private readonly chunks: ChunkCollector;
+  private readonly scanner: ManifestScanner;
+  private fault: SyntaxFault | undefined;
 
-/** Field readers that name the field and what was found when a check fails. */
-class Fields {
-  constructor(private readonly where: string) {}
-
-  fail(field: string, reason: string): never {
-    throw new ManifestError('manifest-invalid', this.where, field, reason);
+  constructor(
+    private readonly where: string,
+    private readonly location?: ManifestLocation,
+  ) {
+    this.chunks = new ChunkCollector(new Fields(where));
+    this.scanner = new ManifestScanner(this.chunks);
   }
 
-  private found(v: unknown): string {
-    return describe(v);
-  }
-
-  object(v: unknown, field: string): Record<string, unknown> {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(field, `expected an object, found ${this.found(v)}`);
-    return v as Record<string, unknown>;
-  }
-
-  array(v: unknown, field: string, minLength = 0): unknown[] {
-    if (!Array.isArray(v)) this.fail(field, `expected a list, found ${this.found(v)}`);
-    if (v.length < minLength) this.fail(field, `expected at least ${minLength} entr${minLength === 1 ? 'y' : 'ies'}, found none`);
-    return v;
-  }
-
-  string(v: unknown, field: string, nonEmpty = false): string {
-    if (typeof v !== 'string' || (nonEmpty && v === '')) this.fail(field, `expected a${nonEmpty ? ' non-empty' : ''} string, found ${this.found(v)}`);
-    return v;
-  }
-
-  boolean(v: unknown, field: string): boolean {
-    if (typeof v !== 'boolean') this.fail(field, `expected true or false, found ${this.found(v)}`);
-    return v;
-  }
-
-  /** A whole number in [min, max] that JSON and JavaScript hold exactly. */
-  int(v: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-      this.fail(field, `expected a whole number from ${min} to ${max}, found ${this.found(v)}`);
+  push(piece: Buffer): void {
+    if (this.fault) return;
+    try {
+      this.scanner.push(piece);
+    } catch (err) {
+      if (!(err instanceof SyntaxFault)) throw err;
+      this.fault = err;
     }
-    return v;
   }
 
-  /** A 64-bit unsigned integer in decimal, as `zfs get -Hp guid` prints it (and createtxg). */
-  decimal64(v: unknown, field: string, nonZero = false): string {
-    if (typeof v !== 'string' || !/^(0|[1-9][0-9]{0,19})$/.test(v) || BigInt(v) > 0xffff_ffff_ffff_ffffn || (nonZero && v === '0')) {
-      this.fail(field, `expected a${nonZero ? ' non-zero' : ''} 64-bit number in decimal as a string, found ${this.found(v)}`);
+  finish(): Manifest {
+    const where = this.where;
+    const { total, skeleton } = this.scanner.sizes;
+    // A string cannot hold more (toString would throw a RangeError); only the skeleton is one.
+    if (skeleton > constants.MAX_STRING_LENGTH) throw new ManifestError('manifest-unreadable', where, undefined, `is too large (${total} bytes)`);
+    let body: string;
+    try {
+      body = this.scanner.finish();
+    } catch (err) {
+      if (!(err instanceof SyntaxFault)) throw err;
+      this.fault ??= err;
+      body = '';
     }
-    return v;
-  }
-
-  hex(v: unknown, field: string, digits: number): string {
-    if (typeof v !== 'string' || v.length !== digits || !/^[0-9a-f]*$/.test(v)) this.fail(field, `expected ${digits} lowercase hex digits, found ${this.found(v)}`);
-    return v;
-  }
-
-  /** What `Date.toISOString` writes (and other ISO 8601 offsets): not whatever Date.parse guesses at. */
-  time(v: unknown, field: string): string {
-    if (typeof v !== 'string' || !ISO_TIME.test(v) || Number.isNaN(Date.parse(v))) this.fail(field, `expected an ISO date and time, found ${this.found(v)}`);
-    return v;
-  }
-
-  /** A name printed by list, prune and restore: no control characters to rewrite the terminal. */
-  name(v: unknown, field: string, nonEmpty = false): string {
-    const s = this.string(v, field, nonEmpty);
-    if ([...s].some((ch) => ch < ' ' || ch === '\u007f')) this.fail(field, `control character in ${this.found(v)}`);
-    return s;
-  }
-
-  optional<T>(v: unknown, read: (v: unknown) => T): T | undefined {
-    return v === undefined ? undefined : read(v);
+    if (!this.fault && body.trim() === '') throw new ManifestError('manifest-unreadable', where, undefined, `is empty (${total} bytes)`);
+    let data: unknown;
+    try {
+      if (this.fault) throw this.fault;
+      data = JSON.parse(body);
+    } catch (err) {
+      throw new ManifestError('manifest-unreadable', where, undefined, `is not valid JSON (${(err as Error).message})`);
+    }
+    const m = data as Partial<Manifest> | null;
+    if (typeof m !== 'object' || m === null || Array.isArray(m) || m.format !== MANIFEST_FORMAT || typeof m.formatVersion !== 'string') {
+      throw new ManifestError('manifest-unreadable', where, undefined, 'is not a zfs-offsite manifest');
+    }
+    const version = /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$/.exec(m.formatVersion);
+    if (!version) throw new ManifestError('manifest-invalid', where, 'formatVersion', `expected MAJOR.MINOR, found ${describe(m.formatVersion)}`);
+    if (Number(version[1]) !== MANIFEST_MAJOR) {
+      throw new ManifestError('manifest-unreadable', where, undefined, `format ${m.formatVersion} is not supported by this version (supports ${MANIFEST_MAJOR}.x); upgrade zfs-offsite`);
+    }
+    return checkManifest(m as Record<string, unknown>, new Fields(where), this.chunks, this.location);
   }
 }
 
@@ -255,7 +194,6 @@ const RECORD_BYTES = 312;
 /** The largest chunk `--chunk-size` allows: chunk sizes beyond it are edits, not archives. */
 const MAX_CHUNK_SIZE = 1024 ** 3;
 const OBJSET_TYPES = new Set(['filesystem', 'volume', 'other']);
-const ISO_TIME = /^([+-][0-9]{6}|[0-9]{4})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$/;
 
 /** zstd's ZSTD_COMPRESSBOUND: no frame the writer stores (chunk-pool.ts frameBound) is larger. */
 function compressBound(rawSize: number): number {
@@ -302,6 +240,56 @@ function checkChunk(f: Fields, v: unknown, i: number, chunkSize: number, last: b
   return c as unknown as ManifestChunk;
 }
 
+/**
+ * Takes each chunk entry as the scanner finds it: checked for what does not depend on fields
+ * that may come later in the document (chunkSize, which entry is last) and stored in the table;
+ * the first entry that fails is kept as it is, so that checkChunks reports exactly the error
+ * (and field) a check of the whole list in order gives.
+ */
+class ChunkCollector implements ChunkSink {
+  table = new ChunkTable();
+  count = 0;
+  failed: { index: number; value: unknown } | undefined;
+
+  constructor(private readonly f: Fields) {}
+
+  onChunks(): void {
+    this.table = new ChunkTable();
+    this.count = 0;
+    this.failed = undefined;
+  }
+
+  onChunk(index: number, value: unknown): void {
+    this.count = index + 1;
+    if (this.failed) return;
+    try {
+      this.table.set(index, checkChunk(this.f, value, index, MAX_CHUNK_SIZE, true));
+    } catch (err) {
+      if (!(err instanceof ManifestError)) throw err;
+      this.failed = { index, value };
+    }
+  }
+}
+
+/** The `chunks` field: a list of at least one entry, each checked against `chunkSize` in order. */
+function checkChunks(f: Fields, field: unknown, collected: ChunkCollector, chunkSize: number): ChunkTable {
+  // Every list at the root's `chunks` went to the collector; the skeleton holds `[]` for it.
+  f.array(field, 'chunks');
+  const count = collected.count;
+  if (count < 1) f.array([], 'chunks', 1);
+  const failed = collected.failed;
+  const t = collected.table;
+  for (let i = 0; i < (failed?.index ?? count); i++) {
+    const rawSize = f.int(t.rawSize(i), `chunks[${i}].rawSize`, 1, chunkSize);
+    if (i < count - 1 && rawSize !== chunkSize) f.fail(`chunks[${i}].rawSize`, `expected chunkSize ${chunkSize} (only the last chunk may be shorter), found ${rawSize}`);
+  }
+  if (failed) {
+    checkChunk(f, failed.value, failed.index, chunkSize, failed.index === count - 1);
+    f.fail(`chunks[${failed.index}]`, 'is not a chunk entry');
+  }
+  return t;
+}
+
 function checkSnapshot(f: Fields, v: unknown, at: string): ManifestSnapshot {
   const s = f.object(v, at);
   f.name(s.name, `${at}.name`);
@@ -331,7 +319,7 @@ function checkAttachments(f: Fields, v: unknown): void {
 }
 
 /** Structure and arithmetic: what list, verify, restore and prune compute from must add up. */
-function checkManifest(m: Record<string, unknown>, f: Fields, location?: ManifestLocation): Manifest {
+function checkManifest(m: Record<string, unknown>, f: Fields, collected: ChunkCollector, location?: ManifestLocation): Manifest {
   const streamId = f.string(m.streamId, 'streamId', true);
   const dataset = f.name(m.dataset, 'dataset', true);
   if (!isArchivableDataset(dataset)) f.fail('dataset', `${describe(dataset)} is not a dataset name (an empty, "." or ".." component)`);
@@ -372,11 +360,9 @@ function checkManifest(m: Record<string, unknown>, f: Fields, location?: Manifes
   const chunkSize = f.int(m.chunkSize, 'chunkSize', 1, MAX_CHUNK_SIZE);
   const rawBytes = f.int(m.rawBytes, 'rawBytes', 2 * RECORD_BYTES);
   const storedBytes = f.int(m.storedBytes, 'storedBytes', 1);
-  const list = f.array(m.chunks, 'chunks', 1);
-  const chunks = list.map((c, i) => checkChunk(f, c, i, chunkSize, i === list.length - 1));
-  const rawSum = chunks.reduce((n, c) => n + c.rawSize, 0);
+  const chunks = checkChunks(f, m.chunks, collected, chunkSize);
+  const { rawBytes: rawSum, storedBytes: storedSum } = chunks.totals();
   if (rawSum !== rawBytes) f.fail('rawBytes', `${rawBytes}, but the chunks hold ${rawSum} bytes`);
-  const storedSum = chunks.reduce((n, c) => n + c.storedSize, 0);
   if (storedSum !== storedBytes) f.fail('storedBytes', `${storedBytes}, but the chunk objects hold ${storedSum} bytes`);
   f.optional(m.attachments, (x) => checkAttachments(f, x));
   // Substreams tile the stream: after the compound header (BEGIN + nvlist + END) one after
@@ -391,14 +377,38 @@ function checkManifest(m: Record<string, unknown>, f: Fields, location?: Manifes
     const end = last.offset + last.bytes + RECORD_BYTES;
     if (end !== rawBytes) f.fail('substreams', `end at ${last.offset + last.bytes}, then the conclusion END: ${end} bytes, but rawBytes is ${rawBytes}`);
   }
-  return m as unknown as Manifest;
+  return { ...(m as unknown as Manifest), chunks: chunks.views() };
 }
 
+/**
+ * The manifest's JSON text, as `JSON.stringify(manifest, null, 2)` writes it plus a newline, but
+ * made in one Buffer sized first, the chunk entries written one by one: never the whole text as
+ * a string beside the Buffer, nor the chunks as objects (issue 17; pieces: Buffer length twice).
+ */
 export function serializeManifest(manifest: Manifest): Buffer {
-  return Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+  const mark = '\u0000chunks\u0000';
+  const text = `${JSON.stringify({ ...manifest, chunks: mark }, null, 2)}\n`;
+  const at = text.indexOf(JSON.stringify(mark));
+  const [head, tail] = [text.slice(0, at), text.slice(at + JSON.stringify(mark).length)];
+  const list = manifest.chunks;
+  const entry = (i: number): string => `${i === 0 ? '[\n' : ',\n'}    ${JSON.stringify(list[i], null, 2).replaceAll('\n', '\n    ')}`;
+  let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + (list.length === 0 ? 2 : 4);
+  for (let i = 0; i < list.length; i++) size += Buffer.byteLength(entry(i));
+  const out = Buffer.allocUnsafe(size);
+  let n = out.write(head);
+  for (let i = 0; i < list.length; i++) n += out.write(entry(i), n);
+  n += out.write(list.length === 0 ? '[]' : '\n  ]', n);
+  n += out.write(tail, n);
+  return out.subarray(0, n);
 }
 
 /** coreutils `sha256sum` format: "<hex>  <name>" — `sha256sum -c SHA256SUMS` checks the objects. */
 export function sha256sums(chunks: readonly ManifestChunk[]): Buffer {
-  return Buffer.from(chunks.map((c) => `${c.storedSha256}  ${c.key.split('/').pop()}\n`).join(''));
+  const line = (c: ManifestChunk) => `${c.storedSha256}  ${c.key.split('/').pop()}\n`;
+  let size = 0;
+  for (const c of chunks) size += Buffer.byteLength(line(c));
+  const out = Buffer.allocUnsafe(size);
+  let n = 0;
+  for (const c of chunks) n += out.write(line(c), n);
+  return out;
 }

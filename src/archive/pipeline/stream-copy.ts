@@ -143,6 +143,6 @@ function m(o: StreamCopyOptions): string {
   return `stream ${o.manifest.dataset} ${o.manifest.streamId}`;
 }
 
-function putChecked(backend: Backend, key: string, body: Buffer): Promise<void> {
-  return backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex') });
+async function putChecked(backend: Backend, key: string, body: Buffer): Promise<void> {
+  await backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex') });
 }

@@ -10,10 +10,11 @@ import type { ByteSource } from '../../util/byte-source.js';
 import { type ChunkPool, type CompressResult, frameBound } from './chunk-pool.js';
 import { type Timed, UploadShape } from './upload-shape.js';
 import { readChunks, type RawChunk } from './chunker.js';
-import { type JournalChunk, manifestChunk, ResumeJournal } from '../format/journal.js';
+import { ChunkTable } from '../format/chunk-table.js';
+import { type JournalChunk, ResumeJournal } from '../format/journal.js';
 import { attachmentKey, chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from '../format/keys.js';
 import { buildManifest } from '../format/manifest-builder.js';
-import { type Manifest, type ManifestAttachment, type ManifestChunk, serializeManifest, sha256sums } from '../format/manifest.js';
+import { type Manifest, type ManifestAttachment, serializeManifest, sha256sums } from '../format/manifest.js';
 import { deleteOrLeave } from '../leftovers.js';
 import { SharedBufferPool } from './shared-buffer-pool.js';
 import { StreamCheck } from './stream-check.js';
@@ -107,7 +108,8 @@ export async function writeArchiveStream(opts: ArchiveWriteOptions): Promise<Arc
 
 class StreamWriteRun {
   private readonly startedAt = new Date();
-  private readonly chunks: ManifestChunk[] = [];
+  /** The stored chunks, compact (≈ 76 bytes each: format/chunk-table.ts), whatever order they finish in. */
+  private readonly chunks = new ChunkTable();
   private readonly progress: WriteProgress = { rawBytes: 0, storedBytes: 0, chunksStored: 0, uploadedBytes: 0, chunksReused: 0 };
   private identity?: StreamIdentity;
   private journal?: ResumeJournal;
@@ -222,7 +224,7 @@ class StreamWriteRun {
       const proven = packed.length < 0 && previous ? await proof! : undefined;
       if (proven?.proven) {
         releaseRaw();
-        this.chunks[chunk.index] = manifestChunk(previous!);
+        this.chunks.set(chunk.index, previous!);
         this.progress.chunksReused++;
       } else {
         if (proven) {
@@ -239,10 +241,10 @@ class StreamWriteRun {
         releaseRaw();
         const stored = await this.upload(chunk, out, packed);
         await this.journal!.record(stored);
-        this.chunks[chunk.index] = manifestChunk(stored);
+        this.chunks.set(chunk.index, stored);
         this.progress.uploadedBytes += stored.storedSize;
       }
-      this.progress.storedBytes += this.chunks[chunk.index]!.storedSize;
+      this.progress.storedBytes += this.chunks.storedSize(chunk.index);
       this.progress.chunksStored++;
       this.o.onProgress?.({ ...this.progress });
     } finally {
@@ -281,7 +283,7 @@ class StreamWriteRun {
       this.o.signal?.throwIfAborted();
       const started = performance.now();
       // Only chunk data pays --bwlimit; an interruption gives up a put still waiting for its turn.
-      await this.o.backend.put(key, frame, frame.length, {
+      const put = await this.o.backend.put(key, frame, frame.length, {
         sha256: packed.storedSha256,
         chunkData: true,
         ...(packed.partSha256s ? { partSha256s: packed.partSha256s } : {}),
@@ -289,7 +291,10 @@ class StreamWriteRun {
         ...(this.o.retention ? { retention: this.o.retention() } : {}),
       });
       packed.timed?.(frame.length, started, performance.now());
-      stored = await this.o.backend.head(key);
+      // An ETag in the answer to a put the server checked against our SHA-256 (storage/backend.ts
+      // PutResult) already proves these bytes are stored: no HEAD (issue 17: one request a chunk
+      // less). Otherwise the HEAD is the proof of the size, and gives the ETag where there is one.
+      stored = put?.etag !== undefined ? { key, size: frame.length, etag: put.etag } : await this.o.backend.head(key);
       if (stored.size !== frame.length) throw new OperationalError(`${this.o.backend.location}/${key}: stored ${stored.size} bytes, expected ${frame.length}`);
     } finally {
       this.uploads.release();
@@ -319,7 +324,7 @@ class StreamWriteRun {
       identity,
       summary,
       sha256,
-      chunks: this.chunks,
+      chunks: this.chunks.views(),
       chunkSize: this.o.chunkSize,
       level: this.o.level,
       sendArgs: this.o.sendArgs,
@@ -403,8 +408,8 @@ function describeAttachment(a: { name: string; body: Buffer }): ManifestAttachme
   return { name: a.name, key: attachmentKey(a.name), size: a.body.length, sha256: createHash('sha256').update(a.body).digest('hex') };
 }
 
-function putWhole(backend: Backend, key: string, body: Buffer, retention?: ObjectRetention): Promise<void> {
-  return backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex'), ...(retention ? { retention } : {}) });
+async function putWhole(backend: Backend, key: string, body: Buffer, retention?: ObjectRetention): Promise<void> {
+  await backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex'), ...(retention ? { retention } : {}) });
 }
 
 /** Input that is not a ZFS stream at all (empty, bad magic at offset 0) is bad usage: exit 2. */
