@@ -56,6 +56,9 @@ LOCK="${SFTP_DIR%/}.lock"
 
 log() { echo "sshd.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# alive, kill_wait
+# shellcheck source=lib/process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/process.sh"
 
 ensure_packages() {
   local missing=()
@@ -91,14 +94,6 @@ sftp_answers() {
 }
 
 is_up() { sshd_pid >/dev/null && sftp_answers; }
-
-# True if process $1 exists and is not a zombie (a daemon is reaped by PID 1 only later).
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
-}
 
 port_free() { ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
