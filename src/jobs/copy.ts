@@ -2,10 +2,11 @@ import type { IndexedStream } from '../archive/format/stream-index.js';
 import type { ManifestSummary } from '../archive/format/manifest.js';
 import { CopyDamagedError, copyStream } from '../archive/pipeline/stream-copy.js';
 import { Repository } from '../archive/repository.js';
-import type { Backend } from '../storage/backend.js';
+import type { Backend, ObjectLockStore } from '../storage/backend.js';
 import { errorMessage } from '../util/errors.js';
 import { interruptionOf } from '../util/interrupted.js';
 import type { Logger } from '../util/logger.js';
+import { checkLockTarget, extendChainRetention, extendObjects, type LockRequest, retentionFor } from './object-lock.js';
 
 /**
  * `zfs-offsite copy --from A --to B [DATASET…]`: the committed streams of A that B lacks, copied
@@ -26,6 +27,8 @@ export interface CopyJob {
   parallel: number;
   log: Logger;
   signal?: AbortSignal;
+  /** `copy --object-lock`: as put's (jobs/object-lock.ts): every object retained, the chain in B extended before each commit. */
+  lock?: LockRequest;
 }
 
 export interface CopiedStream {
@@ -79,18 +82,21 @@ export async function copyArchive(job: CopyJob): Promise<CopyReport> {
   for (const d of report.skippedDamaged) job.log.warn({ dataset: d.dataset, stream: d.streamId }, `not copied: its manifest in ${job.source.location} is damaged (${d.message})`);
   const target = new Repository(job.target);
   await target.check();
+  // A lock B cannot keep is refused before anything is written (exit 2), as put refuses it.
+  const lockStore = await checkLockTarget(job.target, job.lock);
   await target.ensureMarkerInEmpty();
   const byDataset = new Map<string, IndexedStream[]>();
   for (const s of streams) byDataset.set(s.dataset, [...(byDataset.get(s.dataset) ?? []), s]);
   for (const [dataset, list] of byDataset) {
     const interrupted = interruptionOf(job.signal);
     if (interrupted) throw interrupted;
-    await copyDataset(job, source, target, dataset, list, report);
+    await copyDataset(job, source, target, dataset, list, report, lockStore);
   }
   return report;
 }
 
-async function copyDataset(job: CopyJob, source: Repository, target: Repository, dataset: string, streams: IndexedStream[], report: CopyReport): Promise<void> {
+async function copyDataset(job: CopyJob, source: Repository, target: Repository, dataset: string, streams: IndexedStream[], report: CopyReport, lockStore: ObjectLockStore | undefined): Promise<void> {
+  const lock = lockStore ? job.lock : undefined;
   // Held from the first look at B's streams to the last commit, as a writer holds it.
   const lease = await target.lease({ dataset, log: job.log, localLock: false });
   try {
@@ -109,7 +115,30 @@ async function copyDataset(job: CopyJob, source: Repository, target: Repository,
       }
       try {
         const manifest = await source.fullManifest(summary);
-        const done = await copyStream({ source: job.source, target: job.target, manifest, parallel: job.parallel, signal: job.signal, beforeCommit: () => lease.assertHeld() });
+        const done = await copyStream({
+          source: job.source,
+          target: job.target,
+          manifest,
+          parallel: job.parallel,
+          signal: job.signal,
+          ...(lock ? { retention: () => retentionFor(lock) } : {}),
+          beforeCommit: async () => {
+            await lease.assertHeld();
+            // Before the manifest: never committed while a stream it needs in B could expire first.
+            if (lockStore && lock) {
+              await extendChainRetention({
+                repo: target,
+                store: lockStore,
+                dataset,
+                stream: { substreams: manifest.substreams, finishedAt: new Date().toISOString() },
+                retention: retentionFor(lock),
+                log: job.log,
+              });
+            }
+          },
+        });
+        // Objects an interrupted copy stored were written with that run's (earlier) date, or none.
+        if (lockStore && lock && done.reused > 0) await extendObjects(lockStore, await target.streamObjectKeys(summary), retentionFor(lock));
         held.add(identity(summary));
         report.copied.push({ dataset, streamId: summary.streamId, objectsCopied: done.copied, objectsReused: done.reused, copiedBytes: done.copiedBytes, storedBytes: manifest.storedBytes });
         job.log.info({ dataset, stream: summary.streamId, copied: done.copied, reused: done.reused }, 'stream copied');

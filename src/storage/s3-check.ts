@@ -2,8 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import {
   DeleteObjectsCommand,
   GetBucketLifecycleConfigurationCommand,
+  type GetBucketLifecycleConfigurationCommandOutput,
   GetBucketVersioningCommand,
   GetObjectLockConfigurationCommand,
+  type GetObjectLockConfigurationCommandOutput,
   ListObjectsV2Command,
   ListObjectVersionsCommand,
   PutObjectCommand,
@@ -92,13 +94,64 @@ export async function versioningItem(s3: S3Backend): Promise<{ item: CheckItem; 
     if (res.Status === 'Suspended') return { enabled: true, item: { property: 'versioning', status: 'info', detail: 'suspended: versions made while it was enabled are kept' } };
     return { enabled: false, item: { property: 'versioning', status: 'info', detail: 'not enabled: a deleted or overwritten object is gone' } };
   } catch (err) {
+    if (unsupported(err)) return { enabled: false, item: { property: 'versioning', status: 'n/a', detail: 'not supported by this server: a deleted or overwritten object is gone' } };
     return { enabled: false, item: { property: 'versioning', status: 'warn', detail: `not readable: ${reason(s3, err).text}` } };
   }
 }
 
+/**
+ * Answers of a server that does not know a bucket sub-resource: NotImplemented, or (Swift 2.30
+ * s3api, which routes only the sub-resources it implements) the request served as a plain GET of
+ * the bucket, a listing the SDK parses into an empty configuration. Told apart by the root element
+ * of the XML answer, never by message text.
+ */
+function unsupported(err: unknown): boolean {
+  return codeOf(err) === 'NotImplemented';
+}
+
+/** Sends a bucket-configuration GET and also returns the root element of the XML it answered with. */
+async function sendWithRoot<T>(s3: S3Backend, command: { middlewareStack: unknown }): Promise<{ res: T; root: string | undefined }> {
+  let root: string | undefined;
+  (command.middlewareStack as unknown as RawStack).add(
+    (next) => async (args) => {
+      const out = (await next(args)) as { response?: { statusCode?: number; body?: unknown } };
+      const body = out.response?.body as (AsyncIterable<Uint8Array> & { pipe?: unknown }) | undefined;
+      if (out.response && body && typeof body === 'object' && Symbol.asyncIterator in body) {
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(Buffer.from(c));
+        const bytes = Buffer.concat(chunks);
+        root = /<([A-Za-z][\w.-]*)[\s/>]/.exec(bytes.toString('utf8').replace(/<\?[^>]*\?>/g, ''))?.[1];
+        // The deserializer reads a byte array as readily as a stream (smithy collectBody).
+        out.response.body = new Uint8Array(bytes);
+      }
+      return out;
+    },
+    // Low priority within the deserialize step: inside the SDK's deserializer, on the raw response.
+    { step: 'deserialize', name: 'zfsOffsiteAnswerRoot', priority: 'low' },
+  );
+  const res = (await s3.client.send(command as never)) as T;
+  return { res, root };
+}
+
+interface RawStack {
+  add(middleware: (next: (args: unknown) => Promise<unknown>) => (args: unknown) => Promise<unknown>, options: { step: 'deserialize'; name: string; priority: 'low' }): void;
+}
+
+const NO_LOCK: CheckItem = {
+  property: 'object-lock',
+  status: 'n/a',
+  detail: 'not supported by this server (it does not implement S3 Object Lock): --object-lock cannot be used here',
+};
+const NO_LIFECYCLE: CheckItem = {
+  property: 'multipart-cleanup',
+  status: 'n/a',
+  detail: 'lifecycle rules not supported by this server: parts of interrupted multipart uploads stay until prune (with a key that can delete) aborts them',
+};
+
 export async function objectLockItem(s3: S3Backend): Promise<CheckItem> {
   try {
-    const res = await s3.client.send(new GetObjectLockConfigurationCommand({ Bucket: s3.bucket }));
+    const { res, root } = await sendWithRoot<GetObjectLockConfigurationCommandOutput>(s3, new GetObjectLockConfigurationCommand({ Bucket: s3.bucket }));
+    if (root === 'ListBucketResult') return NO_LOCK;
     const conf = res.ObjectLockConfiguration;
     if (conf?.ObjectLockEnabled !== 'Enabled') return { property: 'object-lock', status: 'info', detail: 'not enabled on this bucket' };
     const d = conf.Rule?.DefaultRetention;
@@ -111,6 +164,7 @@ export async function objectLockItem(s3: S3Backend): Promise<CheckItem> {
   } catch (err) {
     // No configuration at all is an answer (AWS: ObjectLockConfigurationNotFoundError, HTTP 404).
     if (codeOf(err) === 'ObjectLockConfigurationNotFoundError') return { property: 'object-lock', status: 'info', detail: 'not enabled on this bucket' };
+    if (unsupported(err)) return NO_LOCK;
     return { property: 'object-lock', status: 'warn', detail: `not readable: ${reason(s3, err).text}` };
   }
 }
@@ -122,7 +176,8 @@ export async function multipartLifecycleItem(s3: S3Backend): Promise<CheckItem> 
     detail: 'no lifecycle rule with AbortIncompleteMultipartUpload: parts of interrupted multipart uploads stay billed until prune (with a key that can delete) aborts them',
   };
   try {
-    const res = await s3.client.send(new GetBucketLifecycleConfigurationCommand({ Bucket: s3.bucket }));
+    const { res, root } = await sendWithRoot<GetBucketLifecycleConfigurationCommandOutput>(s3, new GetBucketLifecycleConfigurationCommand({ Bucket: s3.bucket }));
+    if (root === 'ListBucketResult') return NO_LIFECYCLE;
     const rule = (res.Rules ?? []).find((r) => r.Status === 'Enabled' && r.AbortIncompleteMultipartUpload?.DaysAfterInitiation !== undefined);
     if (!rule) return none;
     return {
@@ -132,6 +187,7 @@ export async function multipartLifecycleItem(s3: S3Backend): Promise<CheckItem> 
     };
   } catch (err) {
     if (codeOf(err) === 'NoSuchLifecycleConfiguration') return none;
+    if (unsupported(err)) return NO_LIFECYCLE;
     return { property: 'multipart-cleanup', status: 'warn', detail: `lifecycle configuration not readable: ${reason(s3, err).text}` };
   }
 }

@@ -244,4 +244,53 @@ describe.skipIf(!rgw)(`Object Lock on Ceph RGW (skipped without a server: ${RGW_
     await client.send(new PutObjectRetentionCommand({ Bucket: bucket.name, Key: chunk, Retention: { Mode: 'GOVERNANCE', RetainUntilDate: new Date(Date.parse(problems[0]!.expected)) } }));
     expect((await cli(['verify', to])).code).toBe(0);
   }, 120_000);
+
+  it("prune's deletion probe leaves no delete marker on a versioned bucket", async () => {
+    // prune asks whether its key may delete by deleting a key that does not exist
+    // (archive/leftovers.ts probeDeletion); on a versioned bucket such a deletion adds a delete
+    // marker, which would stay under the reserved prefix after every prune.
+    const to = target();
+    const prefix = to.slice(`s3://${bucket.name}/`.length);
+    expect((await cli(['put', '--to', to], full)).code).toBe(0);
+    const r = await cli(['prune', to, '--keep-last', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await versions(`${prefix}/~zfs-offsite-check/`)).toEqual({ versions: [], markers: [] });
+  }, 60_000);
+
+  it('copy --to a lock bucket with --object-lock: every object copied is retained, the chain in B extended; refused where it cannot be kept', async () => {
+    const src = mkdtempSync(join(tmpdir(), 'zo-lock-copy-'));
+    try {
+      const to = target();
+      const prefix = to.slice(`s3://${bucket.name}/`.length);
+      expect((await cli(['put', '--to', src], full)).code).toBe(0);
+      // Refused before anything is written, as put refuses it (exit 2, one line).
+      const local = await cli(['copy', '--from', src, '--to', mkdtempSync(join(src, 'b-')), '--object-lock', '1d']);
+      expect(local.code).toBe(2);
+      expect(local.stderr).toMatch(/^zfs-offsite: error: --object-lock is not supported by .*\n$/);
+      const before = Date.now();
+      const c1 = await cli(['copy', '--from', src, '--to', to, '--object-lock', '1h']);
+      expect(c1.code, c1.stderr).toBe(0);
+      const fullKeys = await streamKeys(prefix, 'full');
+      expect(fullKeys.map((k) => k.slice(k.lastIndexOf('/') + 1))).toEqual(expect.arrayContaining(['SHA256SUMS', 'manifest.json', expect.stringMatching(/^\d+\.zst$/)]));
+      for (const key of fullKeys) {
+        const r = await retention(key);
+        expect(r.mode, key).toBe('GOVERNANCE');
+        expect(r.until, key).toBeGreaterThanOrEqual(before + 3_600_000 - 2000);
+        expect(r.until, key).toBeLessThanOrEqual(Date.now() + 3_600_000 + 2000);
+      }
+      expect((await cli(['put', '--to', src], incr)).code).toBe(0);
+      const c2 = await cli(['copy', '--from', src, '--to', to, '--object-lock', '3h']);
+      expect(c2.code, c2.stderr).toBe(0);
+      const incrKeys = await streamKeys(prefix, 'incr');
+      expect(incrKeys.length).toBeGreaterThanOrEqual(3);
+      const incrUntil = Math.min(...(await Promise.all(incrKeys.map(async (k) => (await retention(k)).until))));
+      expect(incrUntil).toBeGreaterThan(before + 3 * 3_600_000 - 2000);
+      // The full copied before stays locked at least as long as the incremental that needs it.
+      for (const key of fullKeys) expect((await retention(key)).until, key).toBeGreaterThanOrEqual(incrUntil);
+      const verify = await cli(['verify', to]);
+      expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    } finally {
+      rmSync(src, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

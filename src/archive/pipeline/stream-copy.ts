@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Backend, ObjectInfo } from '../../storage/backend.js';
+import type { Backend, ObjectInfo, ObjectRetention } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
 import { errorMessage, OperationalError } from '../../util/errors.js';
 import { interruptionOf } from '../../util/interrupted.js';
@@ -43,6 +43,8 @@ export interface StreamCopyOptions {
   onObject?(copiedBytes: number): void;
   /** Ctrl-C / SIGTERM: no new object is started; those under way finish. */
   signal?: AbortSignal;
+  /** Object Lock (`copy --object-lock`): every object stored is written with this retention, as the writer's (pipeline/writer.ts). */
+  retention?: () => ObjectRetention;
 }
 
 export interface StreamCopyResult {
@@ -109,8 +111,8 @@ export async function copyStream(o: StreamCopyOptions): Promise<StreamCopyResult
   const strays = [...listed.keys()].filter((name) => !wanted.has(name)).map((name) => prefix + name);
   if (strays.length > 0) await o.target.delete(strays);
   await o.beforeCommit();
-  await putChecked(o.target, prefix + SUMS_NAME, sha256sums(m.chunks));
-  await putChecked(o.target, prefix + MANIFEST_NAME, serializeManifest(m));
+  await putChecked(o.target, prefix + SUMS_NAME, sha256sums(m.chunks), o.retention?.());
+  await putChecked(o.target, prefix + MANIFEST_NAME, serializeManifest(m), o.retention?.());
   return result;
 }
 
@@ -131,7 +133,7 @@ async function copyObject(o: StreamCopyOptions, prefix: string, obj: StoredObjec
     const found = body.length !== obj.size ? `${body.length} bytes, the manifest says ${obj.size}` : `SHA-256 ${sha256}, the manifest says ${obj.sha256}`;
     throw new CopyDamagedError(`${m(o)}: ${obj.what} at ${where} is damaged (${found}): nothing of this stream was committed in ${o.target.location}`, where);
   }
-  await o.target.put(key, body, body.length, { sha256, chunkData: true });
+  await o.target.put(key, body, body.length, { sha256, chunkData: true, ...(o.retention ? { retention: o.retention() } : {}) });
   const stored = await o.target.head(key).catch((err: unknown) => {
     throw new OperationalError(`${o.target.location}/${key}: not found right after it was stored (${errorMessage(err)})`);
   });
@@ -143,6 +145,6 @@ function m(o: StreamCopyOptions): string {
   return `stream ${o.manifest.dataset} ${o.manifest.streamId}`;
 }
 
-async function putChecked(backend: Backend, key: string, body: Buffer): Promise<void> {
-  await backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex') });
+async function putChecked(backend: Backend, key: string, body: Buffer, retention: ObjectRetention | undefined): Promise<void> {
+  await backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex'), ...(retention ? { retention } : {}) });
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { copyArchive } from '../../jobs/copy.js';
+import { lockRequest } from '../../jobs/object-lock.js';
 import { parseSettingText } from '../../settings/values.js';
 import { OperationalError } from '../../util/errors.js';
 import { checkDatasetName } from '../../zfs/command.js';
@@ -14,6 +15,8 @@ interface CopyCliOptions {
   to: string;
   parallel: string;
   json?: boolean;
+  objectLock?: string;
+  objectLockMode?: string;
 }
 
 export function registerCopy(program: Command, deps: CommandDeps): void {
@@ -25,18 +28,25 @@ export function registerCopy(program: Command, deps: CommandDeps): void {
       .requiredOption('--to <target>', 'the archive to copy into (created when the target is empty)')
       .argument('[datasets...]', 'only these datasets (default: every dataset of --from)')
       .option('--parallel <n>', 'objects copied at once', '4')
-      .option('--json', 'what was copied, as JSON'),
+      .option('--json', 'what was copied, as JSON')
+      // The setting put, send and run take (src/settings/table.ts), for the streams copied into B.
+      .option('--object-lock <duration>', 'S3 Object Lock in --to: retain every object copied this long, and extend the chain it depends on (docs/object-lock.md)')
+      .option('--object-lock-mode <mode>', 'governance (default) or compliance'),
     'target',
   ).action(async (datasets: string[], o: CopyCliOptions) => {
     for (const d of datasets) checkDatasetName(d, 'DATASET');
     const parallel = parseSettingText('parallel', o.parallel, '--parallel') as number;
+    const lock = lockRequest({
+      ...(o.objectLock !== undefined ? { objectLock: parseSettingText('objectLock', o.objectLock, '--object-lock') as number } : {}),
+      ...(o.objectLockMode !== undefined ? { objectLockMode: parseSettingText('objectLockMode', o.objectLockMode, '--object-lock-mode') as string } : {}),
+    });
     const values = settingsFromFlags(o, ['target']);
     const signal = deps.interruptSignal();
     const source = await openTarget(fromTarget(o.from), values);
     try {
       const target = await openTarget(o.to, values);
       try {
-        const report = await copyArchive({ source, target, datasets, parallel, log: deps.getLog(), signal });
+        const report = await copyArchive({ source, target, datasets, parallel, log: deps.getLog(), signal, ...(lock ? { lock } : {}) });
         if (o.json) printJson(report);
         else printText(formatCopyReport(report));
         const damaged = report.failed.find((f) => f.kind === 'copy-damaged');
