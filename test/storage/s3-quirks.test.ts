@@ -143,19 +143,22 @@ describe.each(s3TestServers())('the quirks rows on $name', ({ name, settings, hi
     }
   });
 
-  it.runIf(provider === 'swift')('the SDK default CRC32 on DeleteObjects is refused for lack of Content-MD5 (why the switch exists)', async () => {
-    const backend = backendWith('ceph');
-    try {
-      await backend.put('kept', Buffer.from('k'));
-      const err = await backend.delete(['kept']).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(err).toMatchObject({ permanent: true });
-      expect(String((err as Error).message)).toMatch(/InvalidRequest, HTTP 400.*Content-MD5/);
-      expect((await backend.head('kept')).size).toBe(1);
-    } finally {
-      await backend.close();
-    }
-  });
+  // Only Swift refuses it: on other servers the test is not defined at all (not a skip).
+  if (provider === 'swift') {
+    it('the SDK default CRC32 on DeleteObjects is refused for lack of Content-MD5 (why the switch exists)', async () => {
+      const backend = backendWith('ceph');
+      try {
+        await backend.put('kept', Buffer.from('k'));
+        const err = await backend.delete(['kept']).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).toMatchObject({ permanent: true });
+        expect(String((err as Error).message)).toMatch(/InvalidRequest, HTTP 400.*Content-MD5/);
+        expect((await backend.head('kept')).size).toBe(1);
+      } finally {
+        await backend.close();
+      }
+    });
+  }
 });
