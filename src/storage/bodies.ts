@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { type Readable, Transform } from 'node:stream';
-import { type ByteRange, type LoadConsumer, type LoadOptions, StorageError } from './backend.js';
+import { type Backend, type ByteRange, type LoadConsumer, type LoadOptions, type ObjectRetention, StorageError } from './backend.js';
 
-// Helpers the backends share for the bodies they read and write.
+// Helpers for the bodies backends read and write: the backends' shared code, and `putWhole` for callers.
 
 /** The byte range `get` takes for a load's options (none for a whole read). */
 export function rangeOf(options: LoadOptions): ByteRange | undefined {
@@ -53,4 +54,13 @@ export function enforceSize(body: Readable, size: number, context: string): Read
   });
   body.on('error', (err) => counter.destroy(err));
   return body.pipe(counter);
+}
+
+/**
+ * A small object (manifest, SHA256SUMS, attachment) put whole with its SHA-256: an S3 backend
+ * stores it as one PutObject the server checks, never a multipart upload; with a retention,
+ * Object Lock keeps it until that date (backend.ts PutOptions).
+ */
+export async function putWhole(backend: Backend, key: string, body: Buffer, retention?: ObjectRetention): Promise<void> {
+  await backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex'), ...(retention ? { retention } : {}) });
 }

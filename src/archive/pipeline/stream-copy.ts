@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Backend, ObjectInfo, ObjectRetention } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
+import { putWhole } from '../../storage/bodies.js';
 import { errorMessage, OperationalError } from '../../util/errors.js';
 import { interruptionOf } from '../../util/interrupted.js';
 import { Semaphore } from '../../util/semaphore.js';
@@ -111,8 +112,8 @@ export async function copyStream(o: StreamCopyOptions): Promise<StreamCopyResult
   const strays = [...listed.keys()].filter((name) => !wanted.has(name)).map((name) => prefix + name);
   if (strays.length > 0) await o.target.delete(strays);
   await o.beforeCommit();
-  await putChecked(o.target, prefix + SUMS_NAME, sha256sums(m.chunks), o.retention?.());
-  await putChecked(o.target, prefix + MANIFEST_NAME, serializeManifest(m), o.retention?.());
+  await putWhole(o.target, prefix + SUMS_NAME, sha256sums(m.chunks), o.retention?.());
+  await putWhole(o.target, prefix + MANIFEST_NAME, serializeManifest(m), o.retention?.());
   return result;
 }
 
@@ -143,8 +144,4 @@ async function copyObject(o: StreamCopyOptions, prefix: string, obj: StoredObjec
 
 function m(o: StreamCopyOptions): string {
   return `stream ${o.manifest.dataset} ${o.manifest.streamId}`;
-}
-
-async function putChecked(backend: Backend, key: string, body: Buffer, retention: ObjectRetention | undefined): Promise<void> {
-  await backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex'), ...(retention ? { retention } : {}) });
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Backend, ObjectInfo, ObjectRetention } from '../../storage/backend.js';
+import { putWhole } from '../../storage/bodies.js';
 import { peekStreamStart, type StreamStart, type StreamSummary } from '../../stream/validator.js';
 import { errorMessage, OperationalError, StreamFormatError, UsageError } from '../../util/errors.js';
 import { interruptionOf } from '../../util/interrupted.js';
@@ -403,13 +404,8 @@ class StreamWriteRun {
   }
 }
 
-/** With its SHA-256 an S3 backend stores it as one checked PutObject, never a multipart upload. */
 function describeAttachment(a: { name: string; body: Buffer }): ManifestAttachment {
   return { name: a.name, key: attachmentKey(a.name), size: a.body.length, sha256: createHash('sha256').update(a.body).digest('hex') };
-}
-
-async function putWhole(backend: Backend, key: string, body: Buffer, retention?: ObjectRetention): Promise<void> {
-  await backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex'), ...(retention ? { retention } : {}) });
 }
 
 /** Input that is not a ZFS stream at all (empty, bad magic at offset 0) is bad usage: exit 2. */
