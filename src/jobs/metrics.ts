@@ -1,5 +1,5 @@
 import { labelKey, type MetricSample, readMetricValues, writeMetricsFile } from '../util/prometheus.js';
-import { redactUrl } from '../util/redact.js';
+import { withoutCredentials } from '../util/redact.js';
 import type { PruneReport } from './prune.js';
 import type { DrillReport } from './drill.js';
 import type { RunReport } from './run.js';
@@ -51,7 +51,7 @@ export function gauge(name: MetricName, labels: Record<string, string>, value: n
 
 /** A target as a label: no password (util/redact.ts) and no user name, as on_failure's ZFS_OFFSITE_TARGET. */
 export function targetLabel(location: string): string {
-  return redactUrl(location).replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^@/]*@/, '$1');
+  return withoutCredentials(location);
 }
 
 /** How one dataset came out of one command. */

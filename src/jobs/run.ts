@@ -1,6 +1,6 @@
 import { entryHolds, type ResolvedDatasetConfig } from '../config/config.js';
 import { errorMessage, UsageError } from '../util/errors.js';
-import { redactText, redactUrl } from '../util/redact.js';
+import { redactText, withoutCredentials } from '../util/redact.js';
 import { ping, runHook } from './notify.js';
 import { DatasetRun, type DatasetRunResult, type RunOptions } from './run-dataset.js';
 
@@ -67,7 +67,7 @@ async function runDatasetHook(name: string, argv: string[], cfg: ResolvedDataset
     ZFS_OFFSITE_STEP: result.step ?? '',
     // The hook's output usually ends in mail: no password of a URL reaches it (src/util/redact.ts).
     ZFS_OFFSITE_ERROR: redactText(result.message ?? ''),
-    ZFS_OFFSITE_TARGET: redactUrl(cfg.target).replace(/\/\/[^@/]*@/, '//'),
+    ZFS_OFFSITE_TARGET: withoutCredentials(cfg.target),
     ZFS_OFFSITE_CONFIG: o.config.file,
     ZFS_OFFSITE_SNAPSHOT: result.snapshot ?? '',
   };

@@ -77,6 +77,14 @@ export function redactUrl(url: string): string {
   return redactToken(url, true);
 }
 
+/**
+ * A target for a label or a hook's environment: no password and no user name either
+ * (`sftp://u123@box/zfs` → `sftp://box/zfs`); a path without a scheme is left as it is.
+ */
+export function withoutCredentials(url: string): string {
+  return redactUrl(url).replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^@/]*@/, '$1');
+}
+
 /** Whether `url` carries a password (what `redactUrl` would mask). */
 export function hasPassword(url: string): boolean {
   return redactUrl(url) !== url;
