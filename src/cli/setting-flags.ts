@@ -1,5 +1,5 @@
 import { type Command, Option, type OptionValues } from 'commander';
-import { SETTING_NAMES, type SettingSpec, type SettingValues, settingSpec } from '../settings/table.js';
+import { SETTING_NAMES, type SettingName, type SettingSpec, type SettingValues, settingSpec } from '../settings/table.js';
 import { parseSettingText } from '../settings/values.js';
 import { UsageError } from '../util/errors.js';
 
@@ -7,12 +7,13 @@ type Commands = SettingSpec['commands'];
 
 /**
  * Adds the flags of src/settings/table.ts to a command: `target` ones (every command with a
- * target) or `upload` ones (put, send), in the table's order, with its help and defaults.
+ * target) or `upload` ones (put, send), in the table's order, with its help and defaults; `also`
+ * names single settings of another group the command takes too (copy: upload's --object-lock).
  */
-export function addSettingFlags(cmd: Command, commands: Commands): Command {
+export function addSettingFlags(cmd: Command, commands: Commands, also: readonly SettingName[] = []): Command {
   for (const name of SETTING_NAMES) {
     const spec = settingSpec(name);
-    if (spec.flag === undefined || spec.commands !== commands) continue;
+    if (spec.flag === undefined || (spec.commands !== commands && !also.includes(name))) continue;
     cmd.option(spec.flag, spec.help, spec.default);
     if (spec.alias !== undefined) cmd.option(spec.alias, `the same as ${spec.flag.split(' ')[0]} (as aws-cli spells it)`);
   }
@@ -20,11 +21,11 @@ export function addSettingFlags(cmd: Command, commands: Commands): Command {
 }
 
 /** The values of the table's flags a command took (and their defaults), parsed and range-checked. */
-export function settingsFromFlags(o: OptionValues, commands: readonly Commands[]): SettingValues {
+export function settingsFromFlags(o: OptionValues, commands: readonly Commands[], also: readonly SettingName[] = []): SettingValues {
   const out: Record<string, unknown> = {};
   for (const name of SETTING_NAMES) {
     const spec = settingSpec(name);
-    if (spec.flag === undefined || !commands.includes(spec.commands)) continue;
+    if (spec.flag === undefined || (!commands.includes(spec.commands) && !also.includes(name))) continue;
     const flag = spec.flag.split(' ')[0]!;
     let value: unknown = o[new Option(spec.flag).attributeName()];
     let given = flag;

@@ -15,9 +15,9 @@ interface CopyCliOptions {
   to: string;
   parallel: string;
   json?: boolean;
-  objectLock?: string;
-  objectLockMode?: string;
 }
+
+const COPY_LOCK = ['objectLock', 'objectLockMode'] as const;
 
 export function registerCopy(program: Command, deps: CommandDeps): void {
   addSettingFlags(
@@ -28,19 +28,15 @@ export function registerCopy(program: Command, deps: CommandDeps): void {
       .requiredOption('--to <target>', 'the archive to copy into (created when the target is empty)')
       .argument('[datasets...]', 'only these datasets (default: every dataset of --from)')
       .option('--parallel <n>', 'objects copied at once', '4')
-      .option('--json', 'what was copied, as JSON')
-      // The setting put, send and run take (src/settings/table.ts), for the streams copied into B.
-      .option('--object-lock <duration>', 'S3 Object Lock in --to: retain every object copied this long, and extend the chain it depends on (docs/object-lock.md)')
-      .option('--object-lock-mode <mode>', 'governance (default) or compliance'),
+      .option('--json', 'what was copied, as JSON'),
     'target',
+    // The Object Lock put, send and run take (src/settings/table.ts), for the streams copied into --to.
+    COPY_LOCK,
   ).action(async (datasets: string[], o: CopyCliOptions) => {
     for (const d of datasets) checkDatasetName(d, 'DATASET');
     const parallel = parseSettingText('parallel', o.parallel, '--parallel') as number;
-    const lock = lockRequest({
-      ...(o.objectLock !== undefined ? { objectLock: parseSettingText('objectLock', o.objectLock, '--object-lock') as number } : {}),
-      ...(o.objectLockMode !== undefined ? { objectLockMode: parseSettingText('objectLockMode', o.objectLockMode, '--object-lock-mode') as string } : {}),
-    });
-    const values = settingsFromFlags(o, ['target']);
+    const values = settingsFromFlags(o, ['target'], COPY_LOCK);
+    const lock = lockRequest(values);
     const signal = deps.interruptSignal();
     const source = await openTarget(fromTarget(o.from), values);
     try {
