@@ -2,6 +2,7 @@ import { closeSync, fstatSync, read, statSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import type { Readable } from 'node:stream';
+import { copyInto } from './bytes.js';
 
 /**
  * Where the bytes of a send stream come from, filling chunk buffers in place. A pipe or a file
@@ -61,7 +62,7 @@ class ReadableSource implements ByteSource {
         this.lastDataAt = performance.now();
       }
       const n = Math.min(target.length - filled, this.rest.length);
-      target.set(this.rest.subarray(0, n), filled);
+      copyInto(target, this.rest.subarray(0, n), filled);
       filled += n;
       this.rest = n < this.rest.length ? this.rest.subarray(n) : undefined;
     }
@@ -174,7 +175,7 @@ class PipeSource implements ByteSource {
     const room = this.target ? this.target.length - this.filled : 0;
     const n = Math.min(room, bytes.length);
     if (n > 0) {
-      this.target!.set(bytes.subarray(0, n), this.filled);
+      copyInto(this.target!, bytes.subarray(0, n), this.filled);
       this.filled += n;
     }
     if (n < bytes.length) this.overflow.unshift(bytes.subarray(n));

@@ -23,3 +23,14 @@ export function formatBytes(n: number): string {
 export function formatRatio(stored: number, raw: number): string {
   return raw === 0 ? '-' : `${((stored / raw) * 100).toFixed(1)}%`;
 }
+
+/**
+ * Copies `bytes` into `target` at `at`. Buffer.copy is a plain memcpy; TypedArray.set into a
+ * view of a SharedArrayBuffer (our chunk buffers, archive/pipeline/shared-buffer-pool.ts) takes
+ * V8's relaxed-atomic copy, measured ≈ 5× slower: on restore it was the main thread's largest
+ * cost after the garbage collector (bench/README.md, "Restore CPU").
+ */
+export function copyInto(target: Uint8Array, bytes: Uint8Array, at: number): void {
+  const from = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  from.copy(target, at);
+}

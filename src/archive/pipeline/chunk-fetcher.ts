@@ -1,6 +1,7 @@
 import type { Backend } from '../../storage/backend.js';
 import { evenParts, isNotFound, MAX_PARTS_PER_OBJECT } from '../../storage/backend.js';
 import { UnsafeEntryError } from '../../storage/confined.js';
+import { copyInto } from '../../util/bytes.js';
 import { OperationalError } from '../../util/errors.js';
 import { ChunkJobError, type ChunkPool } from './chunk-pool.js';
 import type { ManifestChunk } from '../format/manifest.js';
@@ -204,7 +205,7 @@ async function readObject(backend: Backend, key: string, object: string, into: U
       key,
       async (piece) => {
         if (filled + piece.length > end) await tooBig();
-        into.set(piece, filled);
+        copyInto(into, piece, filled);
         filled += piece.length;
       },
       { signal: stop.signal, ...(offset > 0 ? { offset } : {}), ...(length !== undefined ? { length } : {}) },
