@@ -10,7 +10,7 @@ import { InterruptedError, STOP_SIGNALS, type StopSignal } from '../util/interru
  *   finish, saves the journal and fails with that error, which program.ts prints as
  *   `zfs-offsite: interrupted: N chunks stored; rerun the same command to resume`.
  * - `drill` takes it over too: the receive under way is stopped and the scratch dataset
- *   destroyed before it exits (src/jobs/drill.ts).
+ *   destroyed before it exits (src/jobs/drill.ts); it says so instead of offering a resume.
  * - Every other command (restore, verify, list, prune) has nothing to save: it stops at once
  *   with `zfs-offsite: interrupted` (a half-written `restore --output` file is removed on exit,
  *   util/exclusive-file.ts).
@@ -22,6 +22,7 @@ export class Interrupts {
   private readonly controller = new AbortController();
   private graceful = false;
   private received: StopSignal | undefined;
+  private afterwards = RESUME;
   private readonly listeners = (Object.keys(STOP_SIGNALS) as StopSignal[]).map((name) => [name, () => this.onSignal(name)] as const);
 
   install(): void {
@@ -32,9 +33,14 @@ export class Interrupts {
     for (const [name, listener] of this.listeners) process.off(name, listener);
   }
 
-  /** For commands that stop in their own time and save their state: the first signal aborts this. */
-  takeOver(): AbortSignal {
+  /**
+   * For commands that stop in their own time and save (or clean up) their state: the first
+   * signal aborts this. `afterwards`: what the interrupted line tells the user to do or expect
+   * (default: rerun to resume, what the writers' journals allow).
+   */
+  takeOver(afterwards = RESUME): AbortSignal {
     this.graceful = true;
+    this.afterwards = afterwards;
     return this.controller.signal;
   }
 
@@ -54,11 +60,13 @@ export class Interrupts {
     process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}zfs-offsite: interrupted${this.received ? ' again: stopped at once' : ''}\n`);
     process.exit(STOP_SIGNALS[name]);
   }
+
+  /** The one line of the interrupted command (program.ts prints it). */
+  line(err: unknown): string {
+    const n = err instanceof InterruptedError ? err.chunksStored : undefined;
+    if (n === undefined) return `zfs-offsite: interrupted; ${this.afterwards}`;
+    return `zfs-offsite: interrupted: ${n} chunk${n === 1 ? '' : 's'} stored; ${this.afterwards}`;
+  }
 }
 
-/** The one line of an interrupted command (program.ts prints it). */
-export function interruptedLine(err: unknown): string {
-  const n = err instanceof InterruptedError ? err.chunksStored : undefined;
-  if (n === undefined) return 'zfs-offsite: interrupted; rerun the same command to resume';
-  return `zfs-offsite: interrupted: ${n} chunk${n === 1 ? '' : 's'} stored; rerun the same command to resume`;
-}
+const RESUME = 'rerun the same command to resume';

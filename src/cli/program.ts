@@ -16,7 +16,7 @@ import { registerSend } from './commands/send.js';
 import { registerStatus } from './commands/status.js';
 import { registerVerify } from './commands/verify.js';
 import { exitCodeFor, oneLineError, parserErrorLine } from './exit.js';
-import { Interrupts, interruptedLine } from './interrupt.js';
+import { Interrupts } from './interrupt.js';
 import { STOP_SIGNALS } from '../util/interrupted.js';
 
 interface GlobalOptions {
@@ -73,7 +73,7 @@ export function buildProgram(getLog: () => Logger, outcome: Outcome = { exitCode
     getLog,
     zfsCommand: () => program.opts<GlobalOptions>().zfsCmd,
     setExitCode: (code) => (outcome.exitCode = code),
-    interruptSignal: () => interrupts.takeOver(),
+    interruptSignal: (afterwards?: string) => interrupts.takeOver(afterwards),
   };
   registerPut(program, deps);
   registerSend(program, deps);
@@ -126,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
     // Stopped by Ctrl-C or SIGTERM, whatever failed on the way out (README, "Exit codes").
     const stopped = interrupts.signal;
     if (stopped !== undefined) {
-      process.stderr.write(`${interruptedLine(err)}\n`);
+      process.stderr.write(`${interrupts.line(err)}\n`);
       return STOP_SIGNALS[stopped];
     }
     if (err instanceof CommanderError) {

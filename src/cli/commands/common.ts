@@ -14,7 +14,8 @@ export interface CommandDeps {
   /** An exit code that is not an error: verify's 3, run's 1. */
   setExitCode(code: number): void;
   /** put, send, run: Ctrl-C / SIGTERM aborts this instead of ending the process, so the journal is saved (src/cli/interrupt.ts). */
-  interruptSignal(): AbortSignal;
+  /** The stop signal of a command that stops in its own time; `afterwards`: what its interrupted line says next (cli/interrupt.ts). */
+  interruptSignal(afterwards?: string): AbortSignal;
 }
 
 /** Opens a target with the backend settings among `settings`. */

@@ -77,7 +77,7 @@ export function registerDrill(program: Command, deps: CommandDeps): void {
         seed,
         parallel,
         progress: o.progress,
-        signal: deps.interruptSignal(),
+        signal: deps.interruptSignal('nothing to resume (a drill removes its scratch dataset on the way out)'),
       });
     } finally {
       await chunkPool.close();
