@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { basename } from 'node:path';
 import { OperationalError, UsageError } from '../util/errors.js';
 import { checkZfsName, shellQuote, splitCommandWords } from './command.js';
-import { ZfsCommandError, ZfsProcess } from './process.js';
+import { STOP_GRACE_MS, ZfsCommandError, ZfsProcess } from './process.js';
 import { type ReceiveHandle, type SendHandle, type StreamOptions, startReceive, startSend } from './streams.js';
 
 export { ZfsCommandError } from './process.js';
@@ -49,14 +49,33 @@ export class Zfs {
     return [this.prefix[0]!, rest];
   }
 
-  /** Runs zfs to completion and returns stdout; a non-zero exit throws ZfsCommandError. */
-  async run(args: string[]): Promise<string> {
+  /**
+   * Runs zfs to completion and returns stdout; a non-zero exit throws ZfsCommandError. With
+   * `timeoutMs`, a command still running then is stopped (SIGTERM, then SIGKILL) and the call
+   * fails with kind `zfs-timeout`: for lookups that must not hold a job up (a suspended pool
+   * leaves `zfs list` hanging).
+   */
+  async run(args: string[], options: { timeoutMs?: number } = {}): Promise<string> {
     const [cmd, argv] = this.argv(args);
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     const proc = new ZfsProcess(child, args, (e) => new OperationalError(`cannot run ${cmd}: ${e.message} (set --zfs-cmd or ZFS_OFFSITE_ZFS_CMD)`));
-    await proc.completion;
+    const { timeoutMs } = options;
+    if (timeoutMs === undefined) {
+      await proc.completion;
+      return Buffer.concat(out).toString();
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs)));
+    try {
+      if ((await Promise.race([proc.completion, late])) === 'late') {
+        await proc.stop(STOP_GRACE_MS);
+        throw new OperationalError(`zfs ${args.join(' ')} did not answer within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`} and was stopped`, { kind: 'zfs-timeout' });
+      }
+    } finally {
+      clearTimeout(timer);
+    }
     return Buffer.concat(out).toString();
   }
 
@@ -132,11 +151,11 @@ export class Zfs {
     }
   }
 
-  /** Snapshots and bookmarks of one dataset, oldest first. */
-  async listSnapshots(dataset: string): Promise<SnapshotInfo[]> {
+  /** Snapshots and bookmarks of one dataset, oldest first (`timeoutMs`: see run). */
+  async listSnapshots(dataset: string, options: { timeoutMs?: number } = {}): Promise<SnapshotInfo[]> {
     checkZfsName(dataset, 'dataset');
     try {
-      const out = await this.run(['list', '-H', '-p', '-d', '1', '-t', 'snapshot,bookmark', '-o', 'name,guid,createtxg,creation', '-s', 'createtxg', dataset]);
+      const out = await this.run(['list', '-H', '-p', '-d', '1', '-t', 'snapshot,bookmark', '-o', 'name,guid,createtxg,creation', '-s', 'createtxg', dataset], options);
       return parseSnapshotLines(out);
     } catch (err) {
       throw asNotFound(err, dataset);
