@@ -71,7 +71,9 @@ export class Zfs {
     try {
       if ((await Promise.race([proc.completion, late])) === 'late') {
         await proc.stop(STOP_GRACE_MS);
-        throw new OperationalError(`zfs ${args.join(' ')} did not answer within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`} and was stopped`, { kind: 'zfs-timeout' });
+        throw new OperationalError(`zfs ${args.join(' ')} did not answer within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`} and was stopped`, {
+          kind: 'zfs-timeout',
+        });
       }
     } finally {
       clearTimeout(timer);
