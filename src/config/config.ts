@@ -5,8 +5,8 @@ import { camelKey, type SectionSettings, type SettingName, type SettingValues, S
 import { settingDefault } from '../settings/values.js';
 import { parseTarget } from '../storage/open.js';
 import { UsageError } from '../util/errors.js';
-import { hasPassword } from '../util/redact.js';
 import { ConfigChecker } from './checks.js';
+import { type HealthcheckUrls, type KeepCounts, readAttach, readHealthcheck, readKeep, readOnFailure, readSnapshot, type SnapshotPolicy } from './fields.js';
 import { type DrillConfig, readDrillSection } from './drill-section.js';
 import { ConfigSource } from './yaml-source.js';
 
@@ -27,7 +27,7 @@ import { ConfigSource } from './yaml-source.js';
  * names of environment variables or files that hold them.
  */
 
-export type SnapshotPolicy = { mode: 'create'; prefix: string } | { mode: 'pick'; pattern: string };
+export type { HealthcheckUrls, SnapshotPolicy } from './fields.js';
 
 /** The `s3:` and `sftp:` keys of src/settings/table.ts, camel-cased (files made absolute). */
 export type S3Settings = SectionSettings<'s3'>;
@@ -93,17 +93,6 @@ export interface ZfsOffsiteConfig {
   healthcheck?: HealthcheckUrls;
 }
 
-/**
- * Where `run` pings (jobs/notify.ts): `healthcheck_url: URL` is healthchecks.io's form (`URL/start`,
- * `URL`, `URL/fail`); a mapping `{ start, success, failure }` names each URL (Uptime Kuma's push
- * URLs, anything taking a GET). Capability URLs: never shown whole (jobs/notify.ts pingLabel).
- */
-export interface HealthcheckUrls {
-  start?: string;
-  success: string;
-  failure?: string;
-}
-
 const TOP_KEYS = ['defaults', 'datasets', 'drill', 'healthcheck_url'] as const;
 /** The job's own keys, then the settings of the table, then the sections. */
 const SETTING_KEYS = [
@@ -128,18 +117,13 @@ const SETTING_KEYS = [
 const DATASET_KEYS = ['name', 'attach', ...SETTING_KEYS] as const;
 /** What one of several targets may set for itself (`targets: [{url: …, keep: …}]`): its chain, cadence, retention and transfer. */
 const TARGET_KEYS = ['url', 'hold', 'raw', 'full_every', 'max_chain', 'keep', ...yamlSettings('').map((s) => s.key), 's3', 'sftp', 'object_lock'];
-const KEEP_KEYS = ['daily', 'weekly', 'monthly', 'yearly', 'last', 'min_fulls'] as const;
 
 const DAY_MS = 86_400_000;
 /** The field of a resolved dataset that holds a config section's settings. */
 const SECTION_FIELD = { s3: 's3', sftp: 'sftp', object_lock: 'objectLock' } as const;
 
-const SNAPSHOT_PART = { re: /^[A-Za-z0-9_.:-]+$/, what: 'a snapshot name part (letters, digits, _ . : -)' };
-const SNAPSHOT_GLOB = { re: /^[A-Za-z0-9_.:*?-]+$/, what: 'a snapshot name pattern (letters, digits, _ . : - and the wildcards * ?)' };
 // As zfs/command.ts checkDatasetName: no '.' or '..' component (as archive paths they would climb out).
 const DATASET_NAME = { re: /^(?!.*\/\.\.?(\/|$))(?=.{1,255}$)[A-Za-z0-9][A-Za-z0-9_.:\- ]*(\/[A-Za-z0-9_.:\- ]+)*$/, what: 'a ZFS dataset name such as tank/home' };
-
-type KeepCounts = Partial<Record<(typeof KEEP_KEYS)[number], number>>;
 
 /** One level of settings as written (defaults or a dataset), validated, not yet merged. */
 interface Settings extends TopSettings {
@@ -160,21 +144,6 @@ interface Settings extends TopSettings {
   s3?: S3Settings;
   sftp?: SftpSettings;
   objectLock?: ObjectLockSettings;
-}
-
-function readSnapshot(c: ConfigChecker, value: unknown, path: string): SnapshotPolicy {
-  const raw = c.mapping(value, path, ['mode', 'prefix', 'pattern']);
-  const mode = raw.mode ?? 'create';
-  if (mode === 'create') {
-    if (raw.pattern !== undefined) throw c.fail(`${path}.pattern`, 'only mode pick takes a pattern (mode create takes prefix)');
-    return { mode, prefix: raw.prefix === undefined ? 'zfs-offsite' : c.string(raw.prefix, `${path}.prefix`, SNAPSHOT_PART) };
-  }
-  if (mode === 'pick') {
-    if (raw.prefix !== undefined) throw c.fail(`${path}.prefix`, 'only mode create takes a prefix (mode pick takes pattern)');
-    if (raw.pattern === undefined) throw c.fail(`${path}.pattern`, 'missing: mode pick needs the pattern of the snapshots to pick, e.g. "autosnap_*_daily"');
-    return { mode, pattern: c.string(raw.pattern, `${path}.pattern`, SNAPSHOT_GLOB) };
-  }
-  throw c.fail(`${path}.mode`, `expected create or pick, got ${JSON.stringify(mode)}`);
 }
 
 function readTarget(c: ConfigChecker, value: unknown, path: string): string {
@@ -218,35 +187,6 @@ function overTarget(own: Settings, target: Settings): Settings {
   return { ...own, ...target, keep, s3: { ...own.s3, ...target.s3 }, sftp: { ...own.sftp, ...target.sftp } };
 }
 
-function readOnFailure(c: ConfigChecker, value: unknown, path: string): string[] {
-  if (typeof value === 'string') return ['/bin/sh', '-c', c.string(value, path)];
-  if (!Array.isArray(value) || value.length === 0)
-    throw c.fail(path, `expected a command line or a list of arguments, got ${value === null ? 'nothing' : Array.isArray(value) ? 'an empty list' : JSON.stringify(value)}`);
-  return value.map((arg, i) => c.string(arg, `${path}[${i}]`));
-}
-
-/** A ping URL: http(s), no password in it (a healthchecks.io or Uptime Kuma token is its path or query). */
-function readPingUrl(c: ConfigChecker, value: unknown, path: string): string {
-  const text = c.string(value, path, { re: /^https?:\/\/[^/\s]+\S*$/i, what: 'an http:// or https:// URL' });
-  if (hasPassword(text)) throw c.fail(path, 'credentials do not belong in the URL (healthchecks.io and Uptime Kuma URLs carry their token in the path or query)');
-  return text;
-}
-
-/** `healthcheck_url`: one URL (healthchecks.io: URL/start, URL, URL/fail) or `{ start, success, failure }`. */
-function readHealthcheck(c: ConfigChecker, value: unknown, path: string): HealthcheckUrls {
-  if (typeof value === 'string') {
-    const url = readPingUrl(c, value, path);
-    const at = (suffix: string) => url.replace(/\/?(?=[?#]|$)/, suffix);
-    return { start: at('/start'), success: url, failure: at('/fail') };
-  }
-  const raw = c.mapping(value, path, ['start', 'success', 'failure']);
-  if (raw.success === undefined) throw c.fail(`${path}.success`, 'missing: the URL to call when the run succeeds');
-  const out: HealthcheckUrls = { success: readPingUrl(c, raw.success, `${path}.success`) };
-  if (raw.start !== undefined) out.start = readPingUrl(c, raw.start, `${path}.start`);
-  if (raw.failure !== undefined) out.failure = readPingUrl(c, raw.failure, `${path}.failure`);
-  return out;
-}
-
 /** The keys of one section (`s3:`, `sftp:`), each read by the type the settings table gives it. */
 function readSection(c: ConfigChecker, value: unknown, path: string, section: 's3' | 'sftp' | 'object_lock'): Record<string, unknown> {
   const keys = yamlSettings(section);
@@ -261,14 +201,6 @@ function readSection(c: ConfigChecker, value: unknown, path: string, section: 's
     // Object Lock is set in whole days in the file (as S3's default retention rules are).
     out[camelKey(key)] = name === 'objectLock' ? c.wholeNumber(raw[key], `${path}.${key}`, 1) * DAY_MS : c.setting(settingSpec(name), raw[key], `${path}.${key}`);
   }
-  return out;
-}
-
-function readKeep(c: ConfigChecker, value: unknown, path: string): KeepCounts | false {
-  if (value === false) return false;
-  const raw = c.mapping(value, path, KEEP_KEYS);
-  const out: KeepCounts = {};
-  for (const key of KEEP_KEYS) if (raw[key] !== undefined) out[key] = c.wholeNumber(raw[key], `${path}.${key}`, 0);
   return out;
 }
 
@@ -387,21 +319,6 @@ function resolveEntry(c: ConfigChecker, defaults: Settings, own: Settings, at: {
     entry: at.entry,
     targetCount: at.targetCount,
   };
-}
-
-/** `attach: [{name: vmadm.json, command: "vmadm get <uuid>"}]`: a list of names (safe file names, unique) and commands. */
-function readAttach(c: ConfigChecker, value: unknown, path: string): { name: string; command: string }[] {
-  if (!Array.isArray(value)) throw c.fail(path, 'expected a list of {name, command}');
-  const seen = new Set<string>();
-  return value.map((item, i) => {
-    const at = `${path}[${i}]`;
-    const m = c.mapping(item, at, ['name', 'command']);
-    if (m.name === undefined || m.command === undefined) throw c.fail(at, 'expected name and command, e.g. {name: vmadm.json, command: "vmadm get <uuid>"}');
-    const name = c.string(m.name, `${at}.name`, { re: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, what: "a file name of letters, digits, '.', '_' and '-'" });
-    if (seen.has(name)) throw c.fail(`${at}.name`, `${name} is given twice`);
-    seen.add(name);
-    return { name, command: c.string(m.command, `${at}.command`) };
-  });
 }
 
 /** The top-level table settings of a dataset: its own value, else the default's. */
