@@ -16,8 +16,9 @@ import {
   withoutNestedArchives,
 } from './format/catalog.js';
 import { createHash } from 'node:crypto';
-import { datasetFromPath, datasetPath, INDEX_NAME, JOURNAL_NAME, MANIFEST_NAME, shownKey, streamPrefix, SUMS_NAME } from './format/keys.js';
-import { entryOf, type IndexedStream, indexKey, listedChunkDigest, readIndex, sameObject, writeIndex } from './format/stream-index.js';
+import { rebuildIndex, recordCommit } from './format/index-update.js';
+import { datasetFromPath, datasetPath, JOURNAL_NAME, MANIFEST_NAME, shownKey, streamPrefix, SUMS_NAME } from './format/keys.js';
+import { type IndexedStream, listedChunkDigest, readIndex, sameObject } from './format/stream-index.js';
 import type { Manifest, ManifestAttachment, ManifestSummary } from './format/manifest.js';
 import { readStatusRecord, type StatusKind, type StatusRecord, writeStatusRecord } from './format/status-record.js';
 import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
@@ -154,29 +155,15 @@ export class Repository {
    * stale index is only slower. Prune calls it (the full rebuild, one listing of the dataset).
    */
   async refreshIndex(dataset: string): Promise<void> {
-    const fresh = (await this.catalog(dataset)).indexes.get(dataset);
-    if (!fresh) await this.backend.delete([indexKey(dataset)]);
-    else if (fresh.stale) await writeIndex(this.backend, dataset, fresh.index);
+    await rebuildIndex(this.backend, dataset);
   }
 
   /**
    * After a commit, under the lease: the stored index with the stream just committed, without
-   * listing the dataset (which grows with its history): a listing of the stream's own directory,
-   * its manifest, one index read and write. Its SHA256SUMS, written by this writer from the
-   * manifest's chunks, is recorded as listed, so quick verify need not read it while unchanged.
-   * Without a usable stored index, it is rebuilt from a listing first. Entries of streams deleted
-   * since stay until a prune rebuilds it: readers drop them (loadCatalog), they cost nothing.
+   * listing the dataset (which grows with its history): format/index-update.ts recordCommit.
    */
   async recordCommit(stream: { dataset: string; streamId: string }): Promise<void> {
-    const index = (await readIndex(this.backend, stream.dataset)) ?? (await this.catalog(stream.dataset)).indexes.get(stream.dataset)?.index ?? new Map();
-    const prefix = this.streamPrefix(stream);
-    const found = new Map<string, ObjectInfo>();
-    await this.backend.list(prefix, (o) => found.set(o.key.slice(prefix.length), o));
-    const listed = found.get(MANIFEST_NAME);
-    const read = listed ? await this.readManifest(stream) : undefined;
-    if (listed && read && 'manifest' in read) index.set(stream.streamId, entryOf(read.manifest, listed, found.get(SUMS_NAME)));
-    else index.delete(stream.streamId);
-    await writeIndex(this.backend, stream.dataset, index);
+    await recordCommit(this.backend, { ...stream, prefix: this.streamPrefix(stream) });
   }
 
   /** The manifest of one stream: valid, damaged (an answer, not an error) or absent. */
@@ -231,7 +218,7 @@ export class Repository {
     const wanted = (name: string) => !dataset || name === dataset || (scope.children === true && name.startsWith(`${dataset}/`));
     const indexed = new Set<string>();
     for (const o of grouped.indexes) {
-      const owner = datasetFromPath(o.key.slice(0, -INDEX_NAME.length - 1));
+      const owner = datasetFromPath(o.key.slice(0, o.key.lastIndexOf('/')));
       if ('dataset' in owner && wanted(owner.dataset)) indexed.add(owner.dataset);
     }
     return {

@@ -12,6 +12,7 @@ import { Progress } from '../util/progress.js';
 import type { DatasetLock, HeldLease } from '../archive/lease.js';
 import { Repository } from '../archive/repository.js';
 import type { ManifestSubstream } from '../archive/format/manifest.js';
+import { findIndexed } from '../archive/format/stream-index.js';
 import { checkLockTarget, extendChainRetention, extendObjects, type LockRequest, lockRequest, retentionFor } from './object-lock.js';
 
 export interface ArchiveSettings {
@@ -182,14 +183,15 @@ async function archivedAlready(repo: Repository, job: ArchiveStreamJob, identity
 
 /**
  * A piped stream carries only the base GUID; its name comes from the archived stream that leads
- * to it: found in the stream index and proven by that stream's manifest (two reads, whatever the
- * history), or else from the catalog (a listing of the dataset). None does: the stream is
+ * to it: found in the stream index (its newest segment holding one) and proven by that stream's
+ * manifest (a few reads, whatever the history), or else from the catalog (a listing of the dataset). None does: the stream is
  * archived all the same (its base may be archived later, or be on the pool it is restored to),
  * but the user is told, since a restore from this archive alone fails.
  */
 async function fromNameInArchive(repo: Repository, guid: bigint, dataset: string, log: Logger): Promise<string> {
   const leadingTo = (streams: readonly ManifestSummary[]) => streams.find((m) => m.substreams.some((s) => s.toguid === guid.toString()));
-  const indexed = leadingTo((await repo.indexedStreams(dataset)) ?? []);
+  // Newest index segment first: the base of a nightly incremental is among the newest streams.
+  const indexed = await findIndexed(repo.backend, dataset, (m) => m.substreams.some((s) => s.toguid === guid.toString()));
   if (indexed && (await repo.confirms(indexed))) return toShortName(indexed, guid);
   const { streams, damaged } = await repo.catalog(dataset);
   const found = leadingTo(streams);

@@ -3,12 +3,12 @@
  * the built CLI: a cache that stands in for the manifests only where the listing shows the very
  * objects it was made from; everything else is read from the manifests, the truth.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadCatalog } from '../../src/archive/format/catalog.js';
-import { indexKey, parseIndex } from '../../src/archive/format/stream-index.js';
+import { findIndexed, type IndexEntry, indexKey, parseIndex, parseSegment, readIndex, readIndexHead, recordIndexEntry, writeIndex } from '../../src/archive/format/stream-index.js';
 import { quickAudit } from '../../src/archive/plan/audit.js';
 import { Repository } from '../../src/archive/repository.js';
 import { listArchive } from '../../src/jobs/list.js';
@@ -257,5 +257,195 @@ describe('stream index', () => {
     }
     writeFileSync(indexPath, 'garbage');
     expect(await repo.indexedStreams(DS)).toBeUndefined();
+  });
+});
+
+/**
+ * The index in segments (issue 17): the head `~index.json` a commit rewrites, and sealed segments
+ * `~index-NNNNNN.json` it names. Every segment is checked on its own; one that is garbage,
+ * truncated, of another dataset or numbered otherwise is ignored, a stream two segments hold is
+ * trusted in neither: the catalog always answers as the manifests do.
+ */
+describe('stream index segments', () => {
+  let root: string;
+  let backend: LocalBackend;
+  let repo: Repository;
+  let full: Map<string, IndexEntry>;
+  let truth: Awaited<ReturnType<typeof loadCatalog>>['streams'];
+  const dsDir = () => join(root, indexKey(DS), '..');
+  const segmentFiles = () =>
+    readdirSync(dsDir())
+      .filter((f) => f.startsWith('~index'))
+      .sort();
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'zo-index-seg-'));
+    for (const stream of CHAIN) {
+      const r = await runCli(['put', '--to', root, '--no-progress'], { input: stream });
+      expect(r.code, r.stderr).toBe(0);
+    }
+    backend = new LocalBackend(root);
+    repo = new Repository(backend);
+    full = (await readIndex(backend, DS))!;
+    truth = (await loadCatalog(backend, DS, { index: false })).streams;
+  }, 120_000);
+
+  afterAll(async () => {
+    await backend.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('a rebuild writes sealed segments and a head naming them; readers read them all and no manifest', async () => {
+    await writeIndex(backend, DS, full, 2);
+    expect(segmentFiles()).toEqual(['~index-000001.json', '~index-000002.json', '~index.json']);
+    expect(parseSegment(await backend.getBuffer(indexKey(DS)), DS)?.sealed).toBe(2);
+    expect(await readIndex(backend, DS)).toEqual(full);
+    const c = counting(backend);
+    const catalog = await loadCatalog(c.backend, DS);
+    expect(manifestReads(c.reads)).toEqual([]);
+    expect(catalog.streams).toEqual(truth);
+    expect(catalog.indexes.get(DS)?.stale).toBe(false);
+    // Fewer entries: the segments beyond the new ones are removed.
+    await writeIndex(backend, DS, full);
+    expect(segmentFiles()).toEqual(['~index.json']);
+    await writeIndex(backend, DS, new Map());
+    expect(segmentFiles()).toEqual([]);
+  });
+
+  it('a commit rewrites only the head, and seals it when full, whatever the history', async () => {
+    const ids = [...full.keys()].sort();
+    await writeIndex(backend, DS, new Map(ids.slice(0, 4).map((id) => [id, full.get(id)!])), 2);
+    expect(segmentFiles()).toEqual(['~index-000001.json', '~index.json']);
+    const c = counting(backend);
+    await recordIndexEntry(c.backend, DS, (await readIndexHead(c.backend, DS))!, ids[4]!, full.get(ids[4]!), 2);
+    // One read (the head), no listing: the sealed segment 1 is neither read nor rewritten.
+    expect(c.reads).toEqual([indexKey(DS)]);
+    expect(c.lists).toEqual([]);
+    expect(segmentFiles()).toEqual(['~index-000001.json', '~index-000002.json', '~index.json']);
+    expect([...parseIndex(await backend.getBuffer(indexKey(DS)), DS)!.keys()]).toEqual([ids[4]]);
+    expect(await readIndex(backend, DS)).toEqual(full);
+    // put finds a base newest segment first: the oldest stream costs every segment, the newest only the head.
+    const newest = counting(backend);
+    expect((await findIndexed(newest.backend, DS, (s) => s.streamId === ids[4]))?.streamId).toBe(ids[4]);
+    expect(newest.reads).toEqual([indexKey(DS)]);
+    expect((await findIndexed(backend, DS, (s) => s.streamId === ids[0]))?.streamId).toBe(ids[0]);
+    // No usable head: the caller rebuilds.
+    writeFileSync(join(root, indexKey(DS)), 'garbage');
+    expect(await readIndexHead(backend, DS)).toBeUndefined();
+    await repo.recordCommit({ dataset: DS, streamId: ids[4]! });
+    expect(await readIndex(backend, DS)).toEqual(full);
+  });
+
+  it('ignores a segment that is garbage, truncated, of another dataset, numbered otherwise, and entries two segments hold', async () => {
+    await writeIndex(backend, DS, full, 2);
+    const files = segmentFiles();
+    const pristine = new Map(files.map((f) => [f, readFileSync(join(dsDir(), f))]));
+    const restore = () => {
+      for (const f of segmentFiles()) rmSync(join(dsDir(), f));
+      for (const [f, body] of pristine) writeFileSync(join(dsDir(), f), body);
+    };
+    const sealedOne = pristine.get('~index-000001.json')!.toString();
+    const cases: [string, string, string][] = [
+      ['~index-000001.json', 'garbage', 'garbage'],
+      ['~index-000001.json', sealedOne.slice(0, sealedOne.length >> 1), 'truncated'],
+      ['~index-000001.json', sealedOne.replace(`"dataset":"${DS}"`, '"dataset":"pool/other"'), 'another dataset'],
+      ['~index-000002.json', sealedOne, 'segment 1 stored as segment 2'],
+      ['~index.json', sealedOne, 'a sealed segment stored as the head'],
+      ['~index.json', '', 'empty head'],
+      // Segment 1's entries again in segment 3, which the head does not name: ignored.
+      ['~index-000003.json', sealedOne.replace('"segment":1', '"segment":3'), 'a segment the head does not name'],
+    ];
+    try {
+      for (const [file, body, what] of cases) {
+        writeFileSync(join(dsDir(), file), body);
+        const c = counting(backend);
+        const catalog = await loadCatalog(c.backend, DS);
+        expect(catalog.streams, what).toEqual(truth);
+        restore();
+      }
+      // The same entry in two segments: trusted in neither, its manifest is read.
+      const head = JSON.parse(pristine.get('~index.json')!.toString()) as { streams: Record<string, unknown> };
+      const one = JSON.parse(sealedOne) as { streams: Record<string, unknown> };
+      const [dupId, dupEntry] = Object.entries(one.streams)[0]!;
+      head.streams[dupId] = dupEntry;
+      writeFileSync(join(root, indexKey(DS)), JSON.stringify(head));
+      expect((await readIndex(backend, DS))?.has(dupId)).toBe(false);
+      const c = counting(backend);
+      const catalog = await loadCatalog(c.backend, DS);
+      expect(manifestReads(c.reads)).toEqual([`${repo.streamPrefix({ dataset: DS, streamId: dupId })}manifest.json`]);
+      expect(catalog.streams).toEqual(truth);
+      expect(catalog.indexes.get(DS)?.stale).toBe(true);
+    } finally {
+      restore();
+    }
+  });
+
+  it('answers as the manifests do whatever bytes the segments hold (fuzzed)', async () => {
+    await writeIndex(backend, DS, full, 2);
+    const files = segmentFiles();
+    const pristine = new Map(files.map((f) => [f, readFileSync(join(dsDir(), f))]));
+    let seed = 17;
+    const rand = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    try {
+      for (let round = 0; round < 60; round++) {
+        const file = files[rand(files.length)]!;
+        const body = Buffer.from(pristine.get(file)!);
+        const mutation = rand(4);
+        let mutated: Buffer;
+        if (mutation === 0) mutated = body.subarray(0, rand(body.length));
+        else if (mutation === 1) {
+          mutated = Buffer.from(body);
+          for (let k = 0; k < 1 + rand(4); k++) mutated[rand(mutated.length)] = rand(256);
+        } else if (mutation === 2) mutated = Buffer.from(body.toString().replace(/"size":\d+/, `"size":${rand(10_000)}`));
+        else mutated = Buffer.from(body.toString().replace(/"modified":"[^"]*"/, `"modified":"${new Date(rand(2 ** 30) * 1000).toISOString()}"`));
+        writeFileSync(join(dsDir(), file), mutated);
+        const catalog = await loadCatalog(backend, DS);
+        // Cut short or stamped with another object: never a different answer. (Bytes flipped inside a
+        // summary whose stamp still matches are the one thing a cache cannot tell; the stream set stays.)
+        if (mutation === 1)
+          expect(
+            catalog.streams.map((s) => s.streamId),
+            `round ${round}`,
+          ).toEqual(truth.map((s) => s.streamId));
+        else expect(catalog.streams, `round ${round}`).toEqual(truth);
+        writeFileSync(join(dsDir(), file), pristine.get(file)!);
+      }
+    } finally {
+      for (const [f, body] of pristine) writeFileSync(join(dsDir(), f), body);
+    }
+  });
+
+  it('a rebuild stamps SHA256SUMS it finds written from the manifest chunks, so quick verify reads neither', async () => {
+    const unstamped = new Map([...full].map(([id, e]) => [id, { ...e, sums: undefined }]));
+    await writeIndex(backend, DS, unstamped);
+    const before = counting(backend);
+    await new Repository(before.backend).listStreams(DS, { sums: true, index: true });
+    expect(before.reads.filter((k) => k.endsWith('/SHA256SUMS'))).toHaveLength(N);
+    // A SHA256SUMS that is not the manifest's chunks' is not stamped.
+    const victim = [...full.keys()].sort()[2]!;
+    const sumsFile = join(root, repo.streamPrefix({ dataset: DS, streamId: victim }), 'SHA256SUMS');
+    const putBack = keepAside(sumsFile);
+    const original = readFileSync(sumsFile).toString();
+    writeFileSync(
+      sumsFile,
+      original.replace(/^[0-9a-f]/, (d) => (d === '0' ? '1' : '0')),
+    );
+    try {
+      await repo.refreshIndex(DS);
+      const index = (await readIndex(backend, DS))!;
+      expect(index.get(victim)?.sums).toBeUndefined();
+    } finally {
+      putBack();
+    }
+    await repo.refreshIndex(DS);
+    const index = (await readIndex(backend, DS))!;
+    for (const e of index.values()) expect(e.sums?.size).toBeGreaterThan(0);
+    const after = counting(backend);
+    const listed = await new Repository(after.backend).listStreams(DS, { sums: true, index: true });
+    expect(after.reads).toEqual([indexKey(DS)]);
+    expect(listed.streams.every((s) => s.indexed !== undefined)).toBe(true);
   });
 });

@@ -1,14 +1,15 @@
 /**
  * Issue 17 (scale): the stream index (src/archive/format/stream-index.ts) changes how much is
  * read, never what the commands answer. list, verify and restore print the same with a valid
- * index, without one, and with a garbage one; read-only commands write nothing (not even an
- * index that is missing); a writer rebuilds it; prune keeps it in step with what it deleted.
+ * index, without one, with a garbage one and with one in segments (any of them garbage, stale
+ * or missing); read-only commands write nothing (not even an index that is missing); a writer
+ * rebuilds it; prune keeps it in step with what it deleted.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { indexKey, parseIndex } from '../../src/archive/format/stream-index.js';
+import { indexKey, parseIndex, readIndex, writeIndex } from '../../src/archive/format/stream-index.js';
 import type { Backend, ObjectInfo } from '../../src/storage/backend.js';
 import { runCli } from '../support/cli.js';
 import { buildStream } from '../support/synthetic-stream.js';
@@ -90,6 +91,35 @@ describe.each(testTargets())('the stream index on $name', (target: TestTarget) =
     expect(put.code, put.stderr).toBe(0);
     expect(parseIndex(await backend.getBuffer(indexKey(DS)), DS)?.size).toBe(5);
   }, 240_000);
+
+  it('answers the same with the index in segments, and with a sealed segment garbage, stale or missing; read-only commands write nothing', async () => {
+    const full = (await readIndex(backend, DS))!;
+    const reference = await answers();
+    // Two entries to a segment: a head naming two sealed segments (as 1,000 streams make at 500 each).
+    await writeIndex(backend, DS, full, 2);
+    const sealed = indexKey(DS).replace(/~index\.json$/, '~index-000001.json');
+    const body = (await backend.getBuffer(sealed)).toString();
+    const stale = JSON.parse(body) as { streams: Record<string, { object: { size: number } }> };
+    for (const e of Object.values(stale.streams)) e.object.size += 1;
+    const pieces: [string, Buffer | undefined][] = [
+      ['valid', Buffer.from(body)],
+      ['garbage', Buffer.from(body.slice(0, 40))],
+      ['stale', Buffer.from(JSON.stringify(stale))],
+      ['missing', undefined],
+    ];
+    try {
+      for (const [what, piece] of pieces) {
+        if (piece) await backend.put(sealed, piece);
+        else await backend.delete([sealed]);
+        const before = await snapshot(backend);
+        expect(await answers(), what).toEqual(reference);
+        expect(await snapshot(backend), what).toEqual(before);
+      }
+    } finally {
+      await writeIndex(backend, DS, full);
+    }
+    expect(parseIndex(await backend.getBuffer(indexKey(DS)), DS)?.size).toBe(full.size);
+  }, 300_000);
 
   it('verify reports a missing chunk with the index as without it, and never the index itself', async () => {
     const keys: string[] = [];

@@ -4,9 +4,9 @@ import type { Backend, ObjectInfo } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
 import { OperationalError } from '../../util/errors.js';
 import { TOOL_VERSION } from '../../util/version.js';
-import { datasetFromPath, datasetPath, INDEX_NAME, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey } from './keys.js';
-import { type Manifest, ManifestError, type ManifestProblemKind, ManifestReader, type ManifestSummary } from './manifest.js';
-import { entryOf, type IndexedStream, readIndex, sameObject, type StreamIndex } from './stream-index.js';
+import { datasetFromPath, datasetPath, indexSegmentNumber, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, SUMS_NAME, shownKey } from './keys.js';
+import { type Manifest, ManifestError, type ManifestProblemKind, ManifestReader, type ManifestSummary, sha256sums } from './manifest.js';
+import { entryOf, type IndexedStream, indexSegments, readIndex, sameObject, type StreamIndex } from './stream-index.js';
 
 export const ARCHIVE_FORMAT = 'zfs-offsite-archive';
 export const ARCHIVE_MAJOR = 1;
@@ -196,25 +196,36 @@ export function inDataset(prefix: string, dataset: string | undefined): boolean 
  * manifests it describes exactly as listed (same size and ETag, or time); every other listed
  * manifest is read and parsed; entries of streams the listing no longer shows are dropped. With
  * `index: false` every manifest is read. Nothing is written here.
+ *
+ * With `sums` (a writer rebuilding the index: prune), each stream's SHA256SUMS as listed is
+ * stamped into its entry when its content is exactly what the manifest's chunks give (read once,
+ * with the manifest, for an entry that has no such stamp yet), so that quick verify need not read
+ * it again while it is unchanged.
  */
-export async function loadCatalog(backend: Backend, dataset?: string, options: { children?: boolean; concurrency?: number; index?: boolean } = {}): Promise<Catalog> {
+export async function loadCatalog(backend: Backend, dataset?: string, options: { children?: boolean; concurrency?: number; index?: boolean; sums?: boolean } = {}): Promise<Catalog> {
   const concurrency = options.concurrency ?? 8;
-  const dirs: { dataset: string; streamId: string; prefix: string; info: ObjectInfo }[] = [];
+  const dirs: { dataset: string; streamId: string; prefix: string; info: ObjectInfo; sums?: ObjectInfo }[] = [];
   const journals: InProgressStream[] = [];
   const invalid = new Map<string, InvalidKey>();
   const listed: ObjectInfo[] = [];
-  const indexed = new Set<string>();
+  const segments: ObjectInfo[] = [];
+  const sumsListed = new Map<string, ObjectInfo>();
   // Only what the catalog reads is kept: a stream of 500,000 chunks lists as many chunk objects (issue 17).
-  const kept = new Set([MANIFEST_NAME, JOURNAL_NAME, INDEX_NAME, MARKER_KEY]);
+  const kept = new Set([MANIFEST_NAME, JOURNAL_NAME, MARKER_KEY]);
   await backend.list(dataset ? `${datasetPath(dataset)}/` : '', (info) => {
-    if (kept.has(info.key.slice(info.key.lastIndexOf('/') + 1))) listed.push(info);
+    const name = info.key.slice(info.key.lastIndexOf('/') + 1);
+    if (kept.has(name)) listed.push(info);
+    else if (indexSegmentNumber(name) !== undefined) segments.push(info);
+    else if (options.sums && name === SUMS_NAME) sumsListed.set(info.key.slice(0, -name.length), info);
   });
   const wanted = (name: string) => !dataset || name === dataset || (options.children === true && name.startsWith(`${dataset}/`));
-  for (const info of withoutNestedArchives(listed).kept) {
+  const keptObjects = withoutNestedArchives([...listed, ...segments]).kept;
+  const indexed = new Map<string, ObjectInfo[]>();
+  for (const info of keptObjects) {
     const name = info.key.slice(info.key.lastIndexOf('/') + 1);
-    if (name === INDEX_NAME) {
-      const owner = datasetFromPath(info.key.slice(0, -INDEX_NAME.length - 1));
-      if ('dataset' in owner && wanted(owner.dataset)) indexed.add(owner.dataset);
+    if (indexSegmentNumber(name) !== undefined) {
+      const owner = datasetFromPath(info.key.slice(0, -name.length - 1));
+      if ('dataset' in owner && wanted(owner.dataset)) indexed.set(owner.dataset, [...(indexed.get(owner.dataset) ?? []), info]);
       continue;
     }
     if (name !== MANIFEST_NAME && name !== JOURNAL_NAME) continue;
@@ -226,7 +237,8 @@ export async function loadCatalog(backend: Backend, dataset?: string, options: {
       continue;
     }
     if (!wanted(parsed.dataset)) continue;
-    if (name === MANIFEST_NAME) dirs.push({ ...parsed, prefix, info });
+    const sums = sumsListed.get(prefix);
+    if (name === MANIFEST_NAME) dirs.push({ ...parsed, prefix, info, ...(sums ? { sums } : {}) });
     else journals.push({ ...parsed, modified: info.modified });
   }
   const stored =
@@ -236,6 +248,7 @@ export async function loadCatalog(backend: Backend, dataset?: string, options: {
           backend,
           [...new Set(dirs.map((d) => d.dataset))].filter((d) => indexed.has(d)),
           concurrency,
+          indexed,
         );
   const indexes = new Map<string, { index: StreamIndex; stale: boolean }>();
   const streams: IndexedStream[] = [];
@@ -244,7 +257,9 @@ export async function loadCatalog(backend: Backend, dataset?: string, options: {
     const fresh = indexes.get(d.dataset) ?? { index: new Map(), stale: stored.get(d.dataset) === undefined };
     indexes.set(d.dataset, fresh);
     const entry = stored.get(d.dataset)?.get(d.streamId);
-    if (entry && sameObject(entry.object, d.info)) {
+    // A rebuild stamps SHA256SUMS: an entry without the stamp of the listed one is made again.
+    const sumsStamped = !options.sums || !d.sums || sameObject(entry?.sums, d.sums);
+    if (entry && sameObject(entry.object, d.info) && sumsStamped) {
       fresh.index.set(d.streamId, entry);
       streams.push(entry.stream);
     } else toRead.push(d);
@@ -258,7 +273,8 @@ export async function loadCatalog(backend: Backend, dataset?: string, options: {
     if ('absent' in read) continue;
     committed.add(`${d.dataset}\0${d.streamId}`);
     if ('manifest' in read) {
-      const entry = entryOf(read.manifest, d.info);
+      const sums = d.sums && (await sumsMatch(backend, d.sums, read.manifest)) ? d.sums : undefined;
+      const entry = entryOf(read.manifest, d.info, sums);
       fresh.index.set(d.streamId, entry);
       streams.push(entry.stream);
     } else damaged.push(read.damaged);
@@ -270,15 +286,30 @@ export async function loadCatalog(backend: Backend, dataset?: string, options: {
   return { streams, damaged, inProgress: journals.filter((j) => !committed.has(`${j.dataset}\0${j.streamId}`)), invalid: [...invalid.values()], indexes };
 }
 
-/** The stored indexes of some datasets, a few at a time; a missing or unusable one is undefined. */
-export async function readIndexes(backend: Backend, datasets: readonly string[], concurrency = 8): Promise<Map<string, StreamIndex | undefined>> {
+/**
+ * The stored indexes of some datasets, a few at a time; a missing or unusable one is undefined.
+ * `listed`: the index segments a listing showed, per dataset (else each dataset's are listed).
+ */
+export async function readIndexes(backend: Backend, datasets: readonly string[], concurrency = 8, listed?: Map<string, ObjectInfo[]>): Promise<Map<string, StreamIndex | undefined>> {
   const out = new Map<string, StreamIndex | undefined>();
   for (let i = 0; i < datasets.length; i += concurrency) {
     const batch = datasets.slice(i, i + concurrency);
-    const read = await Promise.all(batch.map((d) => readIndex(backend, d)));
+    const read = await Promise.all(batch.map((d) => readIndex(backend, d, listed && indexSegments(d, listed.get(d) ?? []))));
     for (const [k, d] of batch.entries()) out.set(d, read[k]);
   }
   return out;
+}
+
+/** Whether a listed SHA256SUMS holds exactly what the manifest's chunks give (read once, by a rebuild). */
+async function sumsMatch(backend: Backend, sums: ObjectInfo, manifest: Manifest): Promise<boolean> {
+  const expected = sha256sums(manifest.chunks);
+  if (expected.length !== sums.size) return false;
+  try {
+    return (await backend.getBuffer(sums.key)).equals(expected);
+  } catch (err) {
+    if (err instanceof OperationalError) return false;
+    throw err;
+  }
 }
 
 /** Every snapshot GUID an archived stream leads to, with whether that stream is raw. */

@@ -7,7 +7,7 @@
  *   <dataset path>/<stream id>/000000.zst …            chunk objects
  *   <dataset path>/<stream id>/journal.json            while in progress
  *   <dataset path>/<stream id>/attachment.<name>       files kept with the stream
- *   <dataset path>/~index.json                         stream index: a cache (stream-index.ts)
+ *   <dataset path>/~index.json, ~index-000001.json …   stream index segments: a cache (stream-index.ts)
  *   ~zfs-offsite-check/…                               probes of `zfs-offsite check` (jobs/check.ts)
  *   <dataset path>/~verify.json, ~drill.json           last recorded results, display only (status-record.ts)
  *
@@ -27,6 +27,23 @@ export const LEASE_NAME = 'lease.json';
  * and its parent (a dataset directory) is never shaped like a stream id.
  */
 export const INDEX_NAME = '~index.json';
+
+/**
+ * The stream index is kept in segments (format/index-segments.ts): segment 0 is `~index.json`
+ * (the only one before segments existed), segment n ≥ 1 is `~index-<n, 6 digits>.json`.
+ */
+export function indexSegmentName(n: number): string {
+  return n === 0 ? INDEX_NAME : `~index-${String(n).padStart(6, '0')}.json`;
+}
+
+/** The segment number an object name (the part after the last `/`) names, or undefined when it names none. */
+export function indexSegmentNumber(name: string): number | undefined {
+  if (name === INDEX_NAME) return 0;
+  const m = /^~index-(\d{6,})\.json$/.exec(name);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return n >= 1 && Number.isSafeInteger(n) && indexSegmentName(n) === name ? n : undefined;
+}
 /**
  * Where `zfs-offsite check` writes its probe objects (jobs/check.ts). It removes them, unless the
  * credentials cannot delete (an append-only key): then they stay, and every reader passes over

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Backend, ObjectInfo } from '../../storage/backend.js';
 import { OperationalError } from '../../util/errors.js';
-import { chunkName, datasetPath, INDEX_NAME } from './keys.js';
+import { chunkName, datasetPath, INDEX_NAME, indexSegmentName, indexSegmentNumber } from './keys.js';
 import { MANIFEST_FORMAT, type Manifest, type ManifestSummary } from './manifest.js';
 
 /**
@@ -123,8 +123,20 @@ function isStream(v: unknown, dataset: string, streamId: string): v is IndexedSt
   );
 }
 
-/** The index of `dataset` from its stored body, or undefined when it is not one (then it is ignored and rebuilt). */
-export function parseIndex(body: Buffer, dataset: string): StreamIndex | undefined {
+/** A parsed segment: its entries, and (the head, `~index.json`) how many sealed segments it names. */
+export interface IndexSegment {
+  entries: StreamIndex;
+  sealed: number;
+}
+
+/**
+ * One segment of `dataset`'s index from its stored body, or undefined when it is not one (then
+ * it is ignored: its streams' manifests are read, and a writer rewrites it). `segment` is the
+ * number its key names: a sealed segment's body says which it is, so one stored under another
+ * segment's or dataset's name is not one. The head (segment 0, `~index.json`, the whole index
+ * before segments existed) says how many sealed segments there are (none when it says nothing).
+ */
+export function parseSegment(body: Buffer, dataset: string, segment = 0): IndexSegment | undefined {
   let data: unknown;
   try {
     data = JSON.parse(body.toString());
@@ -133,32 +145,144 @@ export function parseIndex(body: Buffer, dataset: string): StreamIndex | undefin
   }
   if (!isObject(data) || data.format !== INDEX_FORMAT || typeof data.formatVersion !== 'string' || Number(data.formatVersion.split('.')[0]) !== INDEX_MAJOR) return undefined;
   if (data.dataset !== dataset || !isObject(data.streams)) return undefined;
-  const index: StreamIndex = new Map();
+  if ((data.segment ?? 0) !== segment) return undefined;
+  const sealed = data.sealed ?? 0;
+  if (!isCount(sealed) || (segment !== 0 && sealed !== 0)) return undefined;
+  const entries: StreamIndex = new Map();
   for (const [streamId, e] of Object.entries(data.streams)) {
     if (!isObject(e) || !isStamp(e.object) || (e.sums !== undefined && !isStamp(e.sums)) || typeof e.chunkDigest !== 'string') return undefined;
     if (!isStream(e.stream, dataset, streamId)) return undefined;
-    index.set(streamId, e as unknown as IndexEntry);
+    entries.set(streamId, e as unknown as IndexEntry);
   }
-  return index;
+  return { entries, sealed };
+}
+
+/** The entries of one segment of `dataset`'s index (parseSegment), or undefined when it is not one. */
+export function parseIndex(body: Buffer, dataset: string, segment = 0): StreamIndex | undefined {
+  return parseSegment(body, dataset, segment)?.entries;
 }
 
 /**
- * The stored index of a dataset; undefined when there is none or it cannot be used (unreadable,
- * not an index, another dataset's): a cache that fails is only a slower answer. A listing that
- * did not show the object is not read (a read-only command asks only for listed ones).
+ * Entries the head holds before a commit seals them: a commit reads and rewrites at most this
+ * many (≈ 1.2 KiB each), whatever the history (issue 17).
  */
-export async function readIndex(backend: Backend, dataset: string): Promise<StreamIndex | undefined> {
+export const SEGMENT_ENTRIES = 500;
+
+function segmentKey(dataset: string, n: number): string {
+  return `${datasetPath(dataset)}/${indexSegmentName(n)}`;
+}
+
+/** The index segments among listed objects of `dataset` (its own, not a child's): number → object. */
+export function indexSegments(dataset: string, listed: Iterable<ObjectInfo>): Map<number, ObjectInfo> {
+  const dir = `${datasetPath(dataset)}/`;
+  const out = new Map<number, ObjectInfo>();
+  for (const info of listed) {
+    if (!info.key.startsWith(dir)) continue;
+    const n = indexSegmentNumber(info.key.slice(dir.length));
+    if (n !== undefined) out.set(n, info);
+  }
+  return out;
+}
+
+/** One segment read and parsed; undefined when absent, unreadable or not that segment of this dataset. */
+async function readSegment(backend: Backend, dataset: string, n: number): Promise<IndexSegment | undefined> {
   try {
-    return parseIndex(await backend.getBuffer(indexKey(dataset)), dataset);
+    return parseSegment(await backend.getBuffer(segmentKey(dataset, n)), dataset, n);
   } catch (err) {
     if (err instanceof OperationalError) return undefined;
     throw err;
   }
 }
 
-/** Writes a dataset's index (an atomic put: readers see the old one or the new one). */
-export async function writeIndex(backend: Backend, dataset: string, index: StreamIndex): Promise<void> {
-  const streams = Object.fromEntries([...index.entries()].sort(([a], [b]) => a.localeCompare(b)));
-  const body = { format: INDEX_FORMAT, formatVersion: `${INDEX_MAJOR}.0`, dataset, written: new Date().toISOString(), streams };
-  await backend.put(indexKey(dataset), Buffer.from(JSON.stringify(body)));
+/**
+ * The stored index of a dataset, undefined when no segment of it is usable: the head and the
+ * sealed segments it names, read and merged; with a head that cannot be used, the sealed
+ * segments `listed` shows (a listing of the dataset), if any. A segment that cannot be read or
+ * parsed, of another dataset or numbered otherwise, is left out, and so is every entry of a
+ * stream that more than one segment holds (neither is trusted): their streams' manifests are
+ * read instead, and a cache that fails is only a slower answer.
+ */
+export async function readIndex(backend: Backend, dataset: string, listed?: Map<number, ObjectInfo>): Promise<StreamIndex | undefined> {
+  if (listed?.size === 0) return undefined;
+  const head = !listed || listed.has(0) ? await readSegment(backend, dataset, 0) : undefined;
+  const sealed = head ? Array.from({ length: head.sealed }, (_, i) => i + 1) : [...(listed?.keys() ?? [])].filter((n) => n > 0);
+  const read: (IndexSegment | undefined)[] = [head];
+  for (let i = 0; i < sealed.length; i += 8) read.push(...(await Promise.all(sealed.slice(i, i + 8).map((n) => readSegment(backend, dataset, n)))));
+  const usable = read.filter((s) => s !== undefined);
+  if (usable.length === 0) return undefined;
+  const index: StreamIndex = new Map();
+  const twice = new Set<string>();
+  for (const segment of usable) {
+    for (const [id, entry] of segment.entries) {
+      if (index.has(id)) twice.add(id);
+      index.set(id, entry);
+    }
+  }
+  for (const id of twice) index.delete(id);
+  return index;
+}
+
+async function writeSegment(backend: Backend, dataset: string, n: number, entries: Iterable<[string, IndexEntry]>, sealed = 0): Promise<void> {
+  const streams = Object.fromEntries([...entries].sort(([a], [b]) => a.localeCompare(b)));
+  const body = { format: INDEX_FORMAT, formatVersion: `${INDEX_MAJOR}.1`, dataset, segment: n, ...(n === 0 ? { sealed } : {}), written: new Date().toISOString(), streams };
+  await backend.put(segmentKey(dataset, n), Buffer.from(JSON.stringify(body)));
+}
+
+/**
+ * Writes a dataset's whole index (a rebuild: prune, or a writer that found none usable): its
+ * entries in stream id (= time) order, `per` to a sealed segment, the rest in the head, written
+ * last (each an atomic put); then removes the segments a listing shows beyond them. An empty
+ * index removes every segment. A rewrite cut short leaves old and new segments side by side: a
+ * stream two of them hold is trusted in neither.
+ */
+export async function writeIndex(backend: Backend, dataset: string, index: StreamIndex, per = SEGMENT_ENTRIES): Promise<void> {
+  const entries = [...index.entries()].sort(([a], [b]) => a.localeCompare(b));
+  const sealed = entries.length === 0 ? 0 : Math.ceil(entries.length / per) - 1;
+  for (let n = 1; n <= sealed; n++) await writeSegment(backend, dataset, n, entries.slice((n - 1) * per, n * per));
+  const found: ObjectInfo[] = [];
+  await backend.list(`${datasetPath(dataset)}/~index`, (info) => found.push(info));
+  if (entries.length > 0) await writeSegment(backend, dataset, 0, entries.slice(sealed * per), sealed);
+  const extra = [...indexSegments(dataset, found).keys()].filter((k) => k > sealed || (k === 0 && entries.length === 0));
+  if (extra.length > 0) await backend.delete(extra.map((k) => segmentKey(dataset, k)));
+}
+
+/** The head of a dataset's index (`~index.json`), or undefined when there is no usable one. */
+export function readIndexHead(backend: Backend, dataset: string): Promise<IndexSegment | undefined> {
+  return readSegment(backend, dataset, 0);
+}
+
+/**
+ * A commit's update of the index, whatever the history (issue 17): the head (readIndexHead)
+ * rewritten with `entry` for the stream (or without the stream when `entry` is undefined); a
+ * head already holding `per` entries is sealed first (written whole as the next sealed segment,
+ * then a new head holding only `entry` names it). Without a usable head the caller rebuilds the
+ * index instead (writeIndex).
+ */
+export async function recordIndexEntry(backend: Backend, dataset: string, head: IndexSegment, streamId: string, entry: IndexEntry | undefined, per = SEGMENT_ENTRIES): Promise<void> {
+  if (!entry) {
+    if (head.entries.delete(streamId)) await writeSegment(backend, dataset, 0, head.entries, head.sealed);
+  } else if (head.entries.has(streamId) || head.entries.size < per) {
+    head.entries.set(streamId, entry);
+    await writeSegment(backend, dataset, 0, head.entries, head.sealed);
+  } else {
+    await writeSegment(backend, dataset, head.sealed + 1, head.entries);
+    await writeSegment(backend, dataset, 0, [[streamId, entry]], head.sealed + 1);
+  }
+}
+
+/**
+ * For a writer before its upload, without listing the dataset: the newest indexed stream
+ * `wanted` accepts, reading the head and then sealed segments newest first, stopping at the first
+ * that holds one (the base of a nightly incremental is in the head). Not proven by a listing: the
+ * caller trusts it only once its manifest says the same. Undefined without a usable head.
+ */
+export async function findIndexed(backend: Backend, dataset: string, wanted: (s: IndexedStream) => boolean): Promise<IndexedStream | undefined> {
+  const head = await readSegment(backend, dataset, 0);
+  if (!head) return undefined;
+  for (let n = 0; n <= head.sealed; n++) {
+    const segment = n === 0 ? head : await readSegment(backend, dataset, head.sealed + 1 - n);
+    const found = [...(segment?.entries.values() ?? [])].reverse().find((e) => wanted(e.stream));
+    if (found) return found.stream;
+  }
+  return undefined;
 }

@@ -1,6 +1,6 @@
 import type { ObjectInfo } from '../../storage/backend.js';
 import { buildChains } from './chains.js';
-import { CHECK_PREFIX, chunkName, INDEX_NAME, JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
+import { CHECK_PREFIX, chunkName, indexSegmentNumber, JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
 import { isStatusRecordKey } from '../format/status-record.js';
 import type { DamagedStream } from '../format/catalog.js';
 import type { Manifest, ManifestSummary } from '../format/manifest.js';
@@ -90,7 +90,7 @@ export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<st
     const parsed = slash > 0 ? parseStreamKey(`${dir}${MANIFEST_NAME}`) : undefined;
     // A dataset's stream index (format/stream-index.ts): a cache beside its stream directories
     // (`~` is always escaped in their names, format/keys.ts). One inside a stream directory is not.
-    if (!parsed && slash > 0 && o.key.slice(slash + 1) === INDEX_NAME) {
+    if (!parsed && slash > 0 && indexSegmentNumber(o.key.slice(slash + 1)) !== undefined) {
       indexes.push(o);
       continue;
     }
