@@ -48,8 +48,18 @@ export interface ListOptions {
 }
 
 export interface PutOptions {
-  /** Hex SHA-256 of the (Buffer) body. */
+  /**
+   * Hex SHA-256 of the body. A Readable body with it and its size is sent as one request the
+   * server checks (S3: a PutObject, never a multipart upload; storage/bodies.ts putWhole).
+   */
   sha256?: string;
+  /** Base64 MD5 of a Readable body (S3 Content-MD5, which a retention needs and a stream cannot give in advance). */
+  md5?: string;
+  /**
+   * The same body again, from its start: a Readable body is retried (retrying.ts) only with it.
+   * Each call gives a new stream of the same bytes.
+   */
+  replay?: () => Readable;
   /**
    * Hex SHA-256 of each part of the (Buffer) body as `evenParts(size, partUploadBytes,
    * MAX_PARTS_PER_OBJECT)` cuts it, for a backend with `partUploadBytes`: it uploads the parts

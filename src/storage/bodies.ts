@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Readable, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { type Backend, type ByteRange, type LoadConsumer, type LoadOptions, type ObjectRetention, StorageError } from './backend.js';
 
 // Helpers for the bodies backends read and write: the backends' shared code, and `putWhole` for callers.
@@ -57,10 +57,29 @@ export function enforceSize(body: Readable, size: number, context: string): Read
 }
 
 /**
- * A small object (manifest, SHA256SUMS, attachment) put whole with its SHA-256: an S3 backend
+ * An object (manifest, SHA256SUMS, journal, attachment) put whole with its SHA-256: an S3 backend
  * stores it as one PutObject the server checks, never a multipart upload; with a retention,
  * Object Lock keeps it until that date (backend.ts PutOptions).
+ *
+ * `body` may be pieces (an Iterable that gives the same bytes each time it is iterated): then one
+ * pass hashes them (SHA-256, and MD5 for a retention) and the put streams a second pass, so a
+ * big body (a 500,000-chunk stream's manifest is 154 MB: issue 17) is never held whole. A retry
+ * (storage/retrying.ts) iterates the pieces once more (`PutOptions.replay`). Returns the size.
  */
-export async function putWhole(backend: Backend, key: string, body: Buffer, retention?: ObjectRetention): Promise<void> {
-  await backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex'), ...(retention ? { retention } : {}) });
+export async function putWhole(backend: Backend, key: string, body: Buffer | Iterable<Buffer>, retention?: ObjectRetention): Promise<number> {
+  if (Buffer.isBuffer(body)) {
+    await backend.put(key, body, body.length, { sha256: createHash('sha256').update(body).digest('hex'), ...(retention ? { retention } : {}) });
+    return body.length;
+  }
+  const sha256 = createHash('sha256');
+  const md5 = retention ? createHash('md5') : undefined;
+  let size = 0;
+  for (const piece of body) {
+    sha256.update(piece);
+    md5?.update(piece);
+    size += piece.length;
+  }
+  const replay = (): Readable => Readable.from(body, { objectMode: false });
+  await backend.put(key, replay(), size, { sha256: sha256.digest('hex'), replay, ...(md5 ? { md5: md5.digest('base64') } : {}), ...(retention ? { retention } : {}) });
+  return size;
 }

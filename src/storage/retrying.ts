@@ -128,9 +128,18 @@ export class RetryingBackend implements Backend {
 
   // biome-ignore lint/suspicious/noConfusingVoidType: a backend that says nothing of what it stored (local, SFTP) keeps returning Promise<void>
   put(key: string, body: Buffer | Readable, size?: number, options?: PutOptions): Promise<PutResult | void> {
-    // A stream is consumed by the first attempt and cannot be replayed: one attempt only.
-    // Callers that want retries pass a Buffer.
-    if (body instanceof Readable) return this.inner.put(key, body, size, options);
+    // A stream is consumed by the first attempt: without a way to replay it, one attempt only.
+    // Callers that want retries pass a Buffer, or `replay` (bodies.ts putWhole).
+    if (body instanceof Readable) {
+      const replay = options?.replay;
+      if (!replay) return this.inner.put(key, body, size, options);
+      let next: Readable | undefined = body;
+      return this.retry(() => {
+        const attempt = next ?? replay();
+        next = undefined;
+        return this.inner.put(key, attempt, size, options);
+      }, options?.signal);
+    }
     return this.retry(() => this.inner.put(key, body, size, options), options?.signal);
   }
 

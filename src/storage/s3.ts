@@ -204,7 +204,7 @@ export class S3Backend implements Backend {
         ...lockHeaders(options?.retention),
       };
       const sha256 = options?.sha256;
-      if (options?.retention && !Buffer.isBuffer(body)) {
+      if (options?.retention && !Buffer.isBuffer(body) && !options.md5) {
         throw new StorageError(`${this.location}: cannot put ${key} with a retention from a stream (Content-MD5 needs the whole body first)`, true);
       }
       if (Buffer.isBuffer(body) && sha256 !== undefined && body.length <= MAX_SINGLE_PUT) {
@@ -220,6 +220,14 @@ export class S3Backend implements Backend {
         const md5 = options?.retention ? { ContentMD5: createHash('md5').update(body).digest('base64') } : {};
         const put = await this.client.send(signWithSha256(new PutObjectCommand({ ...common, ...md5, Body: body, ContentLength: body.length }), sha256));
         // The server checked the body against our SHA-256: its ETag names exactly these bytes.
+        return etagOf(put.ETag);
+      }
+      if (!Buffer.isBuffer(body) && sha256 !== undefined && size !== undefined && size <= MAX_SINGLE_PUT && (!options?.retention || options.md5)) {
+        // A streamed body of known size and SHA-256 (bodies.ts putWhole: a big manifest or
+        // journal): one PutObject the server checks, like a Buffer's, never a multipart upload.
+        const md5 = options?.retention ? { ContentMD5: options.md5 } : {};
+        const source = enforceSize(body, size, `${this.location}: cannot put ${key}`);
+        const put = await this.client.send(signWithSha256(new PutObjectCommand({ ...common, ...md5, Body: source, ContentLength: size }), sha256));
         return etagOf(put.ETag);
       }
       if (Buffer.isBuffer(body) && body.length <= this.partSize) {

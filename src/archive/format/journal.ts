@@ -1,11 +1,14 @@
-import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Backend, ObjectInfo } from '../../storage/backend.js';
 import { isNotFound } from '../../storage/backend.js';
+import { putWhole } from '../../storage/bodies.js';
 import type { Logger } from '../../util/logger.js';
 import { deleteOrLeave } from '../leftovers.js';
-import { JOURNAL_NAME } from './keys.js';
+import { type JournalChunk, JournalTable } from './journal-table.js';
+import { ManifestScanner, SyntaxFault } from './manifest-scan.js';
+import { chunkName, JOURNAL_NAME } from './keys.js';
 import type { ManifestChunk } from './manifest.js';
+import { jsonWithList } from './manifest-text.js';
 import { proveStored, type StoredProof } from './stored-proof.js';
 
 /**
@@ -16,10 +19,7 @@ import { proveStored, type StoredProof } from './stored-proof.js';
  * exact raw bytes and the object is proven to still hold the frame stored (stored-proof.ts).
  * Journals written before ETags were recorded still work: their chunks are proven by reading.
  */
-/** A stored chunk: as the manifest will record it, plus the server's ETag of the upload. */
-export interface JournalChunk extends ManifestChunk {
-  etag?: string;
-}
+export type { JournalChunk } from './journal-table.js';
 
 /** The chunk as the manifest records it (the ETag is only the journal's business). */
 export function manifestChunk(c: JournalChunk): ManifestChunk {
@@ -50,7 +50,8 @@ export interface JournalIdentity {
 }
 
 export class ResumeJournal {
-  private readonly entries = new Map<number, JournalChunk>();
+  /** The chunks listed, compact (journal-table.ts: ≈ 100 bytes a chunk, not a 300-byte object). */
+  private readonly entries: JournalTable;
   private writing: Promise<void> = Promise.resolve();
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
@@ -64,12 +65,12 @@ export class ResumeJournal {
   private constructor(
     private readonly backend: Backend,
     private readonly id: JournalIdentity,
-    reusable: JournalChunk[],
+    reusable: JournalTable,
     /** The stream's objects as listed when the journal was opened. */
     private readonly listed: Map<string, ObjectInfo>,
   ) {
-    for (const c of reusable) this.entries.set(c.index, c);
-    this.resumable = reusable.length;
+    this.entries = reusable;
+    this.resumable = reusable.size;
   }
 
   /**
@@ -80,20 +81,19 @@ export class ResumeJournal {
   static async open(backend: Backend, id: JournalIdentity, log: Logger): Promise<ResumeJournal> {
     const objects = new Map<string, ObjectInfo>();
     await backend.list(id.prefix, (o) => objects.set(o.key, o));
-    let reusable: JournalChunk[] = [];
-    const old = await readJournal(backend, id.prefix + JOURNAL_NAME);
+    let reusable = new JournalTable();
+    // A short chunk was the tail of an interrupted stream, not a chunk of the whole one.
+    const candidate = (c: Partial<JournalChunk>): c is JournalChunk => wellFormed(c) && c.rawSize === id.chunkSize && objects.get(id.prefix + c.key)?.size === c.storedSize;
+    const old = await readJournal(backend, id.prefix + JOURNAL_NAME, candidate);
     if (old) {
       const compatible = old.streamId === id.streamId && old.chunkSize === id.chunkSize && JSON.stringify(old.sendArgs) === JSON.stringify(id.sendArgs);
-      // A short chunk was the tail of an interrupted stream, not a chunk of the whole one.
-      reusable = compatible ? old.chunks.filter((c) => c.rawSize === id.chunkSize && objects.get(id.prefix + c.key)?.size === c.storedSize) : [];
+      if (compatible) reusable = old.chunks;
       if (compatible)
-        log.warn(
-          { stream: id.streamId, chunks: reusable.length },
-          `resuming an interrupted upload: ${reusable.length} stored chunk(s) can be reused if the stream is the same and each is proven intact`,
-        );
+        log.warn({ stream: id.streamId, chunks: reusable.size }, `resuming an interrupted upload: ${reusable.size} stored chunk(s) can be reused if the stream is the same and each is proven intact`);
       else log.warn({ stream: id.streamId }, 'discarding an interrupted upload made with other settings (chunk size or zfs send arguments)');
     }
-    const keep = new Set([id.prefix + JOURNAL_NAME, ...reusable.map((c) => id.prefix + c.key)]);
+    const keep = new Set([id.prefix + JOURNAL_NAME]);
+    for (let i = 0; i < reusable.end; i++) if (reusable.has(i)) keep.add(id.prefix + chunkName(i));
     const stale = [...objects.keys()].filter((k) => !keep.has(k));
     // Overwritten or left as strays when they cannot be deleted (append-only credentials: archive/leftovers.ts).
     await deleteOrLeave(backend, stale, log, `${stale.length} object(s) of an earlier upload of ${id.streamId}`);
@@ -109,7 +109,7 @@ export class ResumeJournal {
 
   /** The interrupted run's chunk at this index, a candidate for reuse once prove() says so. */
   reusable(index: number): JournalChunk | undefined {
-    return this.entries.get(index);
+    return this.entries.chunk(index);
   }
 
   /** Whether the stored object of a reusable chunk still holds the frame that was uploaded. */
@@ -127,7 +127,7 @@ export class ResumeJournal {
    */
   record(chunk: JournalChunk): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    this.entries.set(chunk.index, chunk);
+    this.entries.set(chunk);
     this.schedule();
     return Promise.resolve();
   }
@@ -154,7 +154,7 @@ export class ResumeJournal {
    * never vouch for an object whose bytes changed.
    */
   forgetFrom(index: number): Promise<void> {
-    for (const i of [...this.entries.keys()]) if (i >= index) this.entries.delete(i);
+    for (let i = index; i < this.entries.end; i++) this.entries.delete(i);
     return this.save();
   }
 
@@ -163,7 +163,7 @@ export class ResumeJournal {
     this.timer = undefined;
     this.dirty = false;
     this.lastSave = performance.now();
-    const data: JournalData = {
+    const data: Omit<JournalData, 'chunks'> = {
       format: 'zfs-offsite-journal',
       formatVersion: '1.0',
       streamId: this.id.streamId,
@@ -174,14 +174,22 @@ export class ResumeJournal {
       pid: process.pid,
       startedAt: this.startedAt,
       updatedAt: new Date().toISOString(),
-      chunks: [...this.entries.values()].sort((a, b) => a.index - b.index),
     };
-    const body = Buffer.from(`${JSON.stringify(data, null, 1)}\n`);
-    this.spacingMs = Math.max(250, body.length / 256);
-    // With its SHA-256 an S3 backend sends it as one PutObject, never as a multipart upload
-    // (a big stream's journal exceeds a part) that prune's cleanup of old ones could abort.
-    const sha256 = createHash('sha256').update(body).digest('hex');
-    this.writing = this.writing.catch(() => undefined).then(() => this.backend.put(this.id.prefix + JOURNAL_NAME, body, body.length, { sha256 }).then(() => undefined));
+    // `JSON.stringify({ ...data, chunks }, null, 1)` made in pieces from the table as it is when
+    // the write starts, hashed in one pass and sent in another (issue 17: at 500,000 chunks the
+    // text is 140 MB, never held whole). With its SHA-256 an S3 backend sends it as one
+    // PutObject, never as a multipart upload (a big stream's journal exceeds a part) that
+    // prune's cleanup of old ones could abort.
+    const write = async (): Promise<void> => {
+      const chunks = this.entries.snapshot();
+      try {
+        const size = await putWhole(this.backend, this.id.prefix + JOURNAL_NAME, jsonWithList({ ...data, chunks: [] }, 'chunks', chunks, 1));
+        this.spacingMs = Math.max(250, size / 256);
+      } finally {
+        chunks.release();
+      }
+    };
+    this.writing = this.writing.catch(() => undefined).then(write);
     return this.writing;
   }
 
@@ -193,12 +201,50 @@ export class ResumeJournal {
   }
 }
 
-async function readJournal(backend: Backend, key: string): Promise<JournalData | undefined> {
+/**
+ * Reads a journal piece by piece (issue 17: 140 MB at 500,000 chunks, never held whole as text
+ * or objects; the manifest's scanner, manifest-scan.ts): its chunk entries that `keep` accepts go
+ * into a journal table as they are read, the rest of it is parsed at the end. Not a journal
+ * (absent, not JSON, another format): undefined.
+ */
+async function readJournal(backend: Backend, key: string, keep: (c: Partial<JournalChunk>) => c is JournalChunk): Promise<(Omit<JournalData, 'chunks'> & { chunks: JournalTable }) | undefined> {
+  let chunks = new JournalTable();
+  const scanner = new ManifestScanner({
+    onChunks: () => {
+      chunks = new JournalTable();
+    },
+    onChunk: (_index, value) => {
+      if (typeof value === 'object' && value !== null && keep(value)) chunks.set(value);
+    },
+  });
   try {
-    const data = JSON.parse((await backend.getBuffer(key)).toString()) as Partial<JournalData>;
-    return data.format === 'zfs-offsite-journal' && Array.isArray(data.chunks) ? (data as JournalData) : undefined;
+    await backend.load(key, (piece) => scanner.push(piece));
+    const data = JSON.parse(scanner.finish()) as Partial<JournalData>;
+    return data.format === 'zfs-offsite-journal' && Array.isArray(data.chunks) ? { ...(data as JournalData), chunks } : undefined;
   } catch (err) {
-    if (isNotFound(err) || err instanceof SyntaxError) return undefined;
+    if (isNotFound(err) || err instanceof SyntaxError || err instanceof SyntaxFault) return undefined;
     throw err;
   }
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= 0xffff_ffff;
+
+/**
+ * An entry the journal table can hold exactly (journal-table.ts): anything else is not reused (its
+ * chunk is uploaded again), as a chunk whose object does not match never was.
+ */
+function wellFormed(c: Partial<JournalChunk>): c is JournalChunk {
+  return (
+    isCount(c.index) &&
+    c.key === chunkName(c.index) &&
+    isCount(c.rawSize) &&
+    isCount(c.storedSize) &&
+    typeof c.rawSha256 === 'string' &&
+    HEX64.test(c.rawSha256) &&
+    typeof c.storedSha256 === 'string' &&
+    HEX64.test(c.storedSha256) &&
+    Number.isSafeInteger(c.level) &&
+    (c.etag === undefined || typeof c.etag === 'string')
+  );
 }

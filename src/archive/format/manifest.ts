@@ -380,35 +380,5 @@ function checkManifest(m: Record<string, unknown>, f: Fields, collected: ChunkCo
   return { ...(m as unknown as Manifest), chunks: chunks.views() };
 }
 
-/**
- * The manifest's JSON text, as `JSON.stringify(manifest, null, 2)` writes it plus a newline, but
- * made in one Buffer sized first, the chunk entries written one by one: never the whole text as
- * a string beside the Buffer, nor the chunks as objects (issue 17; pieces: Buffer length twice).
- */
-export function serializeManifest(manifest: Manifest): Buffer {
-  const mark = '\u0000chunks\u0000';
-  const text = `${JSON.stringify({ ...manifest, chunks: mark }, null, 2)}\n`;
-  const at = text.indexOf(JSON.stringify(mark));
-  const [head, tail] = [text.slice(0, at), text.slice(at + JSON.stringify(mark).length)];
-  const list = manifest.chunks;
-  const entry = (i: number): string => `${i === 0 ? '[\n' : ',\n'}    ${JSON.stringify(list[i], null, 2).replaceAll('\n', '\n    ')}`;
-  let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + (list.length === 0 ? 2 : 4);
-  for (let i = 0; i < list.length; i++) size += Buffer.byteLength(entry(i));
-  const out = Buffer.allocUnsafe(size);
-  let n = out.write(head);
-  for (let i = 0; i < list.length; i++) n += out.write(entry(i), n);
-  n += out.write(list.length === 0 ? '[]' : '\n  ]', n);
-  n += out.write(tail, n);
-  return out.subarray(0, n);
-}
-
-/** coreutils `sha256sum` format: "<hex>  <name>" — `sha256sum -c SHA256SUMS` checks the objects. */
-export function sha256sums(chunks: readonly ManifestChunk[]): Buffer {
-  const line = (c: ManifestChunk) => `${c.storedSha256}  ${c.key.split('/').pop()}\n`;
-  let size = 0;
-  for (const c of chunks) size += Buffer.byteLength(line(c));
-  const out = Buffer.allocUnsafe(size);
-  let n = 0;
-  for (const c of chunks) n += out.write(line(c), n);
-  return out;
-}
+// The manifest's text (serializeManifest, sha256sums and their pieces) is in manifest-text.ts.
+export { manifestPieces, serializeManifest, sha256sums, sha256sumsPieces } from './manifest-text.js';

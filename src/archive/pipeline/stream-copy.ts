@@ -6,7 +6,7 @@ import { errorMessage, OperationalError } from '../../util/errors.js';
 import { interruptionOf } from '../../util/interrupted.js';
 import { Semaphore } from '../../util/semaphore.js';
 import { MANIFEST_NAME, streamPrefix, SUMS_NAME } from '../format/keys.js';
-import { type Manifest, serializeManifest, sha256sums } from '../format/manifest.js';
+import { type Manifest, manifestPieces, sha256sumsPieces } from '../format/manifest.js';
 import { proveStored } from '../format/stored-proof.js';
 
 /**
@@ -112,8 +112,8 @@ export async function copyStream(o: StreamCopyOptions): Promise<StreamCopyResult
   const strays = [...listed.keys()].filter((name) => !wanted.has(name)).map((name) => prefix + name);
   if (strays.length > 0) await o.target.delete(strays);
   await o.beforeCommit();
-  await putWhole(o.target, prefix + SUMS_NAME, sha256sums(m.chunks), o.retention?.());
-  await putWhole(o.target, prefix + MANIFEST_NAME, serializeManifest(m), o.retention?.());
+  await putWhole(o.target, prefix + SUMS_NAME, sha256sumsPieces(m.chunks), o.retention?.());
+  await putWhole(o.target, prefix + MANIFEST_NAME, manifestPieces(m), o.retention?.());
   return result;
 }
 

@@ -15,7 +15,7 @@ import { ChunkTable } from '../format/chunk-table.js';
 import { type JournalChunk, ResumeJournal } from '../format/journal.js';
 import { attachmentKey, chunkName, JOURNAL_NAME, MANIFEST_NAME, makeStreamId, splitSnapshotName, streamPrefix, SUMS_NAME } from '../format/keys.js';
 import { buildManifest } from '../format/manifest-builder.js';
-import { type Manifest, type ManifestAttachment, serializeManifest, sha256sums } from '../format/manifest.js';
+import { type Manifest, type ManifestAttachment, manifestPieces, sha256sumsPieces } from '../format/manifest.js';
 import { deleteOrLeave } from '../leftovers.js';
 import { SharedBufferPool } from './shared-buffer-pool.js';
 import { StreamCheck } from './stream-check.js';
@@ -341,8 +341,8 @@ class StreamWriteRun {
     // Append-only credentials (archive/leftovers.ts): what cannot be deleted is left, harmless.
     await deleteOrLeave(this.o.backend, strays, this.o.log, `${strays.length} object(s) of an interrupted longer upload of ${identity.streamId}`);
     for (const a of this.o.attachments ?? []) await putWhole(this.o.backend, identity.prefix + attachmentKey(a.name), a.body, this.o.retention?.());
-    await putWhole(this.o.backend, identity.prefix + SUMS_NAME, sha256sums(manifest.chunks), this.o.retention?.());
-    await putWhole(this.o.backend, identity.prefix + MANIFEST_NAME, serializeManifest(manifest), this.o.retention?.());
+    await putWhole(this.o.backend, identity.prefix + SUMS_NAME, sha256sumsPieces(manifest.chunks), this.o.retention?.());
+    await putWhole(this.o.backend, identity.prefix + MANIFEST_NAME, manifestPieces(manifest), this.o.retention?.());
     await deleteOrLeave(this.o.backend, [identity.prefix + JOURNAL_NAME], this.o.log, `the journal of ${identity.streamId} (committed)`);
     this.o.log.info({ dataset: identity.dataset, streamId: identity.streamId, rawBytes: manifest.rawBytes, storedBytes: manifest.storedBytes }, 'stream committed');
     return manifest;
