@@ -1,3 +1,4 @@
+import { createS3Client } from './s3-client.js';
 import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import {
@@ -7,7 +8,7 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
   type S3ClientConfig,
   type StorageClass,
 } from '@aws-sdk/client-s3';
@@ -122,35 +123,7 @@ export class S3Backend implements Backend {
     const provider = options.provider ?? (settingDefault('s3Provider') as string);
     if (!isS3Provider(provider)) throw new UsageError(`unknown S3 provider ${JSON.stringify(provider)}`);
     this.quirks = s3Quirks(provider, options.quirks);
-    // The SDK warns on every run under Node 20 that *future* SDK releases will need Node 22.
-    // This build supports Node 20 (package.json engines) and such noise on stderr breaks cron
-    // mails and `--json` consumers, so it is silenced unless the user set the variable.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    this.client = new S3Client({
-      ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
-      ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
-      ...(options.profile !== undefined ? { profile: options.profile } : {}),
-      region: options.region ?? memoize(defaultRegion),
-      forcePathStyle: options.forcePathStyle ?? false,
-      maxAttempts: 2,
-      // The SDK default sends stream bodies as aws-chunked with a CRC32 trailer; Ceph RGW
-      // answers 411, Backblaze B2 rejects it, s3rver stores garbage. Integrity is checked by
-      // our own SHA-256s anyway.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      // Without this the SDK adds `Expect: 100-continue` to every request with a body, and for
-      // such requests it uses a throw-away agent that sends `Connection: close`
-      // (@smithy/node-http-handler): every chunk PUT then opened a new connection and waited a
-      // round trip for the 100 before sending a byte. Our PUTs are signed with the body's
-      // SHA-256, so a refused request costs at most one chunk's bytes, not a wrong object.
-      expectContinueHeader: false,
-      requestHandler: {
-        connectionTimeout: 10_000,
-        // Idle timeout: a dead or stalled connection fails (and is retried) instead of hanging.
-        // Bodies are Buffers both ways, so no caller pauses a socket on purpose.
-        socketTimeout: options.idleTimeoutMs ?? (settingDefault('s3Timeout') as number),
-      },
-    });
+    this.client = createS3Client(options);
     this.deleter = new S3Deleter({
       client: this.client,
       bucket: this.bucket,
@@ -384,23 +357,6 @@ export class S3Backend implements Backend {
   async close(): Promise<void> {
     this.client.destroy();
   }
-}
-
-/** The region the SDK would find (AWS_REGION, profile), or us-east-1 when none is configured. */
-async function defaultRegion(): Promise<string> {
-  const probe = new S3Client({});
-  try {
-    return await probe.config.region();
-  } catch {
-    return 'us-east-1';
-  } finally {
-    probe.destroy();
-  }
-}
-
-function memoize<T>(fn: () => Promise<T>): () => Promise<T> {
-  let result: Promise<T> | undefined;
-  return () => (result ??= fn());
 }
 
 /**
