@@ -17,12 +17,13 @@ import {
 } from './format/catalog.js';
 import { createHash } from 'node:crypto';
 import { rebuildIndex, recordCommit } from './format/index-update.js';
-import { datasetFromPath, datasetPath, JOURNAL_NAME, MANIFEST_NAME, shownKey, streamPrefix, SUMS_NAME } from './format/keys.js';
-import { type IndexedStream, listedChunkDigest, readIndex, sameObject } from './format/stream-index.js';
+import { datasetFromPath, datasetPath, JOURNAL_NAME, MANIFEST_NAME, MARKER_KEY, shownKey, streamPrefix, SUMS_NAME } from './format/keys.js';
+import { type IndexedStream, readIndex, sameObject } from './format/stream-index.js';
 import type { Manifest, ManifestAttachment, ManifestSummary } from './format/manifest.js';
+import { ChunkSums } from './format/chunk-sums.js';
 import { readStatusRecord, type StatusKind, type StatusRecord, writeStatusRecord } from './format/status-record.js';
 import { acquireDatasetLock, type DatasetLock, type LockOptions } from './lease.js';
-import { groupByStream, type InvalidDir, type StreamDir } from './plan/audit.js';
+import { type InvalidDir, StreamGrouper, type StreamDir } from './plan/audit.js';
 
 /** A link or special file found inside the target. */
 export interface UnsafeFound {
@@ -208,13 +209,30 @@ export class Repository {
    * Another archive nested below the root (its own marker) is left out (format/catalog.ts withoutNestedArchives).
    */
   private async listDirs(dataset?: string, scope: DatasetScope = {}): Promise<ListedStreams> {
-    const all: ObjectInfo[] = [];
+    // Grouped as listed, chunks kept compact (format/listed-objects.ts): the listing is never held
+    // whole (a stream of 500,000 chunks lists as many objects: issue 17).
+    const grouper = new StreamGrouper();
+    const markers: { key: string }[] = [];
     const unsafeAll: UnsafeFound[] = [];
-    await this.backend.list(this.datasetPrefix(dataset), (info) => all.push(info), { onUnsafe: (entry) => unsafeAll.push(entry) });
-    const keys = all.map((o) => o.key);
-    const { kept: objects, nested } = withoutNestedArchives(all, keys);
-    const unsafe = withoutNestedArchives(unsafeAll, keys).kept;
-    const grouped = groupByStream(objects);
+    await this.backend.list(
+      this.datasetPrefix(dataset),
+      (info) => {
+        if (info.key.endsWith(`/${MARKER_KEY}`)) markers.push({ key: info.key });
+        grouper.add(info);
+      },
+      { onUnsafe: (entry) => unsafeAll.push(entry) },
+    );
+    // Every object below a nested archive's root is in a directory whose prefix starts with that root.
+    const nested = withoutNestedArchives(markers).nested;
+    const outside = (key: string) => !nested.some((root) => key.startsWith(root));
+    const unsafe = unsafeAll.filter((u) => outside(u.key));
+    const all = grouper.grouped;
+    const grouped = {
+      streams: [...all.streams.values()].filter((s) => outside(s.prefix)),
+      loose: all.loose.filter((o) => outside(o.key)),
+      invalid: [...all.invalid.values()].filter((d) => outside(d.prefix)),
+      indexes: all.indexes.filter((o) => outside(o.key)),
+    };
     const wanted = (name: string) => !dataset || name === dataset || (scope.children === true && name.startsWith(`${dataset}/`));
     const indexed = new Set<string>();
     for (const o of grouped.indexes) {
@@ -222,9 +240,9 @@ export class Repository {
       if ('dataset' in owner && wanted(owner.dataset)) indexed.add(owner.dataset);
     }
     return {
-      streams: [...grouped.streams.values()].filter((s) => wanted(s.dataset)),
+      streams: grouped.streams.filter((s) => wanted(s.dataset)),
       loose: grouped.loose,
-      invalid: [...grouped.invalid.values()].filter((d) => scope.children === true || inDataset(d.prefix, dataset)),
+      invalid: grouped.invalid.filter((d) => scope.children === true || inDataset(d.prefix, dataset)),
       unsafe,
       nested,
       indexed,
@@ -278,15 +296,19 @@ export class Repository {
    * digest) and, with `sums`, the SHA256SUMS its writer recorded — gets `indexed` instead of
    * `manifest` and `sums`: neither is read. Any difference, and the stream is read as without one.
    */
-  async listStreams(dataset?: string, options: { sums?: boolean; index?: boolean } & DatasetScope = {}): Promise<ListedStreams> {
+  async listStreams(dataset?: string, options: { sums?: boolean | 'chunks'; index?: boolean } & DatasetScope = {}): Promise<ListedStreams> {
     const listed = await this.listDirs(dataset, options);
-    if (options.index) await this.useIndexes(listed, options.sums === true);
+    if (options.index) await this.useIndexes(listed, options.sums !== undefined && options.sums !== false);
     const withManifest = listed.streams.filter((s) => !s.indexed && this.hasManifest(s));
     for (const [k, read] of (await readManifests(this.backend, withManifest)).entries()) {
       if ('manifest' in read) withManifest[k]!.manifest = read.manifest;
       else if ('damaged' in read) withManifest[k]!.damaged = read.damaged;
     }
-    if (options.sums) {
+    if (options.sums === 'chunks') {
+      // Only the manifest's chunks are looked up in it (plan/audit.ts): read piece by piece, no text kept.
+      const withSums = listed.streams.filter((s) => s.manifest && this.listed(s, SUMS_NAME));
+      for (let i = 0; i < withSums.length; i += 8) await Promise.all(withSums.slice(i, i + 8).map(async (s) => (s.chunkSums = await this.readChunkSums(s, s.manifest!.chunks.length))));
+    } else if (options.sums) {
       const withSums = listed.streams.filter((s) => !s.indexed && this.listed(s, SUMS_NAME));
       for (let i = 0; i < withSums.length; i += 8) await Promise.all(withSums.slice(i, i + 8).map(async (s) => (s.sums = await this.readSums(s))));
     }
@@ -299,10 +321,10 @@ export class Repository {
     for (const dir of listed.streams) {
       const entry = stored.get(dir.dataset)?.get(dir.streamId);
       if (!entry) continue;
-      const found = (name: string) => dir.objects.find((o) => o.key === dir.prefix + name);
-      if (!sameObject(entry.object, found(MANIFEST_NAME))) continue;
-      if (sums && !sameObject(entry.sums, found(SUMS_NAME))) continue;
-      if (listedChunkDigest(dir.prefix, dir.objects, entry.stream.chunkCount) !== entry.chunkDigest) continue;
+      if (!sameObject(entry.object, dir.objects.info(MANIFEST_NAME))) continue;
+      if (sums && !sameObject(entry.sums, dir.objects.info(SUMS_NAME))) continue;
+      // As stream-index.ts listedChunkDigest of the listed objects (test/archive/listed-objects.test.ts).
+      if (dir.objects.chunkDigest(entry.stream.chunkCount) !== entry.chunkDigest) continue;
       dir.indexed = entry.stream;
     }
   }
@@ -318,8 +340,21 @@ export class Repository {
     );
   }
 
+  /** readSums without the text: what it says of chunks 0 … count − 1 (format/chunk-sums.ts). */
+  private async readChunkSums(dir: StreamDir, count: number): Promise<ChunkSums | undefined> {
+    const sums = new ChunkSums(count);
+    try {
+      await this.backend.load(dir.prefix + SUMS_NAME, (piece) => sums.push(piece));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    sums.finish();
+    return sums;
+  }
+
   private listed(dir: StreamDir, name: string): boolean {
-    return dir.objects.some((o) => o.key === dir.prefix + name);
+    return dir.objects.has(name);
   }
 
   /** The listing showed the stream's manifest (it may be damaged, or gone since). */
@@ -365,9 +400,13 @@ export class Repository {
 
   /** Every object of a stream but its manifest: SHA256SUMS, chunks, and whatever else was listed there. */
   objectsBesideManifest(m: Manifest, dir: StreamDir): string[] {
-    const keys = new Set([dir.prefix + SUMS_NAME, ...m.chunks.map((c) => dir.prefix + c.key), ...(m.attachments ?? []).map((a) => dir.prefix + a.key), ...dir.objects.map((obj) => obj.key)]);
-    keys.delete(dir.prefix + MANIFEST_NAME);
-    return [...keys];
+    // Without a Set of every key (500,000 chunks: issue 17): the manifest's own names (its chunks
+    // are 000000.zst … in order, manifest.ts), then what else was listed, in listing order.
+    const attached = [...new Set((m.attachments ?? []).map((a) => a.key))];
+    const named = new Set([MANIFEST_NAME, SUMS_NAME, ...attached]);
+    const keys = [dir.prefix + SUMS_NAME, ...m.chunks.map((c) => dir.prefix + c.key), ...attached.map((n) => dir.prefix + n)];
+    for (const name of dir.objects.namesBeyond(m.chunks.length)) if (!named.has(name)) keys.push(dir.prefix + name);
+    return keys;
   }
 
   /**
@@ -399,7 +438,10 @@ export class Repository {
 
   /** The objects a listing showed of a stream directory, its journal left out (what Object Lock retains). */
   listedStreamObjects(dir: StreamDir): string[] {
-    return dir.objects.map((obj) => obj.key).filter((k) => k !== dir.prefix + JOURNAL_NAME);
+    return dir.objects
+      .names()
+      .filter((n) => n !== JOURNAL_NAME)
+      .map((n) => dir.prefix + n);
   }
 
   /** The key of a stream's manifest. */
@@ -409,7 +451,7 @@ export class Repository {
 
   /** Deletes what the listing showed of a stream directory without a manifest. */
   deleteListed(dir: StreamDir): Promise<void> {
-    return this.backend.delete(dir.objects.map((obj) => obj.key));
+    return this.backend.delete(dir.objects.names().map((n) => dir.prefix + n));
   }
 
   /** Aborts (or counts, in a dry run) multipart uploads older than `olderThan`; null when the backend has none. */

@@ -57,9 +57,10 @@ export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
   const repo = await Repository.open(o.backend);
   const mode = o.sample ? 'sampled' : o.deep ? 'deep' : 'quick';
   // Every listed manifest read and validated (a damaged one is that stream's problem), and SHA256SUMS;
-  // a dataset named is checked with its children. A quick verify reads neither for a stream whose
+  // a dataset named is checked with its children. SHA256SUMS is read for what it says of the
+  // manifest's chunks, without its text (format/chunk-sums.ts: 38.5 MB at 500,000 chunks, issue 17). A quick verify reads neither for a stream whose
   // stream index entry the listing matches in full (Repository.listStreams, format/stream-index.ts).
-  const { streams, loose, invalid, unsafe, nested } = await repo.listStreams(o.dataset, { sums: true, children: true, index: mode === 'quick' });
+  const { streams, loose, invalid, unsafe, nested } = await repo.listStreams(o.dataset, { sums: 'chunks', children: true, index: mode === 'quick' });
   if (o.dataset && streams.length === 0 && invalid.length === 0) throw await repo.unknownDataset(o.dataset);
   // Another archive below this one's root is not part of it (not verified, not orphan objects): said, not a problem.
   for (const root of nested) o.log.warn(`${repo.where(root.slice(0, -1))} is another archive (it has its own zfs-offsite.json): not part of this one, not verified here; verify it on its own`);

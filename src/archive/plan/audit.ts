@@ -1,10 +1,12 @@
 import type { ObjectInfo } from '../../storage/backend.js';
 import { buildChains } from './chains.js';
-import { CHECK_PREFIX, chunkName, indexSegmentNumber, JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
+import { CHECK_PREFIX, indexSegmentNumber, JOURNAL_NAME, LEASE_NAME, MANIFEST_NAME, MARKER_KEY, parseStreamKey, shownKey, SUMS_NAME } from '../format/keys.js';
 import { isStatusRecordKey } from '../format/status-record.js';
 import type { DamagedStream } from '../format/catalog.js';
 import type { Manifest, ManifestSummary } from '../format/manifest.js';
 import type { IndexedStream } from '../format/stream-index.js';
+import { chunkIndexOfName, ListedObjects } from '../format/listed-objects.js';
+import { ChunkSums } from '../format/chunk-sums.js';
 
 /**
  * The quick audit (README, "`verify`: proving the archive"): what the listing, the manifests and SHA256SUMS say,
@@ -52,7 +54,8 @@ export interface StreamDir {
   streamId: string;
   /** `<dataset path>/<stream id>/` */
   prefix: string;
-  objects: ObjectInfo[];
+  /** What the listing showed there, chunks kept compact (format/listed-objects.ts). */
+  objects: ListedObjects;
   manifest?: Manifest;
   /**
    * Instead of `manifest` (and `sums`), unread: the stream index entry the listing matches in
@@ -64,6 +67,11 @@ export interface StreamDir {
   damaged?: DamagedStream;
   /** SHA256SUMS text, or undefined when absent. */
   sums?: string;
+  /**
+   * Instead of `sums`: what SHA256SUMS says of the manifest's chunks, read without its text
+   * (Repository.listStreams with `sums: 'chunks'`); undefined when absent.
+   */
+  chunkSums?: ChunkSums;
 }
 
 /** A directory shaped like a stream directory whose key is invalid (format/keys.ts parseStreamKey). */
@@ -75,78 +83,72 @@ export interface InvalidDir {
   objects: ObjectInfo[];
 }
 
+export interface GroupedListing {
+  streams: Map<string, StreamDir>;
+  loose: ObjectInfo[];
+  invalid: Map<string, InvalidDir>;
+  indexes: ObjectInfo[];
+}
+
 /**
- * Groups a listing into stream directories; objects outside any stream are returned apart, and
- * so are directories whose key is invalid (never read: a problem of that directory alone).
+ * Groups a listing into stream directories as it comes, one object at a time (nothing else of
+ * the listing is kept: issue 17); objects outside any stream are kept apart, and so are
+ * directories whose key is invalid (never read: a problem of that directory alone).
  */
-export function groupByStream(objects: readonly ObjectInfo[]): { streams: Map<string, StreamDir>; loose: ObjectInfo[]; invalid: Map<string, InvalidDir>; indexes: ObjectInfo[] } {
-  const streams = new Map<string, StreamDir>();
-  const invalid = new Map<string, InvalidDir>();
-  const loose: ObjectInfo[] = [];
-  const indexes: ObjectInfo[] = [];
-  for (const o of objects) {
+export class StreamGrouper {
+  readonly grouped: GroupedListing = { streams: new Map(), loose: [], invalid: new Map(), indexes: [] };
+  // Objects of one directory come together in a listing: its key is parsed once.
+  private lastDir: string | undefined;
+  private lastParsed: ReturnType<typeof parseStreamKey>;
+
+  add(o: ObjectInfo): void {
+    const { streams, invalid, loose, indexes } = this.grouped;
     const slash = o.key.lastIndexOf('/');
     const dir = o.key.slice(0, slash + 1);
-    const parsed = slash > 0 ? parseStreamKey(`${dir}${MANIFEST_NAME}`) : undefined;
+    if (dir !== this.lastDir) {
+      this.lastDir = dir;
+      this.lastParsed = slash > 0 ? parseStreamKey(`${dir}${MANIFEST_NAME}`) : undefined;
+    }
+    const parsed = this.lastParsed;
     // A dataset's stream index (format/stream-index.ts): a cache beside its stream directories
     // (`~` is always escaped in their names, format/keys.ts). One inside a stream directory is not.
     if (!parsed && slash > 0 && indexSegmentNumber(o.key.slice(slash + 1)) !== undefined) {
       indexes.push(o);
-      continue;
+      return;
     }
     if (!parsed) {
       // The archive marker, a dataset's lease (held by a running job), its recorded verify and
       // drill results (format/status-record.ts) and the probes `check` could not remove with an
       // append-only key (format/keys.ts) belong where they are.
       if (o.key !== MARKER_KEY && !o.key.endsWith(`/${LEASE_NAME}`) && !o.key.startsWith(CHECK_PREFIX) && !isStatusRecordKey(o.key)) loose.push(o);
-      continue;
+      return;
     }
     if ('invalid' in parsed) {
       const d = invalid.get(dir) ?? { prefix: dir, reason: parsed.invalid, objects: [] };
       d.objects.push(o);
       invalid.set(dir, d);
-      continue;
+      return;
     }
     let s = streams.get(dir);
     if (!s) {
-      s = { ...parsed, prefix: dir, objects: [] };
+      s = { ...parsed, prefix: dir, objects: new ListedObjects(dir) };
       streams.set(dir, s);
     }
-    s.objects.push(o);
+    s.objects.add(o);
   }
-  return { streams, loose, invalid, indexes };
 }
 
-/**
- * SHA256SUMS as a lookup by chunk name, the last line for a name winning. The digests of the
- * chunks `000000.zst` … of a stream of `count` chunks are kept as 32 bytes each in one Buffer,
- * not as a Map of strings: SHA256SUMS of 500,000 chunks is 40 MB of text (issue 17).
- */
-function parseSums(text: string, count: number): (name: string, index: number) => string | undefined {
-  const digests = Buffer.alloc(count * 32);
-  const present = new Uint8Array(count);
-  const others = new Map<string, string>();
-  for (let at = 0; at < text.length; ) {
-    const end = text.indexOf('\n', at);
-    const line = text.slice(at, end < 0 ? text.length : end);
-    at = end < 0 ? text.length : end + 1;
-    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
-    if (!m) continue;
-    const i = chunkIndexOf(m[2]!, count);
-    if (i === undefined) others.set(m[2]!, m[1]!);
-    else {
-      digests.write(m[1]!, i * 32, 32, 'hex');
-      present[i] = 1;
-    }
-  }
-  return (name, index) => (present[index] && name === chunkName(index) ? digests.toString('hex', index * 32, index * 32 + 32) : others.get(name));
+/** groupByStream of a listing held whole. */
+export function groupByStream(objects: readonly ObjectInfo[]): GroupedListing {
+  const g = new StreamGrouper();
+  for (const o of objects) g.add(o);
+  return g.grouped;
 }
 
 /** The index of `name` when it is the name of chunk 0 … count − 1 (chunkName), else undefined. */
 function chunkIndexOf(name: string, count: number): number | undefined {
-  if (!/^[0-9]{6,}\.zst$/.test(name)) return undefined;
-  const i = Number(name.slice(0, -4));
-  return i < count && chunkName(i) === name ? i : undefined;
+  const i = chunkIndexOfName(name);
+  return i !== undefined && i < count ? i : undefined;
 }
 
 /** Whether a stream of `count` chunks has an object of this name: the manifest, SHA256SUMS or a chunk. */
@@ -172,10 +174,10 @@ function attachmentKeys(m: ManifestSummary): string[] {
 }
 
 /** Quick verify of a stream's attachments: each present with the size its manifest names. */
-function attachmentProblems(m: ManifestSummary, prefix: string, names: Map<string, ObjectInfo>, where: (key: string) => string): Problem[] {
+function attachmentProblems(m: ManifestSummary, prefix: string, names: ListedObjects, where: (key: string) => string): Problem[] {
   const problems: Problem[] = [];
   for (const a of m.attachments ?? []) {
-    const o = names.get(a.key);
+    const o = names.info(a.key);
     const base = { dataset: m.dataset, stream: m.streamId, object: where(prefix + a.key) };
     if (!o) problems.push({ ...base, kind: 'attachment-missing', message: `attachment ${a.name} is missing` });
     else if (o.size !== a.size) {
@@ -188,13 +190,14 @@ function attachmentProblems(m: ManifestSummary, prefix: string, names: Map<strin
 export function quickAudit(input: QuickAuditInput): Problem[] {
   const problems: Problem[] = [];
   const where = (key: string) => `${input.location}/${key}`;
-  const ageOf = (objects: ObjectInfo[]) => {
-    const newest = Math.max(...objects.map((o) => o.modified?.getTime() ?? input.now.getTime()));
-    return input.now.getTime() - newest;
+  // An object listed without a time counts as new (the newest of all the listed ones decides).
+  const ageOf = (objects: ListedObjects) => {
+    const known = objects.newest ?? Number.NEGATIVE_INFINITY;
+    return input.now.getTime() - (objects.someTimeUnknown ? Math.max(known, input.now.getTime()) : known);
   };
   const committed = new Map<string, ManifestSummary[]>();
   for (const s of input.streams) {
-    const names = new Map(s.objects.map((o) => [o.key.slice(s.prefix.length), o]));
+    const names = s.objects;
     const base = { dataset: s.dataset, stream: s.streamId };
     if (s.indexed) {
       // The listing matched the index entry: every chunk present with its size, SHA256SUMS as
@@ -203,9 +206,9 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
       committed.set(m.dataset, [...(committed.get(m.dataset) ?? []), m]);
       const attached = new Set(attachmentKeys(m));
       problems.push(...attachmentProblems(m, s.prefix, names, where));
-      for (const [name, o] of names)
+      for (const name of names.namesBeyond(m.chunkCount))
         if (name !== JOURNAL_NAME && !isStreamObject(name, m.chunkCount) && !attached.has(name))
-          problems.push({ ...base, kind: 'orphan-object', object: where(o.key), message: 'object not listed in the manifest' });
+          problems.push({ ...base, kind: 'orphan-object', object: where(s.prefix + name), message: 'object not listed in the manifest' });
       continue;
     }
     if (!s.manifest) {
@@ -232,25 +235,26 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
     const attached = new Set(attachmentKeys(m));
     problems.push(...attachmentProblems(m, s.prefix, names, where));
     for (const c of m.chunks) {
-      const o = names.get(c.key);
-      if (!o) problems.push({ ...base, kind: 'chunk-missing', object: where(s.prefix + c.key), message: 'chunk object is missing' });
-      else if (o.size !== c.storedSize) {
+      const size = names.sizeOf(c.key);
+      if (size === undefined) problems.push({ ...base, kind: 'chunk-missing', object: where(s.prefix + c.key), message: 'chunk object is missing' });
+      else if (size !== c.storedSize) {
         problems.push({
           ...base,
           kind: 'chunk-size',
           object: where(s.prefix + c.key),
           expected: String(c.storedSize),
-          found: String(o.size),
-          message: `chunk object has ${o.size} bytes, the manifest says ${c.storedSize}`,
+          found: String(size),
+          message: `chunk object has ${size} bytes, the manifest says ${c.storedSize}`,
         });
       }
     }
-    if (s.sums === undefined) {
+    // A chunk's key is always chunkName(index) (manifest.ts), so SHA256SUMS is looked up by index.
+    const sums = s.chunkSums ?? (s.sums === undefined ? undefined : ChunkSums.parse(s.sums, m.chunks.length));
+    if (sums === undefined) {
       problems.push({ ...base, kind: 'sums-missing', object: where(s.prefix + SUMS_NAME), message: 'SHA256SUMS is missing' });
     } else {
-      const sums = parseSums(s.sums, m.chunks.length);
       for (const c of m.chunks) {
-        const listed = sums(c.key, c.index);
+        const listed = sums.digest(c.index);
         if (listed !== c.storedSha256) {
           problems.push({
             ...base,
@@ -263,9 +267,9 @@ export function quickAudit(input: QuickAuditInput): Problem[] {
         }
       }
     }
-    for (const [name, o] of names) {
+    for (const name of names.namesBeyond(m.chunks.length)) {
       if (!isStreamObject(name, m.chunks.length) && name !== JOURNAL_NAME && !attached.has(name)) {
-        problems.push({ ...base, kind: 'orphan-object', object: where(o.key), message: 'object not listed in the manifest' });
+        problems.push({ ...base, kind: 'orphan-object', object: where(s.prefix + name), message: 'object not listed in the manifest' });
       }
     }
   }
