@@ -64,7 +64,7 @@ describe('putWhole of pieces, retried', () => {
   });
 });
 
-describe.each(s3TestServers())('putWhole of pieces on $name', ({ name, settings: rgw, hint }) => {
+describe.each(s3TestServers())('putWhole of pieces on $name', ({ name, settings: rgw, hint, provider }) => {
   if (!rgw) {
     it.skip(`skipped: ${name} is not running; ${hint}`, () => undefined);
     return;
@@ -100,6 +100,9 @@ describe.each(s3TestServers())('putWhole of pieces on $name', ({ name, settings:
     }
   }, 120_000);
 
+  // Object Lock is Ceph RGW's here: Swift's s3api has none (`check` reports it n/a), so the case
+  // is defined for RGW only rather than shown as skipped on Swift.
+  if (provider !== 'ceph') return;
   it('with a retention (Object Lock): streamed with its Content-MD5, stored with that retention', async () => {
     const bucket = await createTestBucket(rgw, { objectLock: true });
     const backend = open(bucket.name);
