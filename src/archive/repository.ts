@@ -162,9 +162,10 @@ export class Repository {
   /**
    * After a commit, under the lease: the stored index with the stream just committed, without
    * listing the dataset (which grows with its history): format/index-update.ts recordCommit.
+   * `stored`: the manifest the caller just wrote, when it has it (else it is read).
    */
-  async recordCommit(stream: { dataset: string; streamId: string }): Promise<void> {
-    await recordCommit(this.backend, { ...stream, prefix: this.streamPrefix(stream) });
+  async recordCommit(stream: { dataset: string; streamId: string }, stored?: Manifest): Promise<void> {
+    await recordCommit(this.backend, { ...stream, prefix: this.streamPrefix(stream) }, stored);
   }
 
   /** The manifest of one stream: valid, damaged (an answer, not an error) or absent. */
@@ -323,7 +324,7 @@ export class Repository {
       if (!entry) continue;
       if (!sameObject(entry.object, dir.objects.info(MANIFEST_NAME))) continue;
       if (sums && !sameObject(entry.sums, dir.objects.info(SUMS_NAME))) continue;
-      // As stream-index.ts listedChunkDigest of the listed objects (test/archive/listed-objects.test.ts).
+      // The chunk digest of the listing (format/listed-objects.ts), compared with the one the writer recorded.
       if (dir.objects.chunkDigest(entry.stream.chunkCount) !== entry.chunkDigest) continue;
       dir.indexed = entry.stream;
     }

@@ -142,7 +142,7 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
     const { uploadedBytes, chunksReused } = result.progress;
     // Chunks an interrupted run stored were written with that run's (earlier) date, or none.
     if (lockStore && lock && chunksReused > 0) await extendObjects(lockStore, await repo.streamObjectKeys(result.identity), retentionFor(lock));
-    await refreshIndex(repo, job.log, dataset, streamId);
+    await refreshIndex(repo, job.log, result.manifest);
     return { status: 'archived', dataset, streamId, manifest: result.manifest, seconds, uploadedBytes, chunksReused };
   } finally {
     progress.done();
@@ -155,9 +155,11 @@ export async function archiveStream(job: ArchiveStreamJob): Promise<ArchiveStrea
  * (format/stream-index.ts). Best effort: the manifest is the commit point and the index a cache
  * every reader checks, so a failure here is a warning, never a failed archive.
  */
-async function refreshIndex(repo: Repository, log: Logger, dataset: string, streamId: string): Promise<void> {
+async function refreshIndex(repo: Repository, log: Logger, manifest: Manifest): Promise<void> {
+  const { dataset, streamId } = manifest;
   try {
-    await repo.recordCommit({ dataset, streamId });
+    // The manifest the writer just stored (a checked put): not read back (154 MB at 500,000 chunks).
+    await repo.recordCommit(manifest, manifest);
   } catch (err) {
     log.warn({ dataset, stream: streamId }, `the stream index was not updated (${errorMessage(err)}): the stream is archived; the next command reads its manifest instead`);
   }

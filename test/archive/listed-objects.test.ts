@@ -10,10 +10,25 @@ import { chunkName, JOURNAL_NAME, MANIFEST_NAME, SUMS_NAME } from '../../src/arc
 import { chunkIndexOfName, ListedObjects } from '../../src/archive/format/listed-objects.js';
 import { ChunkSums } from '../../src/archive/format/chunk-sums.js';
 import type { Manifest } from '../../src/archive/format/manifest.js';
-import { listedChunkDigest } from '../../src/archive/format/stream-index.js';
+import { chunkDigest } from '../../src/archive/format/stream-index.js';
 import { groupByStream, type Problem, quickAudit, formatAge } from '../../src/archive/plan/audit.js';
 import type { ObjectInfo } from '../../src/storage/backend.js';
 import { seededRandom } from '../../src/util/random.js';
+
+/**
+ * The oracle (the code before ListedObjects): the digest `chunkDigest` gives for the chunk objects a stream directory's listing shows, when
+ * it shows exactly `count` of them (`000000.zst` …) with their sizes; undefined when one is missing.
+ */
+function listedChunkDigest(prefix: string, objects: readonly ObjectInfo[], count: number): string | undefined {
+  const byKey = new Map(objects.map((o) => [o.key, o.size]));
+  const chunks: { key: string; storedSize: number }[] = [];
+  for (let i = 0; i < count; i++) {
+    const size = byKey.get(prefix + chunkName(i));
+    if (size === undefined) return undefined;
+    chunks.push({ key: chunkName(i), storedSize: size });
+  }
+  return chunkDigest(chunks);
+}
 
 const DATASET = 'pool/lo';
 const STREAM = '20260101T020000Z-full-lo-5ca1e000';

@@ -9,7 +9,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { indexKey, parseIndex, readIndex, writeIndex } from '../../src/archive/format/stream-index.js';
+import { entryOf, indexKey, parseIndex, readIndex, writeIndex } from '../../src/archive/format/stream-index.js';
+import { MANIFEST_NAME, SUMS_NAME } from '../../src/archive/format/keys.js';
+import { Repository } from '../../src/archive/repository.js';
 import type { Backend, ObjectInfo } from '../../src/storage/backend.js';
 import { runCli } from '../support/cli.js';
 import { buildStream } from '../support/synthetic-stream.js';
@@ -67,6 +69,21 @@ describe.each(testTargets())('the stream index on $name', (target: TestTarget) =
     expect(restore.code, restore.stderr).toBe(0);
     return [answer(list.stdout), answer(verify.stdout), answer(plan.stdout), readFileSync(file).toString('base64'), list.stderr, verify.stderr];
   }
+
+  it("put records its stream's entry from the manifest it wrote, exactly as one made from the stored manifest read back", async () => {
+    const index = parseIndex(await backend.getBuffer(indexKey(DS)), DS)!;
+    const repo = new Repository(backend);
+    const listed = new Map<string, ObjectInfo>();
+    await backend.list('', (o) => listed.set(o.key, o));
+    expect(index.size).toBe(4);
+    for (const [streamId, entry] of index) {
+      const read = await repo.readManifest({ dataset: DS, streamId });
+      if (!('manifest' in read)) throw new Error(`${streamId}: no manifest`);
+      const prefix = repo.streamPrefix({ dataset: DS, streamId });
+      const fromStored = JSON.parse(JSON.stringify(entryOf(read.manifest, listed.get(prefix + MANIFEST_NAME)!, listed.get(prefix + SUMS_NAME))));
+      expect(entry).toEqual(fromStored);
+    }
+  });
 
   it('answers the same with a valid, a missing and a garbage index, and read-only commands write nothing', async () => {
     const index = parseIndex(await backend.getBuffer(indexKey(DS)), DS);

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { ObjectInfo } from '../../storage/backend.js';
 import { chunkName } from './keys.js';
+import { chunkDigest } from './stream-index.js';
 
 /** Below 2³² − 1: an index kept in a Uint32Array slot. */
 const MAX_INDEX = 0xffff_fffe;
@@ -189,16 +189,16 @@ export class ListedObjects {
 
   /**
    * format/stream-index.ts chunkDigest of the chunk objects listed, when exactly chunks 0 … count − 1
-   * are among them (the same as stream-index.ts listedChunkDigest of the ObjectInfos); else undefined.
+   * are among them; else undefined.
    */
   chunkDigest(count: number): string | undefined {
     this.seal();
-    const hash = createHash('sha256');
-    for (let i = 0; i < count; i++) {
-      const at = this.find(i);
-      if (at < 0) return undefined;
-      hash.update(`${chunkName(i)} ${this.sizes[at]!}\n`);
-    }
-    return hash.digest('hex');
+    for (let i = 0; i < count; i++) if (this.find(i) < 0) return undefined;
+    const sizeOf = (i: number): number => this.sizes[this.find(i)]!;
+    return chunkDigest(
+      (function* () {
+        for (let i = 0; i < count; i++) yield { key: chunkName(i), storedSize: sizeOf(i) };
+      })(),
+    );
   }
 }

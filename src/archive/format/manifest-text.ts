@@ -13,7 +13,7 @@ export function serializeManifest(manifest: Manifest): Buffer {
 const PIECE_BYTES = 64 * 1024;
 
 /**
- * `serializeManifest`'s bytes as a sequence of Buffers of ≈ 256 KiB, made as they are asked for
+ * `serializeManifest`'s bytes as a sequence of Buffers of ≈ 64 KiB, made as they are asked for
  * (issue 17: the body of a 500,000-chunk stream is 154 MB; `putWhole` hashes one pass and
  * sends another, never holding it whole). Iterable again from the start, each time the same bytes.
  */
@@ -54,7 +54,7 @@ export function sha256sums(chunks: readonly ManifestChunk[]): Buffer {
   return Buffer.concat([...sha256sumsPieces(chunks)]);
 }
 
-/** `sha256sums` as pieces of ≈ 256 KiB, made as asked for (see manifestPieces). */
+/** `sha256sums` as pieces of ≈ 64 KiB, made as asked for (see manifestPieces). */
 export function sha256sumsPieces(chunks: readonly ManifestChunk[]): Iterable<Buffer> {
   return {
     *[Symbol.iterator]() {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Backend, ObjectInfo } from '../../storage/backend.js';
 import { OperationalError } from '../../util/errors.js';
-import { chunkName, datasetPath, INDEX_NAME, indexSegmentName, indexSegmentNumber } from './keys.js';
+import { datasetPath, INDEX_NAME, indexSegmentName, indexSegmentNumber } from './keys.js';
 import { MANIFEST_FORMAT, type Manifest, type ManifestSummary } from './manifest.js';
 
 /**
@@ -63,25 +63,10 @@ export function sameObject(stamp: ObjectStamp | undefined, info: ObjectInfo | un
 }
 
 /** SHA-256 over `<key> <stored size>\n` of chunks in order: what quick verify compares with the listing. */
-export function chunkDigest(chunks: readonly { key: string; storedSize: number }[]): string {
+export function chunkDigest(chunks: Iterable<{ key: string; storedSize: number }>): string {
   const hash = createHash('sha256');
   for (const c of chunks) hash.update(`${c.key} ${c.storedSize}\n`);
   return hash.digest('hex');
-}
-
-/**
- * The digest `chunkDigest` gives for the chunk objects a stream directory's listing shows, when
- * it shows exactly `count` of them (`000000.zst` …) with their sizes; undefined when one is missing.
- */
-export function listedChunkDigest(prefix: string, objects: readonly ObjectInfo[], count: number): string | undefined {
-  const byKey = new Map(objects.map((o) => [o.key, o.size]));
-  const chunks: { key: string; storedSize: number }[] = [];
-  for (let i = 0; i < count; i++) {
-    const size = byKey.get(prefix + chunkName(i));
-    if (size === undefined) return undefined;
-    chunks.push({ key: chunkName(i), storedSize: size });
-  }
-  return chunkDigest(chunks);
 }
 
 export function summarize(m: Manifest): IndexedStream {
