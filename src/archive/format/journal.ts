@@ -87,10 +87,10 @@ export class ResumeJournal {
     const old = await readJournal(backend, id.prefix + JOURNAL_NAME, candidate);
     if (old) {
       const compatible = old.streamId === id.streamId && old.chunkSize === id.chunkSize && JSON.stringify(old.sendArgs) === JSON.stringify(id.sendArgs);
-      if (compatible) reusable = old.chunks;
-      if (compatible)
+      if (compatible) {
+        reusable = old.chunks;
         log.warn({ stream: id.streamId, chunks: reusable.size }, `resuming an interrupted upload: ${reusable.size} stored chunk(s) can be reused if the stream is the same and each is proven intact`);
-      else log.warn({ stream: id.streamId }, 'discarding an interrupted upload made with other settings (chunk size or zfs send arguments)');
+      } else log.warn({ stream: id.streamId }, 'discarding an interrupted upload made with other settings (chunk size or zfs send arguments)');
     }
     const keep = new Set([id.prefix + JOURNAL_NAME]);
     for (let i = 0; i < reusable.end; i++) if (reusable.has(i)) keep.add(id.prefix + chunkName(i));
